@@ -1,0 +1,38 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+
+	"github.com/kiln-vmm/kiln/boot"
+	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/kvm"
+)
+
+// kiln's own exit codes, from BSD's sysexits.h where one fits. A guest
+// command's exit status is passed through as it is, so a command can return
+// these numbers too; kiln's own errors always print a "kiln:" line first.
+const (
+	ExitUsage       = 64 // EX_USAGE: bad flag, size or count
+	ExitBadInput    = 65 // EX_DATAERR: not a kernel, truncated, too big for memory
+	ExitNoInput     = 66 // EX_NOINPUT: a file is missing or unreadable
+	ExitNoKVM       = 69 // EX_UNAVAILABLE: /dev/kvm missing, not permitted, lacking
+	ExitVMM         = 70 // EX_SOFTWARE: KVM or the VMM failed while running
+	ExitGuestCrash  = 71 // the guest crashed: triple fault, panic, init died
+	ExitInterrupted = 130
+)
+
+// exitCode maps an error from building or running a VM to an exit code.
+func exitCode(err error) int {
+	switch {
+	case errors.Is(err, config.ErrUsage):
+		return ExitUsage
+	case errors.Is(err, kvm.ErrNoKVM), errors.Is(err, kvm.ErrMissingCapability):
+		return ExitNoKVM
+	case errors.Is(err, boot.ErrNotKernel), errors.Is(err, boot.ErrTooBig):
+		return ExitBadInput
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
+		return ExitNoInput
+	}
+	return ExitVMM
+}

@@ -1,0 +1,59 @@
+// Command kiln is a KVM micro-VM monitor: it boots a Linux kernel and a
+// u-root initramfs in a fresh virtual machine, runs a shell or one command
+// there, and exits with the command's status.
+//
+// Usage:
+//
+//	kiln run [flags] [-- COMMAND [ARG...]]
+//	kiln version
+//
+// Exit codes are listed in exitcodes.go and in the README.
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	start := time.Now()
+	os.Exit(Main(os.Args[1:], start))
+}
+
+// Main runs kiln with args and returns its exit code.
+func Main(args []string, start time.Time) int {
+	if len(args) == 0 {
+		usage(os.Stderr)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], start)
+	case "version", "--version":
+		fmt.Printf("kiln %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		usage(os.Stdout)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "kiln: unknown command %q (try kiln --help)\n", args[0])
+	return ExitUsage
+}
+
+func usage(w *os.File) {
+	fmt.Fprint(w, `kiln: a KVM micro-VM monitor
+
+Usage:
+  kiln run [flags] [-- COMMAND [ARG...]]   boot a guest: a shell, or run COMMAND
+  kiln version                             print the version
+  kiln COMMAND --help                      help for a command
+
+Exit codes: the guest command's status, or
+  64 usage error, 65 bad kernel or initrd, 66 file not found or unreadable,
+  69 KVM not available, 70 VMM error, 71 guest crashed.
+`)
+}

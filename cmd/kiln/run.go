@@ -1,0 +1,177 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/console"
+	"github.com/kiln-vmm/kiln/vmm/machine"
+)
+
+// defaultPath returns name next to the kiln binary (where make puts the
+// kernel and initramfs), unless the environment variable env names one.
+func defaultPath(env, name string) string {
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return name
+	}
+	return filepath.Join(filepath.Dir(exe), name)
+}
+
+// runFlags parses `kiln run` arguments into a config.
+func runFlags(args []string) (*config.Config, bool, error) {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SortFlags = false
+	cfg := &config.Config{}
+	fs.StringVar(&cfg.Kernel, "kernel", defaultPath("KILN_KERNEL", "vmlinux"), "guest kernel: an ELF vmlinux with a PVH note, or a bzImage")
+	fs.StringVar(&cfg.Initrd, "initrd", defaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs (cpio archive); \"\" for none")
+	fs.StringVar(&cfg.Cmdline, "cmdline", "", "extra kernel command-line arguments")
+	fs.IntVar(&cfg.CPUs, "cpus", 1, "number of vCPUs")
+	mem := fs.String("memory", "256M", "guest memory (e.g. 512M, 2G)")
+	bootTime := fs.Bool("boot-time", false, "print the time from launch to guest user space")
+	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
+	help := fs.BoolP("help", "h", false, "show this help")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, "Usage: kiln run [flags] [-- COMMAND [ARG...]]\n\n"+
+			"Boots a Linux guest. With COMMAND, runs it in the guest and exits with its\n"+
+			"status; without, starts an interactive shell (Ctrl-A X quits).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, false, fmt.Errorf("%w: %v", config.ErrUsage, err)
+	}
+	if *help {
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		return nil, true, nil
+	}
+	if dash := fs.ArgsLenAtDash(); dash >= 0 {
+		if dash > 0 {
+			return nil, false, fmt.Errorf("%w: unexpected argument %q before --", config.ErrUsage, fs.Args()[0])
+		}
+		cfg.Command = fs.Args()
+		if len(cfg.Command) == 0 {
+			return nil, false, fmt.Errorf("%w: no command after --", config.ErrUsage)
+		}
+	} else if fs.NArg() > 0 {
+		return nil, false, fmt.Errorf("%w: unexpected argument %q (put the guest command after --)", config.ErrUsage, fs.Arg(0))
+	}
+	size, err := config.ParseSize(*mem)
+	if err != nil {
+		return nil, false, err
+	}
+	cfg.Memory = size
+	if *bootTime {
+		cfg.BootTime = true
+	}
+	return cfg, false, nil
+}
+
+func cmdRun(args []string, start time.Time) int {
+	cfg, helped, err := runFlags(args)
+	if helped {
+		return 0
+	}
+	if err != nil {
+		return fail(err)
+	}
+	cfg.Interactive = console.IsTerminal(os.Stdin) && console.IsTerminal(os.Stdout)
+	if err := cfg.Validate(); err != nil {
+		return fail(err)
+	}
+
+	out := console.NewWriter(os.Stdout)
+	m, err := machine.New(cfg, machine.Options{Console: out, Start: start})
+	if err != nil {
+		out.Close()
+		return fail(err)
+	}
+	defer m.Close()
+	if m.Host().PVM {
+		fmt.Fprintf(os.Stderr, "kiln: host KVM is kvm-pvm (software nested virtualization): guest CPUID without CX16, XSAVE and KVM PV hypercalls; kernel command line adds clearcpuid, tsc_early_khz=%d, rodata=off (docs/pvm.md)\n", m.Host().TSCKHz)
+	}
+
+	var term *console.Terminal
+	if cfg.Interactive {
+		if term, err = console.MakeRaw(os.Stdin); err != nil {
+			out.Close()
+			return fail(fmt.Errorf("set terminal raw mode: %w", err))
+		}
+		defer term.Restore()
+	}
+	go console.Pump(os.Stdin, m.Serial, cfg.Interactive, m.Stop)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	interrupted := false
+	go func() {
+		if _, ok := <-sigs; ok {
+			interrupted = true
+			m.Stop()
+		}
+	}()
+
+	res := m.Run()
+	signal.Stop(sigs)
+	out.Close()
+	term.Restore()
+	if cfg.Interactive {
+		fmt.Fprint(os.Stderr, "\r\n")
+	}
+	if cfg.BootTime {
+		if res.HasBootTime {
+			fmt.Fprintf(os.Stderr, "kiln: boot time (launch to guest user space): %.3f s\n", res.BootTime.Seconds())
+		} else {
+			fmt.Fprintln(os.Stderr, "kiln: boot time: the guest never reported reaching user space")
+		}
+	}
+	return resultCode(cfg, res, interrupted)
+}
+
+// resultCode turns how the VM ended into kiln's exit code.
+func resultCode(cfg *config.Config, res machine.Result, interrupted bool) int {
+	switch res.Reason {
+	case machine.ReasonError:
+		return fail(res.Err)
+	case machine.ReasonShutdown:
+		fmt.Fprintf(os.Stderr, "kiln: guest crashed: %v\n", res.Err)
+		return ExitGuestCrash
+	case machine.ReasonStopped:
+		if interrupted {
+			return ExitInterrupted
+		}
+		return 0
+	}
+	// A reset: the guest rebooted or powered off.
+	if res.HasStatus {
+		return res.ExitStatus
+	}
+	if len(cfg.Command) > 0 {
+		fmt.Fprintln(os.Stderr, "kiln: guest crashed: it reset before its command reported an exit status (kernel panic or init failure; run with -v to see the kernel log)")
+		return ExitGuestCrash
+	}
+	return 0
+}
+
+// fail prints err as one line and returns its exit code.
+func fail(err error) int {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, config.ErrUsage.Error()+": ")
+	fmt.Fprintf(os.Stderr, "kiln: %s\n", msg)
+	if errors.Is(err, config.ErrUsage) {
+		fmt.Fprintln(os.Stderr, "kiln: see kiln run --help")
+	}
+	return exitCode(err)
+}

@@ -1,0 +1,18 @@
+// Package devices holds what the emulated devices share. Each device lives
+// in its own package below this one, as a small state machine that knows
+// nothing of KVM: it sees register reads and writes at offsets inside its
+// own window, and raises interrupts through the Interrupt interface. That
+// keeps every device testable with a byte buffer and a counter.
+package devices
+
+// Interrupt is a device's interrupt line.
+type Interrupt interface {
+	// Trigger raises the interrupt (an edge: the line pulses).
+	Trigger() error
+}
+
+// CountingInterrupt is an Interrupt that counts triggers; tests use it.
+type CountingInterrupt struct{ N int }
+
+// Trigger counts one interrupt.
+func (c *CountingInterrupt) Trigger() error { c.N++; return nil }

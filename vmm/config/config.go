@@ -1,0 +1,145 @@
+// Package config describes one VM to run and checks it before anything is
+// built: sizes parsed, files present, counts in range. A Config that passes
+// Validate can still fail later (a file that is not a kernel, an initrd that
+// does not fit), but never because of a bad number.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Limits on what a VM may ask for.
+const (
+	MinMemory     = 32 << 20 // the kernel alone is loaded at 16 MiB
+	MaxMemory     = 1 << 40
+	MaxCPUs       = 64 // the MP table and guest kernel's NR_CPUS
+	DefaultMemory = 256 << 20
+)
+
+// ErrUsage marks errors in what the user asked for (bad flags, sizes,
+// counts), as opposed to failures of the VMM or the host.
+var ErrUsage = errors.New("usage")
+
+// Config is one VM.
+type Config struct {
+	Kernel   string   // ELF vmlinux with a PVH note, or a bzImage
+	Initrd   string   // initramfs, or "" for none
+	Cmdline  string   // extra kernel command-line arguments, appended
+	CPUs     int      // number of vCPUs
+	Memory   uint64   // guest RAM in bytes
+	Command  []string // command for the guest init to run; empty: a shell
+	Verbose  bool     // show the kernel's boot messages in command mode
+	BootTime bool     // report the time from launch to guest user space
+
+	// Interactive says the host console is a terminal: the guest's tty
+	// does echo and line editing. Otherwise the guest console is raw.
+	Interactive bool
+}
+
+// Validate checks c, returning an error wrapping ErrUsage for bad values
+// and a plain error for files that cannot be read.
+func (c *Config) Validate() error {
+	if c.CPUs < 1 || c.CPUs > MaxCPUs {
+		return fmt.Errorf("%w: --cpus %d is out of range (1 to %d)", ErrUsage, c.CPUs, MaxCPUs)
+	}
+	if c.Memory < MinMemory {
+		return fmt.Errorf("%w: --memory %s is too small (at least %s)", ErrUsage, FormatSize(c.Memory), FormatSize(MinMemory))
+	}
+	if c.Memory > MaxMemory {
+		return fmt.Errorf("%w: --memory %s is too large (at most %s)", ErrUsage, FormatSize(c.Memory), FormatSize(MaxMemory))
+	}
+	if host := hostMemory(); host > 0 && c.Memory > host {
+		return fmt.Errorf("%w: --memory %s is more than this host's %s of RAM", ErrUsage, FormatSize(c.Memory), FormatSize(host))
+	}
+	if c.Memory%(4<<10) != 0 {
+		return fmt.Errorf("%w: --memory %d is not a multiple of 4 KiB", ErrUsage, c.Memory)
+	}
+	if err := readable("kernel", c.Kernel); err != nil {
+		return err
+	}
+	if c.Initrd != "" {
+		if err := readable("initrd", c.Initrd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readable checks that path names a regular file we can open.
+func readable(what, path string) error {
+	if path == "" {
+		return fmt.Errorf("%w: no %s given", ErrUsage, what)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s %s: not a regular file", what, path)
+	}
+	if st.Size() == 0 {
+		return fmt.Errorf("%s %s: file is empty", what, path)
+	}
+	return nil
+}
+
+func hostMemory() uint64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return uint64(si.Totalram) * uint64(si.Unit)
+}
+
+// ParseSize parses a memory size: a number with an optional unit K, M, G or
+// T (powers of 1024; "MiB", "MB" and "M" all mean MiB). A bare number is
+// MiB, as in QEMU's -m.
+func ParseSize(s string) (uint64, error) {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	shift := 20
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			shift, t = 10, t[:n-1]
+		case 'M':
+			shift, t = 20, t[:n-1]
+		case 'G':
+			shift, t = 30, t[:n-1]
+		case 'T':
+			shift, t = 40, t[:n-1]
+		}
+	}
+	v, err := strconv.ParseUint(t, 10, 64)
+	if err != nil || t == "" {
+		return 0, fmt.Errorf("%w: bad size %q (want e.g. 512M or 2G)", ErrUsage, s)
+	}
+	if v == 0 || v > (1<<62)>>shift {
+		return 0, fmt.Errorf("%w: size %q is out of range", ErrUsage, s)
+	}
+	return v << shift, nil
+}
+
+// FormatSize prints a byte count in the largest whole binary unit.
+func FormatSize(n uint64) string {
+	for _, u := range []struct {
+		shift int
+		name  string
+	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d%s", n>>u.shift, u.name)
+		}
+	}
+	return fmt.Sprintf("%dB", n)
+}

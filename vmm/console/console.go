@@ -1,0 +1,181 @@
+// Package console connects the guest's serial port to the host's terminal.
+//
+// Output from the UART is written to the host's stdout in batches, so a
+// guest printing one byte per VM exit does not cost one write(2) per byte.
+// Input from stdin is fed into the UART's receive FIFO, only as fast as the
+// guest drains it. When stdin is a terminal it is put in raw mode, so that
+// keys (Ctrl-C, arrows, Tab) go to the guest's shell rather than to kiln,
+// and restored on every way out; Ctrl-A is then an escape key as in QEMU:
+// Ctrl-A X quits, Ctrl-A Ctrl-A sends a Ctrl-A. When stdin is not a terminal
+// its end is sent as Ctrl-D, the end-of-file character of the guest's tty.
+package console
+
+import (
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Escape is the key that starts a console command: Ctrl-A.
+const Escape = 0x01
+
+// EOF is what the guest's tty reads as end of file: Ctrl-D.
+const EOF = 0x04
+
+// Writer batches console output: Write queues, a goroutine writes.
+type Writer struct {
+	out  io.Writer
+	mu   sync.Mutex
+	buf  []byte
+	wake chan struct{}
+	done chan struct{}
+	quit chan struct{}
+}
+
+// NewWriter starts a batching writer to out.
+func NewWriter(out io.Writer) *Writer {
+	w := &Writer{out: out, wake: make(chan struct{}, 1), done: make(chan struct{}), quit: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+// Write queues p; it never blocks on the host's stdout.
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.buf = append(w.buf, p...)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.wake:
+		case <-w.quit:
+			w.flush()
+			return
+		}
+		w.flush()
+	}
+}
+
+func (w *Writer) flush() {
+	w.mu.Lock()
+	b := w.buf
+	w.buf = nil
+	w.mu.Unlock()
+	if len(b) > 0 {
+		w.out.Write(b)
+	}
+}
+
+// Close writes what is queued and stops the writer.
+func (w *Writer) Close() {
+	close(w.quit)
+	<-w.done
+}
+
+// Receiver is the guest side of the input: the UART.
+type Receiver interface {
+	Enqueue(b []byte) int
+	Space() <-chan struct{}
+}
+
+// Terminal is the host's stdin, possibly in raw mode.
+type Terminal struct {
+	fd    int
+	saved *unix.Termios
+}
+
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// MakeRaw puts the terminal f in raw mode; Restore undoes it.
+func MakeRaw(f *os.File) (*Terminal, error) {
+	fd := int(f.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, err
+	}
+	saved := *t
+	// cfmakeraw(3)
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
+		return nil, err
+	}
+	return &Terminal{fd: fd, saved: &saved}, nil
+}
+
+// Restore puts the terminal back as it was. It is safe to call twice.
+func (t *Terminal) Restore() {
+	if t != nil && t.saved != nil {
+		_ = unix.IoctlSetTermios(t.fd, unix.TCSETS, t.saved)
+	}
+}
+
+// Pump copies in to the guest until in ends or quit is called. With escape
+// set, Ctrl-A X calls quit instead of being sent. It returns when in ends.
+func Pump(in io.Reader, r Receiver, escape bool, quit func()) {
+	buf := make([]byte, 256)
+	var pendingEscape bool
+	for {
+		n, err := in.Read(buf)
+		var out []byte
+		for _, c := range buf[:n] {
+			if !escape {
+				out = append(out, c)
+				continue
+			}
+			if pendingEscape {
+				pendingEscape = false
+				switch c {
+				case 'x', 'X':
+					feed(r, out)
+					quit()
+					return
+				case Escape:
+					out = append(out, Escape)
+				}
+				continue
+			}
+			if c == Escape {
+				pendingEscape = true
+				continue
+			}
+			out = append(out, c)
+		}
+		feed(r, out)
+		if err != nil {
+			if !escape {
+				feed(r, []byte{EOF})
+			}
+			return
+		}
+	}
+}
+
+// feed offers b to the guest, waiting while its FIFO is full.
+func feed(r Receiver, b []byte) {
+	for len(b) > 0 {
+		n := r.Enqueue(b)
+		b = b[n:]
+		if len(b) > 0 {
+			<-r.Space()
+		}
+	}
+}

@@ -1,0 +1,119 @@
+package kvm
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// VCPU is one virtual CPU. Its ioctls must be issued from one OS thread:
+// the goroutine that runs it calls runtime.LockOSThread first.
+type VCPU struct {
+	ID  int
+	fd  int
+	run []byte // the shared struct kvm_run, mmapped from fd
+}
+
+// Close unmaps the run area and closes the vCPU.
+func (v *VCPU) Close() error {
+	unix.Munmap(v.run)
+	return unix.Close(v.fd)
+}
+
+// Run enters the guest until the next exit that user space must handle
+// (KVM_RUN). It returns ErrInterrupted when a signal or Kick stopped it
+// before or during guest execution; the caller decides whether to loop.
+func (v *VCPU) Run() error {
+	_, err := ioctl(v.fd, kvmRun, 0)
+	if err != nil && (errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN)) {
+		return ErrInterrupted
+	}
+	return err
+}
+
+// ErrInterrupted is returned by Run when KVM_RUN was interrupted.
+var ErrInterrupted = errors.New("KVM_RUN interrupted")
+
+// Regs reads the general-purpose registers (KVM_GET_REGS).
+func (v *VCPU) Regs() (Regs, error) {
+	var r Regs
+	_, err := ioctlPtr(v.fd, kvmGetRegs, &r)
+	return r, err
+}
+
+// SetRegs writes the general-purpose registers (KVM_SET_REGS).
+func (v *VCPU) SetRegs(r Regs) error {
+	_, err := ioctlPtr(v.fd, kvmSetRegs, &r)
+	return err
+}
+
+// Sregs reads the special registers (KVM_GET_SREGS).
+func (v *VCPU) Sregs() (Sregs, error) {
+	var s Sregs
+	_, err := ioctlPtr(v.fd, kvmGetSregs, &s)
+	return s, err
+}
+
+// SetSregs writes the special registers (KVM_SET_SREGS).
+func (v *VCPU) SetSregs(s Sregs) error {
+	_, err := ioctlPtr(v.fd, kvmSetSregs, &s)
+	return err
+}
+
+// SetFPU writes the x87/SSE state (KVM_SET_FPU).
+func (v *VCPU) SetFPU(f FPU) error {
+	_, err := ioctlPtr(v.fd, kvmSetFPU, &f)
+	return err
+}
+
+// SetCPUID sets what the CPUID instruction returns in this vCPU
+// (KVM_SET_CPUID2).
+func (v *VCPU) SetCPUID(entries []CPUIDEntry) error {
+	if len(entries) > maxCPUIDEntries {
+		return fmt.Errorf("KVM_SET_CPUID2: %d entries, at most %d", len(entries), maxCPUIDEntries)
+	}
+	c := new(cpuid2)
+	c.NEnt = uint32(len(entries))
+	copy(c.Entries[:], entries)
+	_, err := ioctlPtr(v.fd, kvmSetCPUID2, c)
+	return err
+}
+
+// SetMSRs writes model-specific registers (KVM_SET_MSRS). KVM returns how
+// many it set; fewer than asked is an error naming the first refused one.
+func (v *VCPU) SetMSRs(entries []MSR) error {
+	if len(entries) > maxMSRs {
+		return fmt.Errorf("KVM_SET_MSRS: %d entries, at most %d", len(entries), maxMSRs)
+	}
+	m := new(msrs)
+	m.NMSRs = uint32(len(entries))
+	copy(m.Entries[:], entries)
+	n, err := ioctlPtr(v.fd, kvmSetMSRs, m)
+	if err != nil {
+		return err
+	}
+	if int(n) != len(entries) {
+		return fmt.Errorf("KVM_SET_MSRS: MSR %#x refused", entries[n].Index)
+	}
+	return nil
+}
+
+// LAPIC reads the local APIC registers (KVM_GET_LAPIC).
+func (v *VCPU) LAPIC() (*LAPICState, error) {
+	s := new(LAPICState)
+	_, err := ioctlPtr(v.fd, kvmGetLAPIC, s)
+	return s, err
+}
+
+// SetLAPIC writes the local APIC registers (KVM_SET_LAPIC).
+func (v *VCPU) SetLAPIC(s *LAPICState) error {
+	_, err := ioctlPtr(v.fd, kvmSetLAPIC, s)
+	return err
+}
+
+// TSCKHz returns the vCPU's time-stamp counter frequency in kHz.
+func (v *VCPU) TSCKHz() (uint32, error) {
+	r, err := ioctl(v.fd, kvmGetTSCKHz, 0)
+	return uint32(r), err
+}

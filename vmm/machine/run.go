@@ -1,0 +1,213 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/vmm/kvm"
+)
+
+// Reason says why a VM ended.
+type Reason int
+
+const (
+	// ReasonReset: the guest reset the machine through the i8042, which is
+	// how a Linux guest with reboot=k reboots or powers off.
+	ReasonReset Reason = iota
+	// ReasonShutdown: a triple fault or a KVM shutdown event; the guest
+	// crashed.
+	ReasonShutdown
+	// ReasonError: the VMM could not go on (a KVM error, an emulation
+	// failure); Err says what.
+	ReasonError
+	// ReasonStopped: the host asked the VM to stop (Ctrl-A X, a signal).
+	ReasonStopped
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonReset:
+		return "reset"
+	case ReasonShutdown:
+		return "shutdown (triple fault)"
+	case ReasonError:
+		return "error"
+	case ReasonStopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("reason %d", int(r))
+}
+
+// Result is how a VM ended.
+type Result struct {
+	Reason Reason
+	Err    error // with ReasonError
+
+	// ExitStatus is the guest command's exit status, if the guest init
+	// reported one through the signal device.
+	ExitStatus int
+	HasStatus  bool
+
+	// BootTime is from kiln's start to the guest's user space, if reported.
+	BootTime    time.Duration
+	HasBootTime bool
+}
+
+// stopOnce records the first reason to end the VM and wakes every vCPU.
+type stopOnce struct {
+	once   sync.Once
+	result Result
+}
+
+func (s *stopOnce) Do(m *Machine, r Result) {
+	s.once.Do(func() {
+		s.result = r
+		close(m.end)
+	})
+}
+
+// Stop ends the VM from the host side (for example on Ctrl-A X).
+func (m *Machine) Stop() { m.stop.Do(m, Result{Reason: ReasonStopped}) }
+
+// Run runs the VM until it ends and returns how it ended.
+func (m *Machine) Run() Result {
+	var wg sync.WaitGroup
+	tids := make([]int, len(m.vcpus))
+	ready := make(chan struct{}, len(m.vcpus))
+	for i, v := range m.vcpus {
+		wg.Add(1)
+		go func(i int, v *kvm.VCPU) {
+			defer wg.Done()
+			// KVM requires a vCPU's ioctls to come from one thread.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			tids[i] = unix.Gettid()
+			ready <- struct{}{}
+			if err := m.runVCPU(v); err != nil {
+				m.stop.Do(m, Result{Reason: ReasonError, Err: err})
+			}
+		}(i, v)
+	}
+	for range m.vcpus {
+		<-ready
+	}
+
+	<-m.end
+	// Wake vCPUs blocked in KVM_RUN: immediate_exit makes the next entry
+	// return at once, and a signal interrupts one already in the guest.
+	// SIGURG is the signal Go's runtime itself uses to preempt threads, so
+	// it is always handled and harmless.
+	for i, v := range m.vcpus {
+		v.SetImmediateExit(true)
+		_ = unix.Tgkill(unix.Getpid(), tids[i], unix.SIGURG)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			return m.finish(m.stop.result)
+		case <-time.After(10 * time.Millisecond):
+			for i := range m.vcpus {
+				_ = unix.Tgkill(unix.Getpid(), tids[i], unix.SIGURG)
+			}
+		}
+	}
+}
+
+// finish adds what the signal device recorded to the result.
+func (m *Machine) finish(r Result) Result {
+	r.ExitStatus, r.HasStatus = m.signal.ExitStatus()
+	if t, ok := m.signal.Userspace(); ok {
+		r.BootTime, r.HasBootTime = t.Sub(m.start), true
+	}
+	return r
+}
+
+// stopping reports whether the VM is ending.
+func (m *Machine) stopping() bool {
+	select {
+	case <-m.end:
+		return true
+	default:
+		return false
+	}
+}
+
+// runVCPU is one vCPU's run loop: enter the guest, handle the exit, repeat.
+// It returns nil when the VM ends normally and an error when it cannot go on.
+func (m *Machine) runVCPU(v *kvm.VCPU) error {
+	for {
+		if m.stopping() {
+			return nil
+		}
+		err := v.Run()
+		if errors.Is(err, kvm.ErrInterrupted) {
+			continue // a signal: check for the end, then go back in
+		}
+		if err != nil {
+			return fmt.Errorf("vCPU %d: %w", v.ID, err)
+		}
+		switch reason := v.ExitReason(); reason {
+		case kvm.ExitIO:
+			io := v.IO()
+			for i := 0; i < io.Count; i++ {
+				d := io.Data[i*io.Size : (i+1)*io.Size]
+				if io.Write {
+					m.pio.Write(uint64(io.Port), d)
+				} else {
+					m.pio.Read(uint64(io.Port), d)
+				}
+			}
+		case kvm.ExitMMIO:
+			mm := v.MMIO()
+			if mm.Write {
+				m.mmio.Write(mm.Addr, mm.Data)
+			} else {
+				m.mmio.Read(mm.Addr, mm.Data)
+			}
+		case kvm.ExitIntr:
+			// Interrupted by a signal; loop.
+		case kvm.ExitHLT:
+			// With the in-kernel local APIC, HLT only exits when the vCPU
+			// can never wake: interrupts off. The guest has stopped.
+			m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d halted with interrupts disabled%s", v.ID, regsSuffix(v))})
+			return nil
+		case kvm.ExitShutdown:
+			m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: triple fault%s", v.ID, regsSuffix(v))})
+			return nil
+		case kvm.ExitSystemEvent:
+			if ev := v.SystemEventType(); ev == 2 { // reset
+				m.stop.Do(m, Result{Reason: ReasonReset})
+			} else {
+				m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: system event %v", v.ID, ev)})
+			}
+			return nil
+		case kvm.ExitInternalError:
+			ie := v.Internal()
+			return fmt.Errorf("vCPU %d: %v: %v%s (data %#x)", v.ID, reason, ie.Suberror, regsSuffix(v), ie.Data)
+		case kvm.ExitFailEntry:
+			return fmt.Errorf("vCPU %d: %v: hardware entry failure reason %#x%s", v.ID, reason, v.FailEntryReason(), regsSuffix(v))
+		default:
+			return fmt.Errorf("vCPU %d: unexpected exit %v%s", v.ID, reason, regsSuffix(v))
+		}
+	}
+}
+
+// regsSuffix describes where the guest was, for error messages.
+func regsSuffix(v *kvm.VCPU) string {
+	r, err := v.Regs()
+	if err != nil {
+		return ""
+	}
+	s := fmt.Sprintf(" at RIP %#x (RSP %#x, RFLAGS %#x)", r.RIP, r.RSP, r.RFLAGS)
+	if sr, err := v.Sregs(); err == nil {
+		s += fmt.Sprintf(" CR0 %#x CR3 %#x CR4 %#x EFER %#x", sr.CR0, sr.CR3, sr.CR4, sr.EFER)
+	}
+	return s
+}
