@@ -56,15 +56,14 @@ type Options struct {
 }
 
 // New builds the VM described by cfg.
-func New(cfg *config.Config, opt Options) (m *Machine, err error) {
-	m = &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{})}
+func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
+	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{})}
 	if m.start.IsZero() {
 		m.start = time.Now()
 	}
 	defer func() {
 		if err != nil {
-			m.Close()
-			m = nil
+			m.Close() // what was built so far
 		}
 	}()
 

@@ -83,6 +83,13 @@ func (m *Machine) Run() Result {
 		wg.Add(1)
 		go func(i int, v *kvm.VCPU) {
 			defer wg.Done()
+			// A bug in a device must end this VM with a message, not kill
+			// kiln with the terminal left in raw mode.
+			defer func() {
+				if r := recover(); r != nil {
+					m.stop.Do(m, Result{Reason: ReasonError, Err: fmt.Errorf("vCPU %d: internal error: %v", i, r)})
+				}
+			}()
 			// KVM requires a vCPU's ioctls to come from one thread.
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()

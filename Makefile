@@ -1,0 +1,53 @@
+# kiln: `make run` boots a guest, `make test` runs every test.
+#
+# Build outputs go to bin/; the guest kernel build is cached outside the
+# repository (KILN_CACHE, default ~/.cache/kiln) keyed by its config and
+# patches, so only the first `make` on a machine takes minutes.
+
+GO ?= go
+export KILN_CACHE ?= $(HOME)/.cache/kiln
+
+GO_SRC := $(shell find cmd vmm devices boot -name '*.go' -not -name '*_test.go') go.mod go.sum
+GUEST_SRC := $(shell find guest -name '*.go' -o -name '*.s') $(shell find vmm/config vmm/layout -name '*.go' -not -name '*_test.go') go.mod go.sum
+
+.PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps
+
+all: bin/kiln bin/vmlinux bin/initramfs.cpio
+
+kiln: bin/kiln
+kernel: bin/vmlinux
+initramfs: bin/initramfs.cpio
+
+deps:
+	@scripts/deps.sh
+
+bin/kiln: $(GO_SRC) | deps
+	$(GO) build -o $@ ./cmd/kiln
+
+bin/vmlinux: guest/kernel/kiln.config $(wildcard guest/kernel/patches/*.patch) scripts/build-kernel.sh | deps
+	scripts/build-kernel.sh $@
+
+bin/initramfs.cpio: $(GUEST_SRC) | deps
+	$(GO) run ./guest/mkinitramfs -o $@
+
+# Boot a guest with the u-root shell on this terminal (Ctrl-A X quits).
+run: all
+	bin/kiln run
+
+# Unit tests, fuzz seeds, and the tests that boot real guests under KVM.
+test: all
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+# Unit tests only: no kernel, no KVM.
+unit:
+	$(GO) test -count=1 -short ./...
+
+# Fuzz each parser for a while (FUZZTIME=30s each by default).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./boot -run '^$$' -fuzz FuzzBzImage -fuzztime $(FUZZTIME)
+	$(GO) test ./boot -run '^$$' -fuzz FuzzPVH -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-vmm/kiln/vmm/config"
+)
+
+func TestRunFlags(t *testing.T) {
+	cfg, helped, err := runFlags([]string{"--kernel", "k", "--initrd", "i", "--cpus", "2", "--memory", "1G", "--cmdline", "loglevel=8", "--boot-time", "--", "sh", "-c", "exit 3"})
+	require.NoError(t, err)
+	require.False(t, helped)
+	require.Equal(t, "k", cfg.Kernel)
+	require.Equal(t, "i", cfg.Initrd)
+	require.Equal(t, 2, cfg.CPUs)
+	require.EqualValues(t, 1<<30, cfg.Memory)
+	require.Equal(t, "loglevel=8", cfg.Cmdline)
+	require.True(t, cfg.BootTime)
+	require.Equal(t, []string{"sh", "-c", "exit 3"}, cfg.Command)
+
+	cfg, _, err = runFlags(nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, cfg.CPUs)
+	require.EqualValues(t, 256<<20, cfg.Memory)
+	require.Empty(t, cfg.Command)
+	require.Equal(t, "vmlinux", filepath.Base(cfg.Kernel))
+	require.Equal(t, "initramfs.cpio", filepath.Base(cfg.Initrd))
+
+	t.Setenv("KILN_KERNEL", "/k/bzImage")
+	cfg, _, _ = runFlags(nil)
+	require.Equal(t, "/k/bzImage", cfg.Kernel)
+}
+
+func TestRunFlagErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--no-such-flag"},
+		{"--cpus", "two"},
+		{"--memory", "lots"},
+		{"--memory", "-5M"},
+		{"stray"},
+		{"--"},
+	} {
+		_, _, err := runFlags(args)
+		require.ErrorIs(t, err, config.ErrUsage, "%q", args)
+	}
+}
+
+func TestExitCodesForBadInputWithoutBooting(t *testing.T) {
+	dir := t.TempDir()
+	kernel := filepath.Join(dir, "vmlinux")
+	require.NoError(t, os.WriteFile(kernel, []byte("not a kernel"), 0o644))
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"run", "--bogus"}, ExitUsage},
+		{[]string{"run", "--kernel", kernel, "--cpus", "0"}, ExitUsage},
+		{[]string{"run", "--kernel", kernel, "--cpus", "1000"}, ExitUsage},
+		{[]string{"run", "--kernel", kernel, "--memory", "8M"}, ExitUsage},
+		{[]string{"run", "--kernel", kernel, "--memory", "100T"}, ExitUsage},
+		{[]string{"run", "--kernel", filepath.Join(dir, "missing")}, ExitNoInput},
+		{[]string{"run", "--kernel", kernel, "--initrd", filepath.Join(dir, "missing")}, ExitNoInput},
+		{[]string{"frobnicate"}, ExitUsage},
+		{nil, ExitUsage},
+	} {
+		require.Equal(t, c.code, Main(c.args, timeNow()), "%q", c.args)
+	}
+	require.Equal(t, 0, Main([]string{"version"}, timeNow()))
+	require.Equal(t, 0, Main([]string{"run", "--help"}, timeNow()))
+}
+
+func TestMissingKVMDevice(t *testing.T) {
+	dir := t.TempDir()
+	kernel := filepath.Join(dir, "vmlinux")
+	require.NoError(t, os.WriteFile(kernel, []byte("k"), 0o644))
+	t.Setenv("KILN_KVM", filepath.Join(dir, "no-kvm"))
+	require.Equal(t, ExitNoKVM, Main([]string{"run", "--kernel", kernel, "--initrd", ""}, timeNow()))
+}
+
+func timeNow() time.Time { return time.Now() }

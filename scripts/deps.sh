@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# deps.sh checks what building and running kiln needs on the host, and
+# installs the Debian packages that are missing (as root).
+set -euo pipefail
+
+say() { printf '[deps] %s\n' "$*" >&2; }
+
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || { say "error: Go is not installed (need Go 1.24 or newer)"; exit 1; }
+
+need=()
+# (nothing yet: the kernel build installs its own packages)
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		say "error: missing packages ${need[*]}; install them as root"
+		exit 1
+	fi
+	say "installing Debian packages: ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -e /dev/kvm ]; then
+	say "warning: /dev/kvm does not exist: kiln can be built, but guests cannot run here"
+elif [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	say "warning: no read/write access to /dev/kvm: add yourself to the kvm group"
+fi
