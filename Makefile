@@ -35,9 +35,11 @@ run: all
 	bin/kiln run
 
 # Unit tests, fuzz seeds, and the tests that boot real guests under KVM.
+# The guest tests (cmd/kiln) run verbosely, so the log shows each boot ran.
 test: all
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/cmd/kiln$$')
+	$(GO) test -count=1 -v -timeout 30m ./cmd/kiln
 
 # Unit tests only: no kernel, no KVM.
 unit:
@@ -47,7 +49,10 @@ unit:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./boot -run '^$$' -fuzz FuzzBzImage -fuzztime $(FUZZTIME)
-	$(GO) test ./boot -run '^$$' -fuzz FuzzPVH -fuzztime $(FUZZTIME)
+	$(GO) test ./boot -run '^$$' -fuzz 'FuzzPVH$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./boot -run '^$$' -fuzz FuzzPVHNote -fuzztime $(FUZZTIME)
+	$(GO) test ./vmm/config -run '^$$' -fuzz FuzzParseSize -fuzztime $(FUZZTIME)
+	$(GO) test ./cmd/kiln -run '^$$' -fuzz FuzzRunFlags -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

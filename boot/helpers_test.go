@@ -36,8 +36,16 @@ func fakeVmlinux(paddr uint64, code []byte, bss uint64, entry uint32) []byte {
 	w := func(v any) { binary.Write(&note, binary.LittleEndian, v) }
 	if entry != 0 {
 		// A note that is not ours first, to check the walk.
-		w(uint32(4)); w(uint32(4)); w(uint32(1)); note.WriteString("GNU\x00"); w(uint32(0))
-		w(uint32(4)); w(uint32(8)); w(uint32(xenElfnotePhys32Entry)); note.WriteString("Xen\x00"); w(uint64(entry))
+		w(uint32(4))
+		w(uint32(4))
+		w(uint32(1))
+		note.WriteString("GNU\x00")
+		w(uint32(0))
+		w(uint32(4))
+		w(uint32(8))
+		w(uint32(xenElfnotePhys32Entry))
+		note.WriteString("Xen\x00")
+		w(uint64(entry))
 	}
 	const ehsize, phsize = 64, 56
 	phnum := 2

@@ -26,7 +26,7 @@ func TestRunFlags(t *testing.T) {
 	cfg, _, err = runFlags(nil)
 	require.NoError(t, err)
 	require.Equal(t, 1, cfg.CPUs)
-	require.EqualValues(t, 256<<20, cfg.Memory)
+	require.EqualValues(t, 128<<20, cfg.Memory)
 	require.Empty(t, cfg.Command)
 	require.Equal(t, "vmlinux", filepath.Base(cfg.Kernel))
 	require.Equal(t, "initramfs.cpio", filepath.Base(cfg.Initrd))

@@ -25,7 +25,7 @@ import (
 
 // bootDeadline bounds one guest boot. Under kvm-pvm (software nested KVM) a
 // boot takes tens of seconds, and more when tests run in parallel.
-const bootDeadline = 6 * time.Minute
+const bootDeadline = 3 * time.Minute
 
 var kilnBinary string
 

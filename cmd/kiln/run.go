@@ -39,7 +39,7 @@ func runFlags(args []string) (*config.Config, bool, error) {
 	fs.StringVar(&cfg.Initrd, "initrd", defaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs (cpio archive); \"\" for none")
 	fs.StringVar(&cfg.Cmdline, "cmdline", "", "extra kernel command-line arguments")
 	fs.IntVar(&cfg.CPUs, "cpus", 1, "number of vCPUs")
-	mem := fs.String("memory", "256M", "guest memory (e.g. 512M, 2G)")
+	mem := fs.String("memory", "128M", "guest memory (e.g. 512M, 2G)")
 	bootTime := fs.Bool("boot-time", false, "print the time from launch to guest user space")
 	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
 	help := fs.BoolP("help", "h", false, "show this help")
@@ -113,7 +113,7 @@ func cmdRun(args []string, start time.Time) int {
 		}
 		defer term.Restore()
 	}
-	go console.Pump(os.Stdin, m.Serial, cfg.Interactive, m.Stop)
+	go console.Pump(os.Stdin, m.Serial, cfg.Interactive, m.Stop, m.InputReady())
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)

@@ -85,17 +85,19 @@ type UART struct {
 	threPending        bool // THR-empty interrupt waiting for IIR read or THR write
 	rx                 []byte
 
-	space chan struct{} // signalled when the guest drains the FIFO
+	space     chan struct{} // signalled when the guest drains the FIFO
+	rxEnabled chan struct{} // closed when the guest first enables RX interrupts
 }
 
 // New returns a UART that sends transmitted bytes to out and raises irq.
 func New(irq devices.Interrupt, out io.Writer) *UART {
 	return &UART{
-		irq:   irq,
-		out:   out,
-		mcr:   MCROut2,
-		dll:   12, // 9600 baud, the reset value
-		space: make(chan struct{}, 1),
+		irq:       irq,
+		out:       out,
+		mcr:       MCROut2,
+		dll:       12, // 9600 baud, the reset value
+		space:     make(chan struct{}, 1),
+		rxEnabled: make(chan struct{}),
 	}
 }
 
@@ -124,10 +126,7 @@ func (u *UART) readReg(off uint64) byte {
 		b := u.rx[0]
 		u.rx = u.rx[1:]
 		if len(u.rx) == 0 {
-			select {
-			case u.space <- struct{}{}:
-			default:
-			}
+			u.signalSpace()
 		}
 		return b
 	case IER:
@@ -220,6 +219,14 @@ func (u *UART) Write(off uint64, data []byte) {
 		}
 		was := u.ier
 		u.ier = v & ierMask
+		if u.ier&IERRecv != 0 && was&IERRecv == 0 {
+			u.signalSpace() // the guest now listens: input may flow
+			select {
+			case <-u.rxEnabled:
+			default:
+				close(u.rxEnabled)
+			}
+		}
 		if u.ier&IERTHRE != 0 && was&IERTHRE == 0 {
 			// Enabling the THR-empty interrupt while THR is empty raises
 			// it at once; Linux tests for this at start-up.
@@ -247,11 +254,23 @@ func (u *UART) interrupt() {
 	}
 }
 
+func (u *UART) signalSpace() {
+	select {
+	case u.space <- struct{}{}:
+	default:
+	}
+}
+
 // Enqueue offers received bytes to the guest. It takes as many as fit in
 // the FIFO and returns how many; the rest must be offered again after Space.
+// Until the guest driver enables the receive interrupt it takes none: a
+// driver clears the FIFO when it starts, and what was there would be lost.
 func (u *UART) Enqueue(b []byte) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.ier&IERRecv == 0 && u.mcr&MCRLoop == 0 {
+		return 0
+	}
 	n := min(len(b), FIFOSize-len(u.rx))
 	if n <= 0 {
 		return 0
@@ -261,5 +280,10 @@ func (u *UART) Enqueue(b []byte) int {
 	return n
 }
 
-// Space is signalled when the guest has emptied the receive FIFO.
+// RxEnabled is closed when a guest driver first enables the receive
+// interrupt: the earliest moment input can be delivered.
+func (u *UART) RxEnabled() <-chan struct{} { return u.rxEnabled }
+
+// Space is signalled when the guest has emptied the receive FIFO, or has
+// just enabled the receive interrupt.
 func (u *UART) Space() <-chan struct{} { return u.space }

@@ -86,6 +86,7 @@ func TestNoInterruptWithoutOUT2(t *testing.T) {
 	u, _, irq := newUART()
 	wr(u, MCR, 0)
 	wr(u, IER, IERTHRE|IERRecv)
+	require.Zero(t, irq.N)
 	u.Enqueue([]byte("x"))
 	require.Zero(t, irq.N)
 }
@@ -109,11 +110,24 @@ func TestReceive(t *testing.T) {
 
 func TestReceiveFIFOIsBounded(t *testing.T) {
 	u, _, _ := newUART()
+	wr(u, IER, IERRecv)
 	big := bytes.Repeat([]byte{'z'}, FIFOSize+10)
 	require.Equal(t, FIFOSize, u.Enqueue(big))
 	require.Zero(t, u.Enqueue(big))
 	wr(u, FCR, 0x02) // clear the receive FIFO
 	require.Zero(t, rd(u, LSR)&LSRDataReady)
+}
+
+func TestNoInputUntilReceiverEnabled(t *testing.T) {
+	u, _, _ := newUART()
+	require.Zero(t, u.Enqueue([]byte("early")))
+	wr(u, IER, IERRecv)
+	select {
+	case <-u.Space():
+	default:
+		t.Fatal("enabling the receiver did not signal Space")
+	}
+	require.Equal(t, 5, u.Enqueue([]byte("early")))
 }
 
 func TestWideAccessesAreIgnored(t *testing.T) {

@@ -37,11 +37,12 @@ type Device struct {
 	status    int
 	hasStatus bool
 	onEvent   func(event byte)
+	up        chan struct{} // closed at EventUserspace
 }
 
 // New returns a device; onEvent, if non-nil, is called for each event.
 func New(onEvent func(event byte)) *Device {
-	return &Device{now: time.Now, onEvent: onEvent}
+	return &Device{now: time.Now, onEvent: onEvent, up: make(chan struct{})}
 }
 
 // Read implements bus.Device: all zeros.
@@ -62,6 +63,7 @@ func (d *Device) Write(off uint64, data []byte) {
 	case EventPort:
 		if v == EventUserspace && d.userspace.IsZero() {
 			d.userspace = d.now()
+			close(d.up)
 		}
 	case StatusPort:
 		d.status, d.hasStatus = int(v), true
@@ -78,6 +80,9 @@ func (d *Device) Userspace() (time.Time, bool) {
 	defer d.mu.Unlock()
 	return d.userspace, !d.userspace.IsZero()
 }
+
+// UserspaceReached is closed when the guest reports reaching user space.
+func (d *Device) UserspaceReached() <-chan struct{} { return d.up }
 
 // ExitStatus returns the guest command's exit status, if it reported one.
 func (d *Device) ExitStatus() (int, bool) {

@@ -34,16 +34,25 @@ func main() {
 	// goroutine on the thread that asked.
 	runtime.LockOSThread()
 	mountAll()
-	signalUserspace()
 	params := kernelParams()
 	if params["kiln.raw"] == "1" {
 		rawConsole()
 	}
+	// From this moment kiln feeds its stdin to the console: the tty is
+	// set up, so nothing typed or piped is lost to the driver's start-up.
+	signalUserspace()
 	os.Setenv("PATH", path)
 	os.Setenv("HOME", "/")
 	os.Setenv("TERM", "linux")
 
+	_, quiet = params["quiet"]
+
 	argv := []string{"gosh"}
+	if params["kiln.raw"] == "1" {
+		// Not a terminal on the host side: the shell reads a script from
+		// the console until end of file, instead of drawing a line editor.
+		argv = append(argv, "/proc/self/fd/0")
+	}
 	if enc, ok := params[config.CommandParam]; ok {
 		cmd, err := config.DecodeCommand(enc)
 		if err != nil || len(cmd) == 0 {
@@ -106,6 +115,9 @@ func run(argv []string) int {
 		fmt.Fprintf(os.Stderr, "kiln init: %s: command not found\n", argv[0])
 		return 127
 	}
+	// argv[0] is the full path: u-root's busybox follows it through
+	// symlinks (/bin/sh -> /bbin/gosh) to learn which command to run.
+	argv = append([]string{bin}, argv[1:]...)
 	pid, err := syscall.ForkExec(bin, argv, &syscall.ProcAttr{
 		Env:   os.Environ(),
 		Files: []uintptr{0, 1, 2},
@@ -134,10 +146,18 @@ func run(argv []string) int {
 	}
 }
 
+// quiet is set when kiln asked for a quiet console (running a command).
+var quiet bool
+
 // end reports the exit status to kiln, flushes file systems and resets the
 // machine. It does not return.
 func end(status int) {
 	unix.Sync()
+	if quiet {
+		// The kernel's "reboot: Restarting system" is an emergency-level
+		// message that quiet does not hide; console level 0 does.
+		os.WriteFile("/proc/sys/kernel/printk", []byte("0"), 0)
+	}
 	signalStatus(status)
 	for {
 		unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)

@@ -63,7 +63,9 @@ func build(out string, all bool) error {
 	fmt.Fprintf(os.Stderr, "[initramfs] building %d commands into one u-root busybox\n", len(cmds))
 	l := llog.New(slog.LevelWarn, func(format string, v ...any) { fmt.Fprintf(os.Stderr, "[initramfs] "+format+"\n", v...) })
 	err = uimage.Create(l,
-		uimage.WithEnv(golang.DisableCGO(), golang.WithGOARCH("amd64")),
+		// goshliner: the shell's line editor is liner, which suits a serial
+		// console, instead of a full-screen one that queries the terminal.
+		uimage.WithEnv(golang.DisableCGO(), golang.WithGOARCH("amd64"), golang.WithBuildTag("goshliner")),
 		uimage.WithTempDir(tmp),
 		uimage.WithBusyboxCommands(cmds...),
 		uimage.WithInit("init"),

@@ -16,10 +16,9 @@ import (
 
 // Limits on what a VM may ask for.
 const (
-	MinMemory     = 32 << 20 // the kernel alone is loaded at 16 MiB
-	MaxMemory     = 1 << 40
-	MaxCPUs       = 64 // the MP table and guest kernel's NR_CPUS
-	DefaultMemory = 256 << 20
+	MinMemory = 32 << 20 // the kernel alone is loaded at 16 MiB
+	MaxMemory = 1 << 40
+	MaxCPUs   = 64 // the MP table and guest kernel's NR_CPUS
 )
 
 // ErrUsage marks errors in what the user asked for (bad flags, sizes,

@@ -129,8 +129,25 @@ func (t *Terminal) Restore() {
 }
 
 // Pump copies in to the guest until in ends or quit is called. With escape
-// set, Ctrl-A X calls quit instead of being sent. It returns when in ends.
-func Pump(in io.Reader, r Receiver, escape bool, quit func()) {
+// set, Ctrl-A X calls quit instead of being sent, at any time. Input is
+// held back until ready is closed, then delivered in order.
+func Pump(in io.Reader, r Receiver, escape bool, quit func(), ready <-chan struct{}) {
+	held := make(chan []byte, 1024)
+	go func() {
+		<-ready
+		for b := range held {
+			feed(r, b)
+		}
+	}()
+	defer close(held)
+	pump(in, escape, quit, func(b []byte) {
+		if len(b) > 0 {
+			held <- b
+		}
+	})
+}
+
+func pump(in io.Reader, escape bool, quit func(), feed func([]byte)) {
 	buf := make([]byte, 256)
 	var pendingEscape bool
 	for {
@@ -145,7 +162,7 @@ func Pump(in io.Reader, r Receiver, escape bool, quit func()) {
 				pendingEscape = false
 				switch c {
 				case 'x', 'X':
-					feed(r, out)
+					feed(out)
 					quit()
 					return
 				case Escape:
@@ -159,10 +176,10 @@ func Pump(in io.Reader, r Receiver, escape bool, quit func()) {
 			}
 			out = append(out, c)
 		}
-		feed(r, out)
+		feed(out)
 		if err != nil {
 			if !escape {
-				feed(r, []byte{EOF})
+				feed([]byte{EOF})
 			}
 			return
 		}

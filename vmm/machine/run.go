@@ -71,6 +71,38 @@ func (s *stopOnce) Do(m *Machine, r Result) {
 	})
 }
 
+// InputReady is closed when the guest can take console input without
+// losing it: when its init reports user space (kiln's init sets up the
+// console first), or, for a guest whose init never reports, a grace period
+// after its serial driver starts listening.
+func (m *Machine) InputReady() <-chan struct{} {
+	ready := make(chan struct{})
+	go func() {
+		select {
+		case <-m.signal.UserspaceReached():
+		case <-afterClosed(m.Serial.RxEnabled(), inputGrace):
+		case <-m.end:
+		}
+		close(ready)
+	}()
+	return ready
+}
+
+// inputGrace is how long after the serial driver starts input is held back
+// for a guest that never reports user space.
+const inputGrace = 10 * time.Second
+
+// afterClosed returns a channel that fires d after c is closed.
+func afterClosed(c <-chan struct{}, d time.Duration) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		<-c
+		time.Sleep(d)
+		close(out)
+	}()
+	return out
+}
+
 // Stop ends the VM from the host side (for example on Ctrl-A X).
 func (m *Machine) Stop() { m.stop.Do(m, Result{Reason: ReasonStopped}) }
 
