@@ -42,6 +42,7 @@ func runFlags(args []string) (*config.Config, bool, error) {
 	mem := fs.String("memory", "128M", "guest memory (e.g. 512M, 2G)")
 	bootTime := fs.Bool("boot-time", false, "print the time from launch to guest user space")
 	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
+	addObserveFlags(fs, cfg)
 	help := fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, "Usage: kiln run [flags] [-- COMMAND [ARG...]]\n\n"+
@@ -139,6 +140,7 @@ func cmdRun(args []string, start time.Time) int {
 			fmt.Fprintln(os.Stderr, "kiln: boot time: the guest never reported reaching user space")
 		}
 	}
+	reportObserve(cfg, m, res)
 	return resultCode(cfg, res, interrupted)
 }
 

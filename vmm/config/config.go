@@ -36,6 +36,9 @@ type Config struct {
 	Verbose  bool     // show the kernel's boot messages in command mode
 	BootTime bool     // report the time from launch to guest user space
 
+	// Observe selects tracing and statistics (observe.go).
+	Observe Observe
+
 	// Interactive says the host console is a terminal: the guest's tty
 	// does echo and line editing. Otherwise the guest console is raw.
 	Interactive bool
