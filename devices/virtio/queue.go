@@ -1,0 +1,235 @@
+package virtio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+)
+
+// Memory is guest RAM as a queue sees it: a bounds-checked window.
+type Memory interface {
+	// Slice returns the host bytes backing [gpa, gpa+n), or an error if
+	// any of it is outside guest RAM.
+	Slice(gpa, n uint64) ([]byte, error)
+}
+
+// Descriptor flags (2.7.5 The Virtqueue Descriptor Table).
+const (
+	descFNext     = 1 // the chain continues at Next
+	descFWrite    = 2 // device-writable (otherwise device-readable)
+	descFIndirect = 4 // the buffer is a table of descriptors
+	descSize      = 16
+
+	availFNoInterrupt = 1 // driver: don't interrupt me (without EVENT_IDX)
+	usedFNoNotify     = 1 // device: don't notify me (without EVENT_IDX)
+)
+
+// MaxQueueSize is the largest queue a split virtqueue can have.
+const MaxQueueSize = 32768
+
+// ErrBadChain marks a malformed request from the guest: the device must
+// stop using the queue and ask for a reset.
+var ErrBadChain = errors.New("virtio: malformed descriptor chain")
+
+// Chain is one request: the readable buffers (driver to device) followed by
+// the writable ones (device to driver), as slices of guest memory.
+type Chain struct {
+	Head     uint16
+	Readable [][]byte
+	Writable [][]byte
+}
+
+// ReadableLen and WritableLen total the bytes on each side.
+func (c *Chain) ReadableLen() int { return total(c.Readable) }
+
+// WritableLen totals the device-writable bytes.
+func (c *Chain) WritableLen() int { return total(c.Writable) }
+
+func total(bs [][]byte) int {
+	n := 0
+	for _, b := range bs {
+		n += len(b)
+	}
+	return n
+}
+
+// Queue is one split virtqueue as the device sees it.
+type Queue struct {
+	// Set by the driver through the transport before the queue is ready.
+	Size       uint16
+	DescAddr   uint64
+	DriverAddr uint64 // the available ring
+	DeviceAddr uint64 // the used ring
+	EventIdx   bool   // VIRTIO_RING_F_EVENT_IDX was negotiated
+
+	mem       Memory
+	desc      []byte
+	avail     []byte
+	used      []byte
+	nextAvail uint16 // the next available-ring entry to take
+	nextUsed  uint16 // the used ring's idx as the device has written it
+	lastSent  uint16 // nextUsed when the driver was last interrupted
+}
+
+// Activate checks the rings' placement and maps them; the queue then takes
+// requests. Ring sizes follow 2.7: 16 bytes a descriptor, 6+2n bytes of
+// available ring, 6+8n of used ring (with the event-index fields).
+func (q *Queue) Activate(mem Memory) error {
+	if q.Size == 0 || q.Size > MaxQueueSize || q.Size&(q.Size-1) != 0 {
+		return fmt.Errorf("%w: queue size %d is not a power of 2 up to %d", ErrBadChain, q.Size, MaxQueueSize)
+	}
+	n := uint64(q.Size)
+	var err error
+	if q.desc, err = mem.Slice(q.DescAddr, descSize*n); err != nil {
+		return fmt.Errorf("%w: descriptor table: %v", ErrBadChain, err)
+	}
+	if q.avail, err = mem.Slice(q.DriverAddr, 6+2*n); err != nil {
+		return fmt.Errorf("%w: available ring: %v", ErrBadChain, err)
+	}
+	if q.used, err = mem.Slice(q.DeviceAddr, 6+8*n); err != nil {
+		return fmt.Errorf("%w: used ring: %v", ErrBadChain, err)
+	}
+	q.mem = mem
+	q.nextAvail, q.nextUsed, q.lastSent = 0, 0, 0
+	return nil
+}
+
+var le = binary.LittleEndian
+
+// fence orders this goroutine's accesses to guest memory with the guest's
+// CPUs: a locked instruction on x86, and a barrier to the Go compiler.
+var fenceWord atomic.Uint32
+
+func fence() { fenceWord.Add(0) }
+
+// availIdx reads the driver's available-ring index.
+func (q *Queue) availIdx() uint16 { return le.Uint16(q.avail[2:]) }
+
+// Pending reports how many chains the driver has made available that the
+// device has not taken. More than the queue size is a driver bug.
+func (q *Queue) Pending() (int, error) {
+	n := q.availIdx() - q.nextAvail
+	if n > q.Size {
+		return 0, fmt.Errorf("%w: available index moved by %d on a queue of %d", ErrBadChain, n, q.Size)
+	}
+	return int(n), nil
+}
+
+// Pop takes the next available chain, or returns nil if there is none.
+// A malformed chain returns an error wrapping ErrBadChain.
+func (q *Queue) Pop() (*Chain, error) {
+	n, err := q.Pending()
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	fence() // read the ring entry only after seeing the index move
+	head := le.Uint16(q.avail[4+2*(q.nextAvail%q.Size):])
+	q.nextAvail++
+	c, err := q.walk(head)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// walk follows the chain starting at head. A chain may visit at most
+// Size descriptors of the table (and an indirect table at most its own
+// length): that bound ends any loop a guest builds.
+func (q *Queue) walk(head uint16) (*Chain, error) {
+	if head >= q.Size {
+		return nil, fmt.Errorf("%w: head %d on a queue of %d", ErrBadChain, head, q.Size)
+	}
+	c := &Chain{Head: head}
+	table, count := q.desc, q.Size
+	i := head
+	indirect := false
+	for steps := uint16(0); ; {
+		if steps >= count {
+			return nil, fmt.Errorf("%w: chain longer than its table (%d): a loop?", ErrBadChain, count)
+		}
+		steps++
+		d := table[descSize*int(i):]
+		addr, length := le.Uint64(d), le.Uint32(d[8:])
+		flags, next := le.Uint16(d[12:]), le.Uint16(d[14:])
+
+		if flags&descFIndirect != 0 {
+			if indirect {
+				return nil, fmt.Errorf("%w: nested indirect table", ErrBadChain)
+			}
+			if flags&descFNext != 0 {
+				return nil, fmt.Errorf("%w: indirect descriptor with NEXT", ErrBadChain)
+			}
+			if length == 0 || length%descSize != 0 || length/descSize > MaxQueueSize {
+				return nil, fmt.Errorf("%w: indirect table of %d bytes", ErrBadChain, length)
+			}
+			t, err := q.mem.Slice(addr, uint64(length))
+			if err != nil {
+				return nil, fmt.Errorf("%w: indirect table: %v", ErrBadChain, err)
+			}
+			// Continue in the indirect table, from its first entry.
+			table, count, i, steps, indirect = t, uint16(length/descSize), 0, 0, true
+			continue
+		}
+
+		buf, err := q.mem.Slice(addr, uint64(length))
+		if err != nil {
+			return nil, fmt.Errorf("%w: buffer: %v", ErrBadChain, err)
+		}
+		if flags&descFWrite != 0 {
+			c.Writable = append(c.Writable, buf)
+		} else {
+			if len(c.Writable) > 0 {
+				return nil, fmt.Errorf("%w: readable buffer after a writable one", ErrBadChain)
+			}
+			c.Readable = append(c.Readable, buf)
+		}
+		if flags&descFNext == 0 {
+			return c, nil
+		}
+		if next >= count {
+			return nil, fmt.Errorf("%w: next %d outside a table of %d", ErrBadChain, next, count)
+		}
+		i = next
+	}
+}
+
+// Push returns a chain to the driver: written is how many bytes the device
+// wrote into its writable buffers.
+func (q *Queue) Push(head uint16, written uint32) {
+	e := q.used[4+8*int(q.nextUsed%q.Size):]
+	le.PutUint32(e, uint32(head))
+	le.PutUint32(e[4:], written)
+	q.nextUsed++
+	fence() // the entry must be visible before the index that covers it
+	le.PutUint16(q.used[2:], q.nextUsed)
+}
+
+// NeedInterrupt reports whether the driver wants an interrupt for what was
+// pushed since the last one (2.7.7.2, 2.7.10). Call it once per batch.
+func (q *Queue) NeedInterrupt() bool {
+	fence()
+	old, now := q.lastSent, q.nextUsed
+	if old == now {
+		return false
+	}
+	q.lastSent = now
+	if q.EventIdx {
+		usedEvent := le.Uint16(q.avail[4+2*int(q.Size):])
+		return now-usedEvent-1 < now-old
+	}
+	return le.Uint16(q.avail)&availFNoInterrupt == 0
+}
+
+// ArmNotify tells the driver at which available index to notify the
+// device next, then reports whether chains arrived meanwhile (in which case
+// the caller must keep going rather than wait for a notification that may
+// not come).
+func (q *Queue) ArmNotify() (more bool, err error) {
+	if q.EventIdx {
+		le.PutUint16(q.used[4+8*int(q.Size):], q.nextAvail)
+	}
+	fence()
+	n, err := q.Pending()
+	return n > 0, err
+}
