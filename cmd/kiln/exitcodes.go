@@ -5,6 +5,7 @@ import (
 	"io/fs"
 
 	"github.com/kiln-vmm/kiln/boot"
+	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 )
@@ -29,7 +30,7 @@ func exitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, kvm.ErrNoKVM), errors.Is(err, kvm.ErrMissingCapability):
 		return ExitNoKVM
-	case errors.Is(err, boot.ErrNotKernel), errors.Is(err, boot.ErrTooBig):
+	case errors.Is(err, boot.ErrNotKernel), errors.Is(err, boot.ErrTooBig), errors.Is(err, virtio.ErrBadImage):
 		return ExitBadInput
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
 		return ExitNoInput

@@ -40,6 +40,8 @@ func runFlags(args []string) (*config.Config, bool, error) {
 	fs.StringVar(&cfg.Cmdline, "cmdline", "", "extra kernel command-line arguments")
 	fs.IntVar(&cfg.CPUs, "cpus", 1, "number of vCPUs")
 	mem := fs.String("memory", "128M", "guest memory (e.g. 512M, 2G)")
+	disks := fs.StringArray("disk", nil, "add a virtio disk backed by a raw image: PATH[,ro] (repeatable: vda, vdb, ...)")
+	fs.BoolVar(&cfg.NoRNG, "no-rng", false, "leave out the virtio entropy device")
 	bootTime := fs.Bool("boot-time", false, "print the time from launch to guest user space")
 	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
 	addObserveFlags(fs, cfg)
@@ -68,6 +70,13 @@ func runFlags(args []string) (*config.Config, bool, error) {
 		}
 	} else if fs.NArg() > 0 {
 		return nil, false, fmt.Errorf("%w: unexpected argument %q (put the guest command after --)", config.ErrUsage, fs.Arg(0))
+	}
+	for _, d := range *disks {
+		disk, err := config.ParseDisk(d)
+		if err != nil {
+			return nil, false, err
+		}
+		cfg.Disks = append(cfg.Disks, disk)
 	}
 	size, err := config.ParseSize(*mem)
 	if err != nil {

@@ -61,7 +61,7 @@ func NewBlock(path string, readOnly bool, id string) (*Block, error) {
 	if st, err := os.Stat(path); err == nil && !readOnly && st.Mode().IsRegular() && st.Mode().Perm()&0o222 == 0 {
 		// Root could open it read-write anyway; the file says it is not
 		// meant to be written.
-		return nil, fmt.Errorf("disk %s: the file is read-only (mode %v); add ,ro for a read-only disk", path, st.Mode().Perm())
+		return nil, fmt.Errorf("disk %s: %w: the file is read-only (mode %v); add ,ro for a read-only disk", path, ErrBadImage, st.Mode().Perm())
 	}
 	flag := os.O_RDWR
 	if readOnly {
@@ -70,7 +70,7 @@ func NewBlock(path string, readOnly bool, id string) (*Block, error) {
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		if !readOnly && (errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EROFS)) {
-			return nil, fmt.Errorf("disk %s: cannot open read-write (%v); add ,ro for a read-only disk", path, err)
+			return nil, fmt.Errorf("disk %s: %w: cannot open read-write (%v); add ,ro for a read-only disk", path, ErrBadImage, err)
 		}
 		return nil, fmt.Errorf("disk: %w", err)
 	}

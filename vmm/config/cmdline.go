@@ -44,9 +44,10 @@ func DecodeCommand(s string) ([]string, error) {
 }
 
 // KernelCmdline assembles the guest kernel's command line: kiln's defaults,
-// the adaptations for a PVM host, the guest command for init, and last the
-// user's own arguments, which therefore win where they repeat a parameter.
-func KernelCmdline(c *Config, h Host) string {
+// the adaptations for a PVM host, the devices the kernel cannot discover
+// (virtio-mmio windows), the guest command for init, and last the user's
+// own arguments, which therefore win where they repeat a parameter.
+func KernelCmdline(c *Config, h Host, devices []string) string {
 	args := []string{
 		"console=ttyS0",   // the 8250 UART on COM1
 		"8250.nr_uarts=1", // probe only COM1
@@ -62,6 +63,7 @@ func KernelCmdline(c *Config, h Host) string {
 			args = append(args, fmt.Sprintf("tsc_early_khz=%d", h.TSCKHz))
 		}
 	}
+	args = append(args, devices...)
 	if len(c.Command) > 0 {
 		args = append(args, CommandParam+"="+EncodeCommand(c.Command))
 	}

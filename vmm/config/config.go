@@ -36,6 +36,11 @@ type Config struct {
 	Verbose  bool     // show the kernel's boot messages in command mode
 	BootTime bool     // report the time from launch to guest user space
 
+	// Disks are virtio block devices, in order: vda, vdb, ...
+	Disks []Disk
+	// NoRNG drops the virtio entropy device that every VM has by default.
+	NoRNG bool
+
 	// Observe selects tracing and statistics (observe.go).
 	Observe Observe
 

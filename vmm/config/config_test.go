@@ -88,17 +88,33 @@ func TestCommandEncoding(t *testing.T) {
 
 func TestKernelCmdline(t *testing.T) {
 	c := &Config{Interactive: true}
-	hw := KernelCmdline(c, Host{})
+	hw := KernelCmdline(c, Host{}, nil)
 	require.Equal(t, "console=ttyS0 8250.nr_uarts=1 reboot=k panic=-1", hw)
 
 	c = &Config{Command: []string{"sh", "-c", "exit 3"}, Cmdline: "loglevel=8"}
-	pvm := KernelCmdline(c, Host{PVM: true, TSCKHz: 2596128})
-	for _, want := range []string{"quiet", "clearcpuid=xsave,popcnt,smap", "rodata=off", "tsc_early_khz=2596128", "kiln.raw=1", CommandParam + "=" + EncodeCommand(c.Command)} {
+	pvm := KernelCmdline(c, Host{PVM: true, TSCKHz: 2596128}, []string{"virtio_mmio.device=4K@0xd0000000:5"})
+	for _, want := range []string{"quiet", "clearcpuid=xsave,popcnt,smap", "rodata=off", "tsc_early_khz=2596128", "kiln.raw=1", "virtio_mmio.device=4K@0xd0000000:5", CommandParam + "=" + EncodeCommand(c.Command)} {
 		require.Contains(t, pvm, want)
 	}
 	require.True(t, strings.HasSuffix(pvm, " loglevel=8"), "user arguments come last: %s", pvm)
 
 	c.Verbose = true
-	require.NotContains(t, KernelCmdline(c, Host{}), "quiet")
-	require.NotContains(t, KernelCmdline(c, Host{}), "clearcpuid")
+	require.NotContains(t, KernelCmdline(c, Host{}, nil), "quiet")
+	require.NotContains(t, KernelCmdline(c, Host{}, nil), "clearcpuid")
+}
+
+func TestParseDisk(t *testing.T) {
+	d, err := ParseDisk("/tmp/a.img")
+	require.NoError(t, err)
+	require.Equal(t, Disk{Path: "/tmp/a.img"}, d)
+	d, err = ParseDisk("/tmp/b.img,ro")
+	require.NoError(t, err)
+	require.True(t, d.ReadOnly)
+	for _, bad := range []string{"", ",ro", "/x,rx", "/x,ro,bogus"} {
+		_, err := ParseDisk(bad)
+		require.ErrorIs(t, err, ErrUsage, bad)
+	}
+	require.Equal(t, "vda", DiskName(0))
+	require.Equal(t, "vdz", DiskName(25))
+	require.Equal(t, "vdaa", DiskName(26))
 }

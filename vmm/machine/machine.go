@@ -11,12 +11,14 @@ package machine
 import (
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/kiln-vmm/kiln/boot"
 	"github.com/kiln-vmm/kiln/devices/i8042"
 	"github.com/kiln-vmm/kiln/devices/serial"
 	"github.com/kiln-vmm/kiln/devices/signal"
+	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/bus"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
@@ -40,6 +42,11 @@ type Machine struct {
 	Serial    *serial.UART
 	i8042     *i8042.Controller
 	signal    *signal.Device
+
+	virtio       []*virtio.Transport
+	deviceParams []string    // kernel parameters announcing devices
+	files        []*os.File  // eventfds, closed with the machine
+	closers      []io.Closer // device back ends (disk images)
 
 	cmdline string
 	entry   boot.Entry
@@ -140,8 +147,25 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 		}
 	}
 
+	// Virtio devices in MMIO windows: disks, then the entropy source.
+	for i, d := range cfg.Disks {
+		b, err := virtio.NewBlock(d.Path, d.ReadOnly, "kiln-"+config.DiskName(i))
+		if err != nil {
+			return nil, err
+		}
+		m.closers = append(m.closers, b)
+		if err = m.addVirtio(b); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.NoRNG {
+		if err = m.addVirtio(virtio.NewRNG()); err != nil {
+			return nil, err
+		}
+	}
+
 	// 6. The kernel, its initrd and command line, and the MP table.
-	m.cmdline = config.KernelCmdline(cfg, m.host)
+	m.cmdline = config.KernelCmdline(cfg, m.host, m.deviceParams)
 	if m.entry, err = boot.Load(m.mem, boot.Spec{Kernel: cfg.Kernel, Initrd: cfg.Initrd, Cmdline: m.cmdline}); err != nil {
 		return nil, err
 	}
@@ -180,6 +204,15 @@ func (m *Machine) Entry() boot.Entry { return m.entry }
 
 // Close releases the VM, its vCPUs and its memory.
 func (m *Machine) Close() {
+	for _, t := range m.virtio {
+		t.Write(virtio.RegStatus, []byte{0, 0, 0, 0}) // reset: stops device goroutines
+	}
+	for _, f := range m.files {
+		f.Close()
+	}
+	for _, c := range m.closers {
+		c.Close()
+	}
 	for _, v := range m.vcpus {
 		v.Close()
 	}

@@ -1,0 +1,185 @@
+package machine
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/kiln-vmm/kiln/vmm/bus"
+	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/kvm"
+	"github.com/kiln-vmm/kiln/vmm/trace"
+)
+
+// observer watches the run loop for kiln run --trace and --stats. A
+// machine has one only when either was asked for: without, the run loop
+// sees a nil recorder and handles exits as if there were no such thing.
+type observer struct {
+	start     time.Time
+	pio, mmio *bus.Bus
+	tracer    *trace.Tracer // nil without --trace
+	traceFile *os.File      // nil when tracing to stderr
+	stats     *trace.Stats  // nil without --stats
+
+	firstRun time.Time    // when vCPU 0 first entered KVM_RUN
+	report   trace.Report // the statistics, once the VM has ended
+	traceErr error        // a failure to write the trace
+}
+
+// newObserver returns the observer o asks for, or nil if it asks for
+// nothing.
+func newObserver(o config.Observe, start time.Time, pio, mmio *bus.Bus) (*observer, error) {
+	classes := o.Tracing()
+	if classes == 0 && !o.Stats {
+		return nil, nil
+	}
+	obs := &observer{start: start, pio: pio, mmio: mmio}
+	if classes != 0 {
+		var w io.Writer = os.Stderr
+		if o.TraceFile != "" {
+			f, err := os.Create(o.TraceFile)
+			if err != nil {
+				return nil, fmt.Errorf("open trace file: %w", err)
+			}
+			obs.traceFile, w = f, f
+		}
+		obs.tracer = trace.NewTracer(w, classes)
+	}
+	if o.Stats {
+		obs.stats = trace.NewStats()
+	}
+	return obs, nil
+}
+
+// recorder is one vCPU's view of the observer.
+type recorder struct {
+	o    *observer
+	v    *kvm.VCPU
+	last time.Time // when kiln last went back into KVM_RUN
+}
+
+// vcpu returns the recorder for v, or nil when nothing is observed. Call
+// it just before v's first KVM_RUN.
+func (o *observer) vcpu(v *kvm.VCPU) *recorder {
+	if o == nil {
+		return nil
+	}
+	now := time.Now()
+	if v.ID == 0 {
+		o.firstRun = now
+	}
+	return &recorder{o: o, v: v, last: now}
+}
+
+// exitHandler handles one exit of v; it reports whether the vCPU must stop.
+type exitHandler func(v *kvm.VCPU, reason kvm.ExitReason) (stop bool, err error)
+
+// handle runs handler for the exit that just happened, timing it, then
+// counts the exit and traces it.
+func (r *recorder) handle(reason kvm.ExitReason, handler exitHandler) (bool, error) {
+	returned := time.Now()
+	stop, err := handler(r.v, reason)
+	handled := time.Now()
+	e := trace.Exit{
+		VCPU:     r.v.ID,
+		Reason:   reason,
+		At:       returned.Sub(r.o.start),
+		Guest:    returned.Sub(r.last),
+		Handling: handled.Sub(returned),
+	}
+	r.last = handled
+	traced := r.o.tracer.Wants(reason)
+	if !traced && r.o.stats == nil {
+		return stop, err
+	}
+	switch reason {
+	case kvm.ExitIO:
+		port := r.v.IO()
+		e.Access = &trace.Access{Space: trace.PIO, Addr: uint64(port.Port), Write: port.Write, Size: port.Size, Count: port.Count, Data: port.Data}
+		e.Access.Device, _ = r.o.pio.Find(e.Access.Addr, port.Size)
+	case kvm.ExitMMIO:
+		mm := r.v.MMIO()
+		e.Access = &trace.Access{Space: trace.MMIO, Addr: mm.Addr, Write: mm.Write, Size: len(mm.Data), Count: 1, Data: mm.Data}
+		e.Access.Device, _ = r.o.mmio.Find(mm.Addr, len(mm.Data))
+	default:
+		if traced {
+			e.Detail = exitDetail(r.v, reason)
+			e.CPU = cpuState(r.v)
+		}
+	}
+	if r.o.stats != nil {
+		r.o.stats.Add(e)
+	}
+	if traced {
+		r.o.tracer.Log(e)
+	}
+	return stop, err
+}
+
+// exitDetail is what KVM reports about an exit besides its reason.
+func exitDetail(v *kvm.VCPU, reason kvm.ExitReason) string {
+	switch reason {
+	case kvm.ExitInternalError:
+		ie := v.Internal()
+		return fmt.Sprintf("%v (data %#x)", ie.Suberror, ie.Data)
+	case kvm.ExitFailEntry:
+		return fmt.Sprintf("hardware entry failure reason %#x", v.FailEntryReason())
+	case kvm.ExitSystemEvent:
+		return v.SystemEventType().String()
+	case kvm.ExitShutdown:
+		return "triple fault"
+	}
+	return ""
+}
+
+// cpuState reads v's registers, or returns nil if KVM will not give them.
+func cpuState(v *kvm.VCPU) *trace.CPUState {
+	regs, err := v.Regs()
+	if err != nil {
+		return nil
+	}
+	sregs, err := v.Sregs()
+	if err != nil {
+		return nil
+	}
+	return &trace.CPUState{Regs: regs, Sregs: sregs}
+}
+
+// finish writes out the trace and gathers the statistics once the VM has
+// ended; userspace is when the guest reported user space, or zero.
+func (o *observer) finish(userspace time.Time) {
+	if o == nil {
+		return
+	}
+	if o.stats != nil {
+		o.report = o.stats.Report(trace.Boot{Start: o.start, FirstRun: o.firstRun, Userspace: userspace, End: time.Now()})
+	}
+	if o.tracer == nil {
+		return
+	}
+	o.traceErr = o.tracer.Flush()
+	if o.traceFile != nil {
+		if err := o.traceFile.Close(); err != nil && o.traceErr == nil {
+			o.traceErr = fmt.Errorf("close trace file: %w", err)
+		}
+	}
+}
+
+// Stats returns the exit statistics of a VM that has ended, if --stats
+// asked for them.
+func (m *Machine) Stats() (trace.Report, bool) {
+	if m.observe == nil || m.observe.stats == nil {
+		return trace.Report{}, false
+	}
+	return m.observe.report, true
+}
+
+// TraceErr returns the error, if any, that kept the trace from being
+// written in full. Call it after Run.
+func (m *Machine) TraceErr() error {
+	if m.observe == nil {
+		return nil
+	}
+	return m.observe.traceErr
+}
