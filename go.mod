@@ -38,6 +38,7 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/exp v0.0.0-20250305212735-054e65f0b394 // indirect
 	golang.org/x/mod v0.29.0 // indirect
+	golang.org/x/net v0.47.0 // indirect
 	golang.org/x/sync v0.18.0 // indirect
 	golang.org/x/term v0.37.0 // indirect
 	golang.org/x/text v0.31.0 // indirect
@@ -64,6 +65,7 @@ tool (
 	github.com/u-root/u-root/cmds/core/mkdir
 	github.com/u-root/u-root/cmds/core/mount
 	github.com/u-root/u-root/cmds/core/mv
+	github.com/u-root/u-root/cmds/core/ping
 	github.com/u-root/u-root/cmds/core/ps
 	github.com/u-root/u-root/cmds/core/pwd
 	github.com/u-root/u-root/cmds/core/rm

@@ -71,9 +71,16 @@ type run struct {
 // kiln runs the kiln binary with args and stdin, under bootDeadline.
 func kiln(t *testing.T, stdin string, args ...string) run {
 	t.Helper()
+	return runCommand(t, stdin, kilnBinary, args...)
+}
+
+// runCommand runs a command (kiln, possibly through a wrapper such as
+// ip netns exec) under bootDeadline.
+func runCommand(t *testing.T, stdin, name string, args ...string) run {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), bootDeadline)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kilnBinary, args...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {

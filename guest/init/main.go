@@ -38,6 +38,9 @@ func main() {
 	if params["kiln.raw"] == "1" {
 		rawConsole()
 	}
+	if err := setupNetwork(params[NetParam]); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln init: network: %v\n", err)
+	}
 	// From this moment kiln feeds its stdin to the console: the tty is
 	// set up, so nothing typed or piped is lost to the driver's start-up.
 	signalUserspace()

@@ -30,6 +30,7 @@ var tools = []string{
 	"gosh", "cat", "cp", "date", "dd", "df", "dmesg", "echo", "false", "free",
 	"grep", "head", "kill", "ln", "ls", "mkdir", "mount", "mv", "ps", "pwd",
 	"rm", "sleep", "sync", "tail", "tee", "true", "umount", "uname", "wc",
+	"ping",
 }
 
 func main() {
@@ -44,7 +45,11 @@ func main() {
 }
 
 func build(out string, all bool) error {
-	cmds := []string{"github.com/kiln-vmm/kiln/guest/init", "github.com/kiln-vmm/kiln/guest/poweroff"}
+	cmds := []string{
+		"github.com/kiln-vmm/kiln/guest/init",
+		"github.com/kiln-vmm/kiln/guest/poweroff",
+		"github.com/kiln-vmm/kiln/guest/tcpcat",
+	}
 	if all {
 		cmds = append(cmds, uroot+"*")
 	} else {

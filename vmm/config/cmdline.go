@@ -64,6 +64,13 @@ func KernelCmdline(c *Config, h Host, devices []string) string {
 		}
 	}
 	args = append(args, devices...)
+	if len(c.Nets) > 0 && c.Nets[0].IP != "" {
+		v := c.Nets[0].IP
+		if c.Nets[0].Gateway != "" {
+			v += "," + c.Nets[0].Gateway
+		}
+		args = append(args, "kiln.net="+v)
+	}
 	if len(c.Command) > 0 {
 		args = append(args, CommandParam+"="+EncodeCommand(c.Command))
 	}

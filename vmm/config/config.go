@@ -38,6 +38,8 @@ type Config struct {
 
 	// Disks are virtio block devices, in order: vda, vdb, ...
 	Disks []Disk
+	// Nets are virtio network devices on host taps: eth0, eth1, ...
+	Nets []Net
 	// NoRNG drops the virtio entropy device that every VM has by default.
 	NoRNG bool
 

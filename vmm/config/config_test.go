@@ -118,3 +118,23 @@ func TestParseDisk(t *testing.T) {
 	require.Equal(t, "vdz", DiskName(25))
 	require.Equal(t, "vdaa", DiskName(26))
 }
+
+func TestParseNet(t *testing.T) {
+	n, err := ParseNet("tap=kt0,mac=02:00:00:00:00:01,ip=10.0.2.2/24,gw=10.0.2.1")
+	require.NoError(t, err)
+	require.Equal(t, "kt0", n.Tap)
+	require.Equal(t, "02:00:00:00:00:01", n.MAC.String())
+	require.Equal(t, "10.0.2.2/24", n.IP)
+	require.Equal(t, "10.0.2.1", n.Gateway)
+	n, err = ParseNet("tap=kt0")
+	require.NoError(t, err)
+	require.Len(t, n.MAC, 6)
+	require.Equal(t, byte(0x02), n.MAC[0], "locally administered")
+	for _, bad := range []string{"", "mac=02:00:00:00:00:01", "tap=x,mac=zz", "tap=x,ip=10.0.0.1", "tap=x,gw=10.0.0.1", "tap=x,speed=10"} {
+		_, err := ParseNet(bad)
+		require.ErrorIs(t, err, ErrUsage, bad)
+	}
+	c := &Config{Nets: []Net{n}}
+	c.Nets[0].IP, c.Nets[0].Gateway = "10.0.2.2/24", "10.0.2.1"
+	require.Contains(t, KernelCmdline(c, Host{}, nil), "kiln.net=10.0.2.2/24,10.0.2.1")
+}

@@ -67,7 +67,8 @@ func ExitClassNames() []string {
 }
 
 // ParseExitClasses parses a comma-separated list of exit kinds, such as
-// "io,hlt", or "all". An unknown word is a usage error.
+// "io,hlt", or "all". The error for an unknown word lists the known ones;
+// the flag parser that calls this makes it a usage error.
 func ParseExitClasses(s string) (ExitClass, error) {
 	var c ExitClass
 	for _, word := range strings.Split(s, ",") {
@@ -84,8 +85,8 @@ func ParseExitClasses(s string) (ExitClass, error) {
 			}
 		}
 		if !found {
-			return 0, fmt.Errorf("%w: unknown trace class %q (want a comma-separated list of %s)",
-				ErrUsage, word, strings.Join(ExitClassNames(), ", "))
+			return 0, fmt.Errorf("unknown trace class %q (want a comma-separated list of %s)",
+				word, strings.Join(ExitClassNames(), ", "))
 		}
 	}
 	return c, nil
