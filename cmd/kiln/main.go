@@ -5,6 +5,7 @@
 // Usage:
 //
 //	kiln run [flags] [-- COMMAND [ARG...]]
+//	kiln probe
 //	kiln version
 //
 // Exit codes are listed in exitcodes.go and in the README.
@@ -33,6 +34,8 @@ func Main(args []string, start time.Time) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], start)
+	case "probe":
+		return cmdProbe(args[1:])
 	case "version", "--version":
 		fmt.Printf("kiln %s\n", version)
 		return 0
@@ -49,6 +52,7 @@ func usage(w *os.File) {
 
 Usage:
   kiln run [flags] [-- COMMAND [ARG...]]   boot a guest: a shell, or run COMMAND
+  kiln probe                               show what this host's KVM offers
   kiln version                             print the version
   kiln COMMAND --help                      help for a command
 

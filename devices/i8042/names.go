@@ -65,15 +65,15 @@ func (c *Controller) Describe(off uint64, write bool, data []byte) string {
 	v := data[0]
 	switch {
 	case name == "command" && v >= pulseCommandBase && v&outputResetLine == 0:
-		return fmt.Sprintf("reset (command %#04x: %s)", v, CommandName(v))
+		return fmt.Sprintf("reset (command %#02x: %s)", v, CommandName(v))
 	case name == "command":
-		return fmt.Sprintf("command <- %#04x (%s)", v, CommandName(v))
+		return fmt.Sprintf("command <- %#02x (%s)", v, CommandName(v))
 	case name == "status":
-		return fmt.Sprintf("status -> %#04x (%s)", v, statusBits(v))
+		return fmt.Sprintf("status -> %#02x (%s)", v, statusBits(v))
 	case write:
-		return fmt.Sprintf("%s <- %#04x", name, v)
+		return fmt.Sprintf("%s <- %#02x", name, v)
 	}
-	return fmt.Sprintf("%s -> %#04x", name, v)
+	return fmt.Sprintf("%s -> %#02x", name, v)
 }
 
 // statusBits names the set bits of a status register value.

@@ -65,9 +65,9 @@ func (u *UART) Describe(off uint64, write bool, data []byte) string {
 	case "IER":
 		return withBits(name, arrow, v, ierBits)
 	case "IIR":
-		return fmt.Sprintf("%s %s %#04x (%s)", name, arrow, v, iirCause(v))
+		return fmt.Sprintf("%s %s %#02x (%s)", name, arrow, v, iirCause(v))
 	case "LCR":
-		return fmt.Sprintf("%s %s %#04x (%s)", name, arrow, v, lineSettings(v))
+		return fmt.Sprintf("%s %s %#02x (%s)", name, arrow, v, lineSettings(v))
 	case "MCR":
 		return withBits(name, arrow, v, mcrBits)
 	case "LSR":
@@ -75,7 +75,7 @@ func (u *UART) Describe(off uint64, write bool, data []byte) string {
 	case "MSR":
 		return withBits(name, arrow, v, msrBits)
 	}
-	return fmt.Sprintf("%s %s %#04x", name, arrow, v)
+	return fmt.Sprintf("%s %s %#02x", name, arrow, v)
 }
 
 // The names of register bits, lowest bit first; "" for bits not named.
@@ -95,9 +95,9 @@ func withBits(name, arrow string, v byte, bits [8]string) string {
 		}
 	}
 	if len(set) == 0 {
-		return fmt.Sprintf("%s %s %#04x", name, arrow, v)
+		return fmt.Sprintf("%s %s %#02x", name, arrow, v)
 	}
-	return fmt.Sprintf("%s %s %#04x (%s)", name, arrow, v, strings.Join(set, " "))
+	return fmt.Sprintf("%s %s %#02x (%s)", name, arrow, v, strings.Join(set, " "))
 }
 
 // LCR bits that only traces look at; the UART itself ignores them.

@@ -53,6 +53,8 @@ type Machine struct {
 
 	end  chan struct{} // closed when the VM must stop
 	stop stopOnce
+
+	observe *observer // --trace and --stats; nil without (observe.go)
 }
 
 // Options are the host-side connections of a machine.
@@ -147,7 +149,7 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 		}
 	}
 
-	// Virtio devices in MMIO windows: disks, then the entropy source.
+	// Virtio devices in MMIO windows: disks, network, the entropy source.
 	for i, d := range cfg.Disks {
 		b, err := virtio.NewBlock(d.Path, d.ReadOnly, "kiln-"+config.DiskName(i))
 		if err != nil {
@@ -155,6 +157,21 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 		}
 		m.closers = append(m.closers, b)
 		if err = m.addVirtio(b); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range cfg.Nets {
+		tap, err := virtio.OpenTap(n.Tap)
+		if err != nil {
+			return nil, err
+		}
+		dev, err := virtio.NewNet(tap, n.MAC)
+		if err != nil {
+			tap.Close()
+			return nil, err
+		}
+		m.closers = append(m.closers, dev)
+		if err = m.addVirtio(dev); err != nil {
 			return nil, err
 		}
 	}
@@ -189,6 +206,11 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 		if err = cpu.Setup(v, cpu.GuestCPUID(supported, i, cfg.CPUs, m.host.PVM), m.entry); err != nil {
 			return nil, err
 		}
+	}
+
+	// 8. With --trace or --stats, an observer for the run loop.
+	if m.observe, err = newObserver(cfg.Observe, m.start, m.pio, m.mmio); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

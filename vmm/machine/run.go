@@ -159,12 +159,15 @@ func (m *Machine) Run() Result {
 	}
 }
 
-// finish adds what the signal device recorded to the result.
+// finish adds what the signal device recorded to the result, and lets the
+// observer (--trace, --stats) finish its work.
 func (m *Machine) finish(r Result) Result {
 	r.ExitStatus, r.HasStatus = m.signal.ExitStatus()
-	if t, ok := m.signal.Userspace(); ok {
-		r.BootTime, r.HasBootTime = t.Sub(m.start), true
+	userspace, ok := m.signal.Userspace()
+	if ok {
+		r.BootTime, r.HasBootTime = userspace.Sub(m.start), true
 	}
+	m.observe.finish(userspace)
 	return r
 }
 
@@ -180,7 +183,10 @@ func (m *Machine) stopping() bool {
 
 // runVCPU is one vCPU's run loop: enter the guest, handle the exit, repeat.
 // It returns nil when the VM ends normally and an error when it cannot go on.
+// With --trace or --stats each exit is handled through the vCPU's recorder,
+// which times and records it; without, rec is nil and costs one branch.
 func (m *Machine) runVCPU(v *kvm.VCPU) error {
+	rec := m.observe.vcpu(v)
 	for {
 		if m.stopping() {
 			return nil
@@ -192,50 +198,66 @@ func (m *Machine) runVCPU(v *kvm.VCPU) error {
 		if err != nil {
 			return fmt.Errorf("vCPU %d: %w", v.ID, err)
 		}
-		switch reason := v.ExitReason(); reason {
-		case kvm.ExitIO:
-			io := v.IO()
-			for i := 0; i < io.Count; i++ {
-				d := io.Data[i*io.Size : (i+1)*io.Size]
-				if io.Write {
-					m.pio.Write(uint64(io.Port), d)
-				} else {
-					m.pio.Read(uint64(io.Port), d)
-				}
-			}
-		case kvm.ExitMMIO:
-			mm := v.MMIO()
-			if mm.Write {
-				m.mmio.Write(mm.Addr, mm.Data)
-			} else {
-				m.mmio.Read(mm.Addr, mm.Data)
-			}
-		case kvm.ExitIntr:
-			// Interrupted by a signal; loop.
-		case kvm.ExitHLT:
-			// With the in-kernel local APIC, HLT only exits when the vCPU
-			// can never wake: interrupts off. The guest has stopped.
-			m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d halted with interrupts disabled%s", v.ID, regsSuffix(v))})
-			return nil
-		case kvm.ExitShutdown:
-			m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: triple fault%s", v.ID, regsSuffix(v))})
-			return nil
-		case kvm.ExitSystemEvent:
-			if ev := v.SystemEventType(); ev == 2 { // reset
-				m.stop.Do(m, Result{Reason: ReasonReset})
-			} else {
-				m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: system event %v", v.ID, ev)})
-			}
-			return nil
-		case kvm.ExitInternalError:
-			ie := v.Internal()
-			return fmt.Errorf("vCPU %d: %v: %v%s (data %#x)", v.ID, reason, ie.Suberror, regsSuffix(v), ie.Data)
-		case kvm.ExitFailEntry:
-			return fmt.Errorf("vCPU %d: %v: hardware entry failure reason %#x%s", v.ID, reason, v.FailEntryReason(), regsSuffix(v))
-		default:
-			return fmt.Errorf("vCPU %d: unexpected exit %v%s", v.ID, reason, regsSuffix(v))
+		var stop bool
+		if rec == nil {
+			stop, err = m.handleExit(v, v.ExitReason())
+		} else {
+			stop, err = rec.handle(v.ExitReason(), m.handleExit)
+		}
+		if stop || err != nil {
+			return err
 		}
 	}
+}
+
+// handleExit is the exit dispatch: it does what the exit reason asks and
+// reports whether the vCPU must stop. An exit that ends the VM records
+// why; one kiln cannot handle is an error.
+func (m *Machine) handleExit(v *kvm.VCPU, reason kvm.ExitReason) (stop bool, err error) {
+	switch reason {
+	case kvm.ExitIO:
+		io := v.IO()
+		for i := 0; i < io.Count; i++ {
+			d := io.Data[i*io.Size : (i+1)*io.Size]
+			if io.Write {
+				m.pio.Write(uint64(io.Port), d)
+			} else {
+				m.pio.Read(uint64(io.Port), d)
+			}
+		}
+	case kvm.ExitMMIO:
+		mm := v.MMIO()
+		if mm.Write {
+			m.mmio.Write(mm.Addr, mm.Data)
+		} else {
+			m.mmio.Read(mm.Addr, mm.Data)
+		}
+	case kvm.ExitIntr:
+		// Interrupted by a signal; go back in.
+	case kvm.ExitHLT:
+		// With the in-kernel local APIC, HLT only exits when the vCPU
+		// can never wake: interrupts off. The guest has stopped.
+		m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d halted with interrupts disabled%s", v.ID, regsSuffix(v))})
+		return true, nil
+	case kvm.ExitShutdown:
+		m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: triple fault%s", v.ID, regsSuffix(v))})
+		return true, nil
+	case kvm.ExitSystemEvent:
+		if ev := v.SystemEventType(); ev == 2 { // reset
+			m.stop.Do(m, Result{Reason: ReasonReset})
+		} else {
+			m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: system event %v", v.ID, ev)})
+		}
+		return true, nil
+	case kvm.ExitInternalError:
+		ie := v.Internal()
+		return true, fmt.Errorf("vCPU %d: %v: %v%s (data %#x)", v.ID, reason, ie.Suberror, regsSuffix(v), ie.Data)
+	case kvm.ExitFailEntry:
+		return true, fmt.Errorf("vCPU %d: %v: hardware entry failure reason %#x%s", v.ID, reason, v.FailEntryReason(), regsSuffix(v))
+	default:
+		return true, fmt.Errorf("vCPU %d: unexpected exit %v%s", v.ID, reason, regsSuffix(v))
+	}
+	return false, nil
 }
 
 // regsSuffix describes where the guest was, for error messages.
