@@ -7,9 +7,14 @@ say() { printf '[deps] %s\n' "$*" >&2; }
 
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || { say "error: Go is not installed (need Go 1.24 or newer)"; exit 1; }
 
+# The tests make ext4 images (e2fsprogs) and network namespaces with taps
+# (iproute2); the guest kernel build installs its own packages.
 need=()
-# (nothing yet: the kernel build installs its own packages)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v debugfs >/dev/null || need+=(e2fsprogs)
+command -v ip >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
+	mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
 	if [ "$(id -u)" -ne 0 ]; then
 		say "error: missing packages ${need[*]}; install them as root"
 		exit 1
