@@ -48,7 +48,7 @@ func runFlags(args []string) (*config.Config, bool, error) {
 	addObserveFlags(fs, cfg)
 	help := fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, "Usage: kiln run [flags] [-- COMMAND [ARG...]]\n\n"+
+		fmt.Fprint(fs.Output(), "Usage: kiln run [flags] [-- COMMAND [ARG...]]\n\n"+
 			"Boots a Linux guest. With COMMAND, runs it in the guest and exits with its\n"+
 			"status; without, starts an interactive shell (Ctrl-A X quits).\n\nFlags:\n")
 		fs.PrintDefaults()

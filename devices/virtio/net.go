@@ -23,10 +23,10 @@ type Net struct {
 
 // virtio-net feature bits (5.1.3).
 const (
-	netFCsum      = 1 << 0  // the device handles partial checksums (guest tx)
-	netFGuestCsum = 1 << 1  // the driver handles partial checksums (guest rx)
-	netFMAC       = 1 << 5  // config holds the MAC address
-	netFGuestTSO4 = 1 << 7  // the driver takes TSO frames
+	netFCsum      = 1 << 0 // the device handles partial checksums (guest tx)
+	netFGuestCsum = 1 << 1 // the driver handles partial checksums (guest rx)
+	netFMAC       = 1 << 5 // config holds the MAC address
+	netFGuestTSO4 = 1 << 7 // the driver takes TSO frames
 	netFGuestTSO6 = 1 << 8
 	netFHostTSO4  = 1 << 11 // the device takes TSO frames
 	netFHostTSO6  = 1 << 12

@@ -3,7 +3,8 @@
 // New is the whole construction in numbered steps, each a call into the
 // package that knows how: open KVM and create the VM, map guest RAM, create
 // the interrupt controllers and timer, create the vCPUs, place the devices on
-// the buses, load the kernel, then set each vCPU at the entry point. Run
+// the buses, load the kernel, set each vCPU at the entry point, and attach
+// the observer that --trace and --stats read (observe.go). Run
 // starts one goroutine per vCPU, each pinned to its own OS thread, and
 // dispatches every VM exit to the port-I/O or MMIO bus (run.go).
 package machine
@@ -209,7 +210,7 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 	}
 
 	// 8. With --trace or --stats, an observer for the run loop.
-	if m.observe, err = newObserver(cfg.Observe, m.start, m.pio, m.mmio); err != nil {
+	if m.observe, err = newObserver(cfg, m.start, m.pio, m.mmio); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -27,9 +28,10 @@ type observer struct {
 	traceErr error        // a failure to write the trace
 }
 
-// newObserver returns the observer o asks for, or nil if it asks for
-// nothing.
-func newObserver(o config.Observe, start time.Time, pio, mmio *bus.Bus) (*observer, error) {
+// newObserver returns the observer cfg.Observe asks for, or nil if it asks
+// for nothing.
+func newObserver(cfg *config.Config, start time.Time, pio, mmio *bus.Bus) (*observer, error) {
+	o := cfg.Observe
 	classes := o.Tracing()
 	if classes == 0 && !o.Stats {
 		return nil, nil
@@ -37,6 +39,9 @@ func newObserver(o config.Observe, start time.Time, pio, mmio *bus.Bus) (*observ
 	obs := &observer{start: start, pio: pio, mmio: mmio}
 	if classes != 0 {
 		var w io.Writer = os.Stderr
+		if cfg.Interactive {
+			w = crlf{os.Stderr} // the terminal is in raw mode while the guest runs
+		}
 		if o.TraceFile != "" {
 			f, err := os.Create(o.TraceFile)
 			if err != nil {
@@ -52,11 +57,22 @@ func newObserver(o config.Observe, start time.Time, pio, mmio *bus.Bus) (*observ
 	return obs, nil
 }
 
+// crlf writes to a terminal in raw mode, where a line feed does not
+// return the carriage: each "\n" goes out as "\r\n".
+type crlf struct{ w io.Writer }
+
+func (c crlf) Write(p []byte) (int, error) {
+	if _, err := c.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 // recorder is one vCPU's view of the observer.
 type recorder struct {
 	o    *observer
 	v    *kvm.VCPU
-	last time.Time // when kiln last went back into KVM_RUN
+	last time.Time // when the vCPU last went back into KVM_RUN
 }
 
 // vcpu returns the recorder for v, or nil when nothing is observed. Call
@@ -76,7 +92,8 @@ func (o *observer) vcpu(v *kvm.VCPU) *recorder {
 type exitHandler func(v *kvm.VCPU, reason kvm.ExitReason) (stop bool, err error)
 
 // handle runs handler for the exit that just happened, timing it, then
-// counts the exit and traces it.
+// counts the exit and traces it. The time in KVM_RUN before the exit is
+// from the end of the previous handle to the start of this one.
 func (r *recorder) handle(reason kvm.ExitReason, handler exitHandler) (bool, error) {
 	returned := time.Now()
 	stop, err := handler(r.v, reason)
@@ -88,7 +105,9 @@ func (r *recorder) handle(reason kvm.ExitReason, handler exitHandler) (bool, err
 		Guest:    returned.Sub(r.last),
 		Handling: handled.Sub(returned),
 	}
-	r.last = handled
+	// The trace line and the counting below are kiln's own work too, but
+	// not the exit's: the next exit's guest time starts when they are done.
+	defer func() { r.last = time.Now() }()
 	traced := r.o.tracer.Wants(reason)
 	if !traced && r.o.stats == nil {
 		return stop, err

@@ -80,7 +80,7 @@ func (m *Machine) InputReady() <-chan struct{} {
 	go func() {
 		select {
 		case <-m.signal.UserspaceReached():
-		case <-afterClosed(m.Serial.RxEnabled(), inputGrace):
+		case <-afterClosed(m.Serial.RxEnabled(), m.inputGrace()):
 		case <-m.end:
 		}
 		close(ready)
@@ -89,8 +89,15 @@ func (m *Machine) InputReady() <-chan struct{} {
 }
 
 // inputGrace is how long after the serial driver starts input is held back
-// for a guest that never reports user space.
-const inputGrace = 10 * time.Second
+// for a guest that never reports user space: a few seconds on hardware KVM,
+// where a whole boot takes less than one, and longer on a PVM host, whose
+// guests reach user space tens of seconds after their serial driver starts.
+func (m *Machine) inputGrace() time.Duration {
+	if m.host.PVM {
+		return 45 * time.Second
+	}
+	return 3 * time.Second
+}
 
 // afterClosed returns a channel that fires d after c is closed.
 func afterClosed(c <-chan struct{}, d time.Duration) <-chan struct{} {

@@ -4,8 +4,8 @@
 //
 // A virtual CPU runs guest code on the real processor until the guest does
 // something the hardware will not let it do alone. Then the processor
-// leaves the guest: a VM exit (a "VM exit" in Intel's VMX, a "#VMEXIT" in
-// AMD's SVM). KVM handles most exits inside the host kernel, such as page
+// leaves the guest: a VM exit (Intel VMX's name; AMD SVM calls it
+// #VMEXIT). KVM handles most exits inside the host kernel, such as page
 // faults on guest RAM, timer ticks and interrupts of the in-kernel
 // interrupt controllers, and goes straight back in. The others end the
 // KVM_RUN ioctl and reach the VMM with an exit reason in struct kvm_run:
@@ -24,11 +24,12 @@
 //
 //   - a Tracer prints the exit as one line, with the device's own words for
 //     the register access ("serial: THR <- 'h'") from devices that
-//     implement Describer, and the register state for a halt, a shutdown
-//     or an error;
+//     implement Describer (virtio-mmio's registers are decoded here, in
+//     virtio.go), and the register state for a halt, a shutdown or an
+//     error;
 //   - Stats counts exits and the time spent on them per exit reason, per
-//     device and per vCPU, and Report prints the table with the boot
-//     phases: VMM setup, kernel, user space.
+//     device and per vCPU; its Report, printed by Report.WriteTo, adds
+//     the phases of the boot: VMM setup, kernel, user space.
 //
 // The kinds of exit --trace selects are config.ExitClass values; ClassOf
 // says which kind an exit reason is.

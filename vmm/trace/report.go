@@ -12,7 +12,7 @@ import (
 // per reason, per device and per vCPU, then the boot phases.
 func (r Report) WriteTo(w io.Writer) (int64, error) {
 	var b strings.Builder
-	b.WriteString("kiln: exit statistics (time in kiln: from KVM_RUN returning to the next KVM_RUN)\n\n")
+	b.WriteString("kiln: exit statistics (time in kiln: handling the exit, from KVM_RUN returning until the device is done)\n\n")
 
 	var all Tally
 	t := table{align: "lrrr"}

@@ -52,7 +52,7 @@ func TestStatsReport(t *testing.T) {
 	var out strings.Builder
 	_, err := r.WriteTo(&out)
 	require.NoError(t, err)
-	require.Equal(t, `kiln: exit statistics (time in kiln: from KVM_RUN returning to the next KVM_RUN)
+	require.Equal(t, `kiln: exit statistics (time in kiln: handling the exit, from KVM_RUN returning until the device is done)
 
 exit reason   exits  time in kiln  per exit
 KVM_EXIT_IO       8       18.0 µs   2.25 µs
