@@ -80,6 +80,9 @@ func TestMissingKVMDevice(t *testing.T) {
 	require.NoError(t, os.WriteFile(kernel, []byte("k"), 0o644))
 	t.Setenv("KILN_KVM", filepath.Join(dir, "no-kvm"))
 	require.Equal(t, ExitNoKVM, Main([]string{"run", "--kernel", kernel, "--initrd", ""}, timeNow()))
+	// A device that is not KVM.
+	t.Setenv("KILN_KVM", "/dev/null")
+	require.Equal(t, ExitNoKVM, Main([]string{"run", "--kernel", kernel, "--initrd", ""}, timeNow()))
 }
 
 func timeNow() time.Time { return time.Now() }

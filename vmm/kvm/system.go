@@ -42,7 +42,7 @@ func OpenPath(path string) (*System, error) {
 	v, err := ioctl(fd, kvmGetAPIVersion, 0)
 	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w: %s is not a KVM device (%v)", ErrNoKVM, path, err)
 	}
 	if v != APIVersion {
 		s.Close()
