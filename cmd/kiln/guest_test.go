@@ -95,12 +95,12 @@ func runCommand(t *testing.T, stdin, name string, args ...string) run {
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		t.Fatalf("kiln %q: %v", args, err)
+		t.Fatalf("%s %q: %v", filepath.Base(name), args, err)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("kiln %q did not finish within %v\nstdout:\n%s\nstderr:\n%s", args, bootDeadline, r.stdout, r.stderr)
+		t.Fatalf("%s %q did not finish within %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(name), args, bootDeadline, r.stdout, r.stderr)
 	}
-	t.Logf("kiln %q: exit %d after %.1f s", args, r.code, time.Since(start).Seconds())
+	t.Logf("%s %q: exit %d after %.1f s", filepath.Base(name), args, r.code, time.Since(start).Seconds())
 	return r
 }
 
