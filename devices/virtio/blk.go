@@ -16,7 +16,6 @@ import (
 // the image, so what the guest flushed survives a host crash.
 type Block struct {
 	file     *os.File
-	path     string
 	readOnly bool
 	id       [blkIDLen]byte
 	sectors  uint64
@@ -87,17 +86,13 @@ func NewBlock(path string, readOnly bool, id string) (*Block, error) {
 		f.Close()
 		return nil, fmt.Errorf("disk %s: %w: size %d is not a positive multiple of %d bytes", path, ErrBadImage, st.Size(), SectorSize)
 	}
-	b := &Block{file: f, path: path, readOnly: readOnly, sectors: uint64(st.Size()) / SectorSize}
+	b := &Block{file: f, readOnly: readOnly, sectors: uint64(st.Size()) / SectorSize}
 	copy(b.id[:], id)
 	return b, nil
 }
 
 // Close closes the image.
 func (b *Block) Close() error { return b.file.Close() }
-
-// Path and ReadOnly describe the disk.
-func (b *Block) Path() string   { return b.path }
-func (b *Block) ReadOnly() bool { return b.readOnly }
 
 func (b *Block) Type() DeviceType        { return TypeBlock }
 func (b *Block) QueueMaxSizes() []uint16 { return []uint16{blkQueueSize} }

@@ -94,9 +94,6 @@ func NewTransport(dev Device, mem Memory, irq devices.Interrupt) *Transport {
 	return t
 }
 
-// Device returns the device behind the window.
-func (t *Transport) Device() Device { return t.dev }
-
 // NumQueues is how many queues the device has.
 func (t *Transport) NumQueues() int { return len(t.dev.QueueMaxSizes()) }
 

@@ -219,12 +219,6 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 // Host returns what the machine found out about the host.
 func (m *Machine) Host() config.Host { return m.host }
 
-// Cmdline returns the kernel command line the guest was given.
-func (m *Machine) Cmdline() string { return m.cmdline }
-
-// Entry returns how the guest kernel is entered.
-func (m *Machine) Entry() boot.Entry { return m.entry }
-
 // Close releases the VM, its vCPUs and its memory.
 func (m *Machine) Close() {
 	for _, t := range m.virtio {
