@@ -65,6 +65,8 @@ func TestExitCodesForBadInputWithoutBooting(t *testing.T) {
 		{[]string{"run", "--kernel", kernel, "--memory", "100T"}, ExitUsage},
 		{[]string{"run", "--kernel", filepath.Join(dir, "missing")}, ExitNoInput},
 		{[]string{"run", "--kernel", kernel, "--initrd", filepath.Join(dir, "missing")}, ExitNoInput},
+		{[]string{"run", "--kernel", dir}, ExitNoInput},
+		{[]string{"run", "--kernel", kernel, "--initrd", "/dev/null"}, ExitNoInput},
 		{[]string{"frobnicate"}, ExitUsage},
 		{nil, ExitUsage},
 	} {

@@ -25,6 +25,13 @@ const (
 // counts), as opposed to failures of the VMM or the host.
 var ErrUsage = errors.New("usage")
 
+// ErrNotRegular and ErrEmptyFile mark a kernel or initrd path that names
+// no usable file: a directory or a device, or an empty file.
+var (
+	ErrNotRegular = errors.New("not a regular file")
+	ErrEmptyFile  = errors.New("the file is empty")
+)
+
 // Config is one VM.
 type Config struct {
 	Kernel   string   // ELF vmlinux with a PVH note, or a bzImage
@@ -95,10 +102,10 @@ func readable(what, path string) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s %s: not a regular file", what, path)
+		return fmt.Errorf("%s %s: %w", what, path, ErrNotRegular)
 	}
 	if st.Size() == 0 {
-		return fmt.Errorf("%s %s: file is empty", what, path)
+		return fmt.Errorf("%s %s: %w", what, path, ErrEmptyFile)
 	}
 	return nil
 }
