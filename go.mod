@@ -9,6 +9,8 @@ require (
 	github.com/u-root/mkuimage v0.0.0-20250905073043-9a40452f5d3b
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701
 	golang.org/x/sys v0.49.0
+	golang.org/x/term v0.37.0
+	mvdan.cc/sh/v3 v3.11.0
 )
 
 require (
@@ -40,10 +42,8 @@ require (
 	golang.org/x/mod v0.29.0 // indirect
 	golang.org/x/net v0.47.0 // indirect
 	golang.org/x/sync v0.18.0 // indirect
-	golang.org/x/term v0.37.0 // indirect
 	golang.org/x/text v0.31.0 // indirect
 	golang.org/x/tools v0.38.0 // indirect
-	mvdan.cc/sh/v3 v3.11.0 // indirect
 )
 
 tool (

@@ -32,7 +32,7 @@ func exitCode(err error) int {
 		return ExitNoKVM
 	case errors.Is(err, boot.ErrNotKernel), errors.Is(err, boot.ErrTooBig), errors.Is(err, virtio.ErrBadImage):
 		return ExitBadInput
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), errors.Is(err, config.ErrNotRegular), errors.Is(err, config.ErrEmptyFile), errors.Is(err, virtio.ErrNoTap):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), errors.Is(err, config.ErrNotRegular), errors.Is(err, config.ErrEmptyFile), errors.Is(err, virtio.ErrNoTap), errors.Is(err, virtio.ErrVsock):
 		return ExitNoInput
 	}
 	return ExitVMM

@@ -42,6 +42,7 @@ func runFlags(args []string) (*config.Config, bool, error) {
 	mem := fs.String("memory", "128M", "guest memory (e.g. 512M, 2G)")
 	disks := fs.StringArray("disk", nil, "add a virtio disk backed by a raw image: PATH[,ro] (repeatable: vda, vdb, ...)")
 	nets := fs.StringArray("net", nil, "add a virtio network device on an existing tap: tap=NAME[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR] (ip/gw configure eth0 in the guest)")
+	vsock := fs.String("vsock", "", "add a virtio socket device: CID,PATH (host programs reach the guest through the unix socket PATH; the guest reaches host port P at PATH_P)")
 	fs.BoolVar(&cfg.NoRNG, "no-rng", false, "leave out the virtio entropy device")
 	bootTime := fs.Bool("boot-time", false, "print the time from launch to guest user space")
 	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
@@ -85,6 +86,13 @@ func runFlags(args []string) (*config.Config, bool, error) {
 			return nil, false, err
 		}
 		cfg.Nets = append(cfg.Nets, n)
+	}
+	if *vsock != "" {
+		v, err := config.ParseVsock(*vsock)
+		if err != nil {
+			return nil, false, err
+		}
+		cfg.Vsock = &v
 	}
 	size, err := config.ParseSize(*mem)
 	if err != nil {

@@ -19,7 +19,7 @@
 //	              into bounds-checked buffers, and returning used buffers
 //	mmio.go       the virtio-mmio register window and the device status
 //	              state machine (feature negotiation, queue setup, reset)
-//	blk.go, rng.go, net.go   the device types
+//	blk.go, net.go, rng.go, vsock.go   the device types
 //
 // The guest is untrusted: every address and length it writes is checked
 // against guest memory; a malformed chain marks the device as needing a

@@ -3,7 +3,7 @@
 // u-root compiles Go commands into one "busybox" binary (/bbin/bb) with a
 // symlink per command, so a dozen tools cost one Go runtime. The image holds
 // kiln's own init (guest/init) as /init, a poweroff that ends the VM, the
-// u-root shell (gosh, also as /bin/sh) and a small set of core tools. The
+// u-root shell (gosh), a script shell as sh and /bin/sh (guest/sh) and a small set of core tools. The
 // archive is written uncompressed: a software-nested KVM unpacks an
 // uncompressed cpio fastest, and the kernel needs no decompressor.
 //
@@ -48,7 +48,9 @@ func build(out string, all bool) error {
 	cmds := []string{
 		"github.com/kiln-vmm/kiln/guest/init",
 		"github.com/kiln-vmm/kiln/guest/poweroff",
+		"github.com/kiln-vmm/kiln/guest/sh",
 		"github.com/kiln-vmm/kiln/guest/tcpcat",
+		"github.com/kiln-vmm/kiln/guest/vsockcat",
 	}
 	if all {
 		cmds = append(cmds, uroot+"*")
@@ -74,8 +76,8 @@ func build(out string, all bool) error {
 		uimage.WithTempDir(tmp),
 		uimage.WithBusyboxCommands(cmds...),
 		uimage.WithInit("init"),
-		uimage.WithShell("gosh"),
-		uimage.WithSymlink("bin/sh", "gosh"),
+		// bin/sh and bin/defaultsh: guest/sh, which hands a terminal to gosh.
+		uimage.WithShell("sh"),
 		uimage.WithSymlink("bin/reboot", "poweroff"),
 		uimage.WithSkipLDD(),
 		uimage.WithCPIOOutput(out),

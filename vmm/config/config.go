@@ -47,6 +47,8 @@ type Config struct {
 	Disks []Disk
 	// Nets are virtio network devices on host taps: eth0, eth1, ...
 	Nets []Net
+	// Vsock, if set, is a virtio socket device.
+	Vsock *Vsock
 	// NoRNG drops the virtio entropy device that every VM has by default.
 	NoRNG bool
 

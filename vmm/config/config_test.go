@@ -119,6 +119,16 @@ func TestParseDisk(t *testing.T) {
 	require.Equal(t, "vdaa", DiskName(26))
 }
 
+func TestParseVsock(t *testing.T) {
+	v, err := ParseVsock("3,/tmp/v.sock")
+	require.NoError(t, err)
+	require.Equal(t, Vsock{CID: 3, Path: "/tmp/v.sock"}, v)
+	for _, bad := range []string{"", "3", "3,", "x,/p", "2,/p", "-1,/p", "4294967295,/p"} {
+		_, err := ParseVsock(bad)
+		require.ErrorIs(t, err, ErrUsage, bad)
+	}
+}
+
 func TestParseNet(t *testing.T) {
 	n, err := ParseNet("tap=kt0,mac=02:00:00:00:00:01,ip=10.0.2.2/24,gw=10.0.2.1")
 	require.NoError(t, err)

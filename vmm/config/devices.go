@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 )
 
@@ -38,6 +39,26 @@ func DiskName(i int) string {
 		return "vd" + string(rune('a'+i))
 	}
 	return fmt.Sprintf("vd%c%c", 'a'+i/26-1, 'a'+i%26)
+}
+
+// Vsock is a virtio socket device: the guest's CID and the unix socket
+// through which host programs reach it (docs/virtio.md).
+type Vsock struct {
+	CID  uint64
+	Path string
+}
+
+// ParseVsock parses a --vsock value: CID,PATH.
+func ParseVsock(s string) (Vsock, error) {
+	cid, path, ok := strings.Cut(s, ",")
+	n, err := strconv.ParseUint(cid, 10, 32)
+	if !ok || err != nil || path == "" {
+		return Vsock{}, fmt.Errorf("%w: --vsock %q: want CID,PATH (e.g. 3,/tmp/kiln.vsock)", ErrUsage, s)
+	}
+	if n < 3 || n >= 0xffffffff {
+		return Vsock{}, fmt.Errorf("%w: --vsock %q: CID %d is reserved (want 3 to 4294967294)", ErrUsage, s, n)
+	}
+	return Vsock{CID: n, Path: path}, nil
 }
 
 // Net is a virtio network device on a host tap, and how the guest's init

@@ -176,6 +176,16 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 			return nil, err
 		}
 	}
+	if v := cfg.Vsock; v != nil {
+		dev, err := virtio.NewVsock(v.CID, v.Path)
+		if err != nil {
+			return nil, err
+		}
+		m.closers = append(m.closers, dev)
+		if err = m.addVirtio(dev); err != nil {
+			return nil, err
+		}
+	}
 	if !cfg.NoRNG {
 		if err = m.addVirtio(virtio.NewRNG()); err != nil {
 			return nil, err
