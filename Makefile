@@ -10,7 +10,7 @@ export KILN_CACHE ?= $(HOME)/.cache/kiln
 GO_SRC := $(shell find cmd vmm devices boot -name '*.go' -not -name '*_test.go') go.mod go.sum
 GUEST_SRC := $(shell find guest -name '*.go' -o -name '*.s') $(shell find vmm/config vmm/layout -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps
+.PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps bench-io
 
 all: bin/kiln bin/vmlinux bin/initramfs.cpio
 
@@ -53,6 +53,10 @@ fuzz:
 	$(GO) test ./boot -run '^$$' -fuzz FuzzPVHNote -fuzztime $(FUZZTIME)
 	$(GO) test ./vmm/config -run '^$$' -fuzz FuzzParseSize -fuzztime $(FUZZTIME)
 	$(GO) test ./cmd/kiln -run '^$$' -fuzz FuzzRunFlags -fuzztime $(FUZZTIME)
+
+# virtio-blk throughput and IOPS inside the guest, kiln against QEMU microvm.
+bench-io: all
+	scripts/bench-io.sh $(ROUNDS)
 
 clean:
 	rm -rf bin

@@ -31,6 +31,12 @@ func TestRunFlags(t *testing.T) {
 	require.Equal(t, "vmlinux", filepath.Base(cfg.Kernel))
 	require.Equal(t, "initramfs.cpio", filepath.Base(cfg.Initrd))
 
+	cfg, _, err = runFlags([]string{"--print-cmdline", "--vsock", "3,/tmp/v", "--no-rng"})
+	require.NoError(t, err)
+	require.True(t, cfg.PrintCmdline)
+	require.True(t, cfg.NoRNG)
+	require.Equal(t, &config.Vsock{CID: 3, Path: "/tmp/v"}, cfg.Vsock)
+
 	t.Setenv("KILN_KERNEL", "/k/bzImage")
 	cfg, _, _ = runFlags(nil)
 	require.Equal(t, "/k/bzImage", cfg.Kernel)

@@ -45,6 +45,7 @@ func runFlags(args []string) (*config.Config, bool, error) {
 	vsock := fs.String("vsock", "", "add a virtio socket device: CID,PATH (host programs reach the guest through the unix socket PATH; the guest reaches host port P at PATH_P)")
 	fs.BoolVar(&cfg.NoRNG, "no-rng", false, "leave out the virtio entropy device")
 	bootTime := fs.Bool("boot-time", false, "print the time from launch to guest user space")
+	fs.BoolVar(&cfg.PrintCmdline, "print-cmdline", false, "print the kernel command line kiln would give the guest, and exit")
 	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
 	addObserveFlags(fs, cfg)
 	help := fs.BoolP("help", "h", false, "show this help")
@@ -127,6 +128,11 @@ func cmdRun(args []string, start time.Time) int {
 		return fail(err)
 	}
 	defer m.Close()
+	if cfg.PrintCmdline {
+		out.Close()
+		fmt.Println(m.Cmdline())
+		return 0
+	}
 	if m.Host().PVM {
 		fmt.Fprintf(os.Stderr, "kiln: host KVM is kvm-pvm (software nested virtualization): guest CPUID without CX16, XSAVE and KVM PV hypercalls; kernel command line adds clearcpuid, tsc_early_khz=%d, rodata=off (docs/pvm.md)\n", m.Host().TSCKHz)
 	}

@@ -51,6 +51,7 @@ func build(out string, all bool) error {
 		"github.com/kiln-vmm/kiln/guest/sh",
 		"github.com/kiln-vmm/kiln/guest/tcpcat",
 		"github.com/kiln-vmm/kiln/guest/vsockcat",
+		"github.com/kiln-vmm/kiln/guest/iobench",
 	}
 	if all {
 		cmds = append(cmds, uroot+"*")

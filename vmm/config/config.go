@@ -41,7 +41,9 @@ type Config struct {
 	Memory   uint64   // guest RAM in bytes
 	Command  []string // command for the guest init to run; empty: a shell
 	Verbose  bool     // show the kernel's boot messages in command mode
-	BootTime bool     // report the time from launch to guest user space
+	BootTime bool
+	// PrintCmdline: build the VM, print its kernel command line, stop.
+	PrintCmdline bool // report the time from launch to guest user space
 
 	// Disks are virtio block devices, in order: vda, vdb, ...
 	Disks []Disk

@@ -229,6 +229,9 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 // Host returns what the machine found out about the host.
 func (m *Machine) Host() config.Host { return m.host }
 
+// Cmdline returns the kernel command line the guest is given.
+func (m *Machine) Cmdline() string { return m.cmdline }
+
 // Close releases the VM, its vCPUs and its memory.
 func (m *Machine) Close() {
 	for _, t := range m.virtio {
