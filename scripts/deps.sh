@@ -13,6 +13,20 @@ need=()
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v debugfs >/dev/null || need+=(e2fsprogs)
 command -v ip >/dev/null || need+=(iproute2)
+# kiln bench (and its test) compares kiln with QEMU's microvm and with
+# container runtimes on the same machine.
+# Without root they are only reported: kiln bench says which rows it skips.
+want=()
+command -v qemu-system-x86_64 >/dev/null || want+=(qemu-system-x86)
+command -v crun >/dev/null || want+=(crun)
+command -v runc >/dev/null || want+=(runc)
+if [ ${#want[@]} -gt 0 ]; then
+	if [ "$(id -u)" -eq 0 ]; then
+		need+=("${want[@]}")
+	else
+		say "warning: kiln bench will skip what ${want[*]} would run; install them as root"
+	fi
+fi
 if [ ${#need[@]} -gt 0 ]; then
 	mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
 	if [ "$(id -u)" -ne 0 ]; then

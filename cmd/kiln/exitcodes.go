@@ -20,6 +20,7 @@ const (
 	ExitNoKVM       = 69 // EX_UNAVAILABLE: /dev/kvm missing, not permitted, lacking
 	ExitVMM         = 70 // EX_SOFTWARE: KVM or the VMM failed while running
 	ExitGuestCrash  = 71 // the guest crashed: triple fault, panic, init died
+	ExitCantCreate  = 73 // EX_CANTCREAT: an output file (kiln bench --json/--svg) cannot be written
 	ExitInterrupted = 130
 )
 

@@ -6,6 +6,7 @@
 //
 //	kiln run [flags] [-- COMMAND [ARG...]]
 //	kiln probe
+//	kiln bench [flags] [-- COMMAND [ARG...]]
 //	kiln version
 //
 // Exit codes are listed in exitcodes.go and in the README.
@@ -36,6 +37,8 @@ func Main(args []string, start time.Time) int {
 		return cmdRun(args[1:], start)
 	case "probe":
 		return cmdProbe(args[1:])
+	case "bench":
+		return cmdBench(args[1:])
 	case "version", "--version":
 		fmt.Printf("kiln %s\n", version)
 		return 0
@@ -53,11 +56,13 @@ func usage(w *os.File) {
 Usage:
   kiln run [flags] [-- COMMAND [ARG...]]   boot a guest: a shell, or run COMMAND
   kiln probe                               show what this host's KVM offers
+  kiln bench [flags] [-- COMMAND...]       time kiln against QEMU and containers
   kiln version                             print the version
   kiln COMMAND --help                      help for a command
 
 Exit codes: the guest command's status, or
   64 usage error, 65 bad kernel or initrd, 66 file not found or unreadable,
-  69 KVM not available, 70 VMM error, 71 guest crashed.
+  69 KVM not available, 70 VMM error, 71 guest crashed,
+  73 cannot write an output file.
 `)
 }

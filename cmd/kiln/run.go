@@ -147,6 +147,7 @@ func cmdRun(args []string, start time.Time) int {
 	}
 	go console.Pump(os.Stdin, m.Serial, cfg.Interactive, m.Stop, m.InputReady())
 
+	vmEnded := make(chan struct{})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	interrupted := false
@@ -157,19 +158,37 @@ func cmdRun(args []string, start time.Time) int {
 		}
 	}()
 
+	// The boot time is printed the moment it is known, so that a program
+	// watching kiln's stderr (kiln bench) sees it while the guest runs.
+	bootTimeDone := make(chan struct{})
+	if cfg.BootTime {
+		go func() {
+			defer close(bootTimeDone)
+			select {
+			case <-m.UserspaceReached():
+			case <-vmEnded:
+				select {
+				case <-m.UserspaceReached():
+				default:
+					return
+				}
+			}
+			fmt.Fprintf(os.Stderr, "kiln: boot time (launch to guest user space): %.3f s\n", time.Since(start).Seconds())
+		}()
+	} else {
+		close(bootTimeDone)
+	}
 	res := m.Run()
+	close(vmEnded)
+	<-bootTimeDone
 	signal.Stop(sigs)
 	out.Close()
 	term.Restore()
 	if cfg.Interactive {
 		fmt.Fprint(os.Stderr, "\r\n")
 	}
-	if cfg.BootTime {
-		if res.HasBootTime {
-			fmt.Fprintf(os.Stderr, "kiln: boot time (launch to guest user space): %.3f s\n", res.BootTime.Seconds())
-		} else {
-			fmt.Fprintln(os.Stderr, "kiln: boot time: the guest never reported reaching user space")
-		}
+	if cfg.BootTime && !res.HasBootTime {
+		fmt.Fprintln(os.Stderr, "kiln: boot time: the guest never reported reaching user space")
 	}
 	reportObserve(cfg, m, res)
 	return resultCode(cfg, res, interrupted)

@@ -88,6 +88,10 @@ func (m *Machine) InputReady() <-chan struct{} {
 	return ready
 }
 
+// UserspaceReached is closed when the guest's init reports user space on
+// the boot-signal device.
+func (m *Machine) UserspaceReached() <-chan struct{} { return m.signal.UserspaceReached() }
+
 // inputGrace is how long after the serial driver starts input is held back
 // for a guest that never reports user space: a few seconds on hardware KVM,
 // where a whole boot takes less than one, and longer on a PVM host, whose

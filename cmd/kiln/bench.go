@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/cmd/kiln/internal/bench"
+	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/kvm"
+)
+
+// cmdBench is `kiln bench`: the same workload started as a kiln microVM, a
+// QEMU microvm, and in containers, interleaved, with the distributions,
+// the memory and the goals (see cmd/kiln/internal/bench and
+// docs/benchmarks.md).
+func cmdBench(args []string) int {
+	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
+	kernel := fs.String("kernel", defaultPath("KILN_KERNEL", "vmlinux"), "guest kernel (vmlinux)")
+	initrd := fs.String("initrd", defaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs; also unpacked as the containers' root file system")
+	rounds := fs.Int("rounds", 5, "measured rounds (each starts every method once)")
+	warmup := fs.Int("warmup", 1, "rounds run first and not counted")
+	mem := fs.String("memory", "128M", "guest memory for the VMs")
+	density := fs.String("density", "1,4,16", "numbers of kiln VMs to start at once, comma-separated; \"\" for none")
+	only := fs.StringSlice("only", nil, "run only these methods: "+strings.Join(bench.MethodNames, ", "))
+	timeout := fs.Duration("timeout", 5*time.Minute, "longest a single start may take")
+	jsonOut := fs.String("json", "", "write every sample as JSON to `FILE`")
+	svgOut := fs.String("svg", "", "draw the distributions as an SVG chart in `FILE`")
+	help := fs.BoolP("help", "h", false, "show this help")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: kiln bench [flags] [-- COMMAND [ARG...]]\n\n"+
+			"Starts the same workload (COMMAND, default true) as a kiln microVM, a QEMU\n"+
+			"microvm, with crun, with runc, with unshare and chroot, and by fork/exec,\n"+
+			"interleaved for --rounds rounds after --warmup, and reports min, median, p90\n"+
+			"and max of launch → user space (VMs) and launch → exit, memory, density, and\n"+
+			"whether kiln meets its goals. Methods that cannot run say why.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln: %v\nkiln: see kiln bench --help\n", err)
+		return ExitUsage
+	}
+	if *help {
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		return 0
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(os.Stderr, "kiln: bench: "+format+"\n", a...)
+		return ExitUsage
+	}
+	if *rounds < 1 || *rounds > 1000 {
+		return usageErr("--rounds must be between 1 and 1000, not %d", *rounds)
+	}
+	if *warmup < 0 || *warmup > 100 {
+		return usageErr("--warmup must be between 0 and 100, not %d", *warmup)
+	}
+	if *timeout <= 0 {
+		return usageErr("--timeout must be positive")
+	}
+	size, err := config.ParseSize(*mem)
+	if err != nil {
+		return fail(err)
+	}
+	ks, err := parseDensity(*density)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	for _, o := range *only {
+		if !contains(bench.MethodNames, o) {
+			return usageErr("unknown method %q in --only (methods: %s)", o, strings.Join(bench.MethodNames, ", "))
+		}
+	}
+	command := fs.Args()
+	if len(command) == 0 {
+		command = []string{"true"}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fail(fmt.Errorf("find the kiln binary: %w", err))
+	}
+	// Check the output files can be written before minutes of measuring.
+	for _, f := range []string{*jsonOut, *svgOut} {
+		if f == "" {
+			continue
+		}
+		fh, err := os.Create(f)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kiln: bench: %v\n", err)
+			return ExitCantCreate
+		}
+		fh.Close()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, bench.Options{
+		Kiln: self, Kernel: *kernel, Initrd: *initrd, Memory: size, Command: command,
+		Rounds: *rounds, Warmup: *warmup, Density: ks, Only: *only, Timeout: *timeout,
+		Host: hostInfo(), Progress: os.Stderr,
+	})
+	var ke *bench.KilnError
+	switch {
+	case errors.As(err, &ke):
+		fmt.Fprintln(os.Stderr, ke.Msg)
+		return ke.Code
+	case ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "kiln: bench: interrupted")
+		return ExitInterrupted
+	case err != nil:
+		return fail(err)
+	}
+	fmt.Println()
+	bench.WriteReport(os.Stdout, res)
+	if *jsonOut != "" {
+		if err := writeFile(*jsonOut, func(f *os.File) error { return bench.WriteJSON(f, res) }); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "kiln: bench: samples written to %s\n", *jsonOut)
+	}
+	if *svgOut != "" {
+		if err := writeFile(*svgOut, func(f *os.File) error { return bench.WriteSVG(f, res) }); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "kiln: bench: chart written to %s\n", *svgOut)
+	}
+	return 0
+}
+
+// parseDensity parses "1,4,16".
+func parseDensity(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		k, err := strconv.Atoi(f)
+		if err != nil || k < 1 || k > 256 {
+			return nil, fmt.Errorf("--density wants numbers of VMs from 1 to 256, comma-separated, not %q", f)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+func writeFile(name string, write func(*os.File) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return f.Close()
+}
+
+// hostInfo describes this machine for the report.
+func hostInfo() bench.Host {
+	h := bench.Host{CPUs: runtime.NumCPU(), KVM: "hardware KVM"}
+	switch {
+	case kvm.IsPVM():
+		h.PVM, h.KVM = true, "kvm-pvm (software nested virtualization)"
+	case exists("/sys/module/kvm_intel"):
+		h.KVM = "hardware KVM (kvm_intel, VMX)"
+	case exists("/sys/module/kvm_amd"):
+		h.KVM = "hardware KVM (kvm_amd, SVM)"
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		h.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				h.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		h.MemMiB = uint64(si.Totalram) * uint64(si.Unit) >> 20
+	}
+	return h
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Options are the benchmark's settings.
+type Options struct {
+	Kiln     string   // the kiln binary to start
+	Kernel   string   // guest kernel (vmlinux)
+	Initrd   string   // initramfs, also unpacked as the containers' root
+	Memory   uint64   // guest memory in bytes
+	Command  []string // the workload
+	Rounds   int      // measured rounds
+	Warmup   int      // rounds run first and not counted
+	Density  []int    // numbers of VMs to start at once
+	Only     []string // method names to run; all if empty
+	Timeout  time.Duration
+	Host     Host
+	Progress io.Writer // progress lines; nil for none
+}
+
+// KilnError is kiln refusing the benchmark's settings (a missing kernel,
+// no KVM, ...) with its message and exit code.
+type KilnError struct {
+	Code int
+	Msg  string
+}
+
+func (e *KilnError) Error() string { return e.Msg }
+
+// runner is a method and the function that starts it once.
+type runner struct {
+	Method
+	run     func(ctx context.Context) Sample
+	cleanup func()
+}
+
+// bench is one run of the benchmark.
+type bench struct {
+	opt     Options
+	cmdline string // kiln's guest command line, given to QEMU too
+	work    string // scratch directory (the container bundle)
+}
+
+// Run runs the benchmark: every available method interleaved for the
+// warm-up and measured rounds, then the density runs, and returns all the
+// samples with the goals checked. A method that cannot run is reported as
+// unavailable with the reason, not dropped.
+func Run(ctx context.Context, opt Options) (*Results, error) {
+	b := &bench{opt: opt}
+	res := &Results{Host: opt.Host, Started: time.Now(), Settings: Settings{
+		Rounds: opt.Rounds, Warmup: opt.Warmup, Command: opt.Command,
+		Kernel: opt.Kernel, Initrd: opt.Initrd, MemoryMB: opt.Memory >> 20,
+	}}
+	cl, err := b.kilnCmdline()
+	if err != nil {
+		return nil, err
+	}
+	b.cmdline, res.Settings.Cmdline = cl, cl
+	work, err := os.MkdirTemp("", "kiln-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("make a scratch directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+	b.work = work
+
+	runners := b.runners()
+	defer func() {
+		for _, r := range runners {
+			if r.cleanup != nil {
+				r.cleanup()
+			}
+		}
+	}()
+	for _, r := range runners {
+		if r.Unavailable != "" {
+			b.progress("%s: unavailable: %s", r.Name, r.Unavailable)
+		}
+	}
+	var active []int
+	for i, r := range runners {
+		if r.Unavailable == "" {
+			active = append(active, i)
+		}
+	}
+	slots := Schedule(len(active), opt.Warmup, opt.Rounds)
+	for n, slot := range slots {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r := &runners[active[slot.Method]]
+		s := r.run(ctx)
+		s.Round, s.Warmup = slot.Round, slot.Warmup
+		r.Samples = append(r.Samples, s)
+		b.progress("[%d/%d] round %d%s %s: %s", n+1, len(slots), slot.Round, warmTag(slot.Warmup), r.Name, describe(s))
+	}
+	for _, r := range runners {
+		res.Methods = append(res.Methods, r.Method)
+	}
+	for _, k := range opt.Density {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !b.selected("kiln") {
+			break
+		}
+		b.progress("density: starting %d kiln VMs at once", k)
+		d := b.density(ctx, k)
+		b.progress("density: %s", describeDensity(d))
+		res.Density = append(res.Density, d)
+	}
+	res.Goals = CheckGoals(res)
+	return res, nil
+}
+
+// runners lists the methods in the order they start in each round.
+func (b *bench) runners() []runner {
+	all := []runner{b.kilnMethod(), b.qemuMethod()}
+	all = append(all, b.containerMethods()...)
+	var out []runner
+	for _, r := range all {
+		if b.selected(r.Name) {
+			out = append(out, r)
+		} else if r.cleanup != nil {
+			r.cleanup()
+		}
+	}
+	return out
+}
+
+// MethodNames are the methods kiln bench knows, in table order.
+var MethodNames = []string{"kiln", "qemu-microvm", "crun", "runc", "unshare+chroot", "fork/exec"}
+
+func (b *bench) selected(name string) bool {
+	if len(b.opt.Only) == 0 {
+		return true
+	}
+	for _, o := range b.opt.Only {
+		if o == name {
+			return true
+		}
+	}
+	return false
+}
+
+// kilnCmdline asks kiln for the command line it would give the guest.
+func (b *bench) kilnCmdline() (string, error) {
+	args := []string{"run", "--print-cmdline", "--kernel", b.opt.Kernel, "--initrd", b.opt.Initrd,
+		"--memory", fmt.Sprintf("%dM", b.opt.Memory>>20), "--cmdline", "kiln.mark=" + Marker, "--"}
+	out, err := exec.Command(b.opt.Kiln, append(args, b.opt.Command...)...).Output()
+	if ee, ok := err.(*exec.ExitError); ok {
+		// kiln checked the kernel, initramfs and KVM and refused: pass its
+		// own message and exit code on.
+		return "", &KilnError{Code: ee.ExitCode(), Msg: strings.TrimSpace(string(ee.Stderr))}
+	}
+	if err != nil {
+		return "", fmt.Errorf("ask kiln for the guest command line: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func (b *bench) progress(format string, args ...any) {
+	if b.opt.Progress != nil {
+		fmt.Fprintf(b.opt.Progress, "[bench] "+format+"\n", args...)
+	}
+}
+
+func warmTag(w bool) string {
+	if w {
+		return " (warm-up)"
+	}
+	return ""
+}
+
+// describe is a sample in a progress line.
+func describe(s Sample) string {
+	if !s.OK() {
+		return "failed: " + s.Err
+	}
+	var parts []string
+	if s.Userspace > 0 {
+		parts = append(parts, "user space "+FormatDuration(s.Userspace))
+	}
+	parts = append(parts, "exit "+FormatDuration(s.Exit))
+	if m := s.Memory; m != nil {
+		if m.Guest > 0 {
+			parts = append(parts, fmt.Sprintf("overhead %s (guest touched %s)", FormatKiB(m.Overhead), FormatKiB(m.Guest)))
+		} else if m.PeakRSS > 0 {
+			parts = append(parts, "peak RSS "+FormatKiB(m.PeakRSS))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FormatDuration prints a duration with three significant digits.
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d >= time.Minute:
+		return fmt.Sprintf("%.1f min", d.Minutes())
+	case d >= time.Second:
+		return sig3(d.Seconds(), "s")
+	case d >= time.Millisecond:
+		return sig3(float64(d)/1e6, "ms")
+	case d >= time.Microsecond:
+		return sig3(float64(d)/1e3, "µs")
+	}
+	return fmt.Sprintf("%d ns", d.Nanoseconds())
+}
+
+func sig3(v float64, unit string) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f %s", v, unit)
+	case v >= 10:
+		return fmt.Sprintf("%.1f %s", v, unit)
+	}
+	return fmt.Sprintf("%.2f %s", v, unit)
+}
+
+// FormatKiB prints a size given in KiB.
+func FormatKiB(k uint64) string {
+	if k < 1024 {
+		return fmt.Sprintf("%d KiB", k)
+	}
+	return sig3(float64(k)/1024, "MiB")
+}

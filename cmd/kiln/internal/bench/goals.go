@@ -1,0 +1,97 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+)
+
+// OverheadGoalKiB is kiln's memory goal: the VMM itself (everything but
+// the guest's RAM) in at most 5 MiB, Firecracker's published figure.
+const OverheadGoalKiB = 5 << 10
+
+// CheckGoals compares the run's medians with kiln's goals. A goal the run
+// has no numbers for is reported as unknown, with the reason.
+func CheckGoals(r *Results) []Goal {
+	var goals []Goal
+	kiln, qemu, crun := r.Find("kiln"), r.Find("qemu-microvm"), r.Find("crun")
+
+	g := Goal{Name: "kiln boot vs QEMU microvm", Target: "kiln launch → user space ≤ 0.5 × QEMU microvm's (medians, same kernel, initramfs, command line and KVM)"}
+	ks, qs := summaryOf(kiln, ToUserspace), summaryOf(qemu, ToUserspace)
+	if ks.N > 0 && qs.N > 0 {
+		ratio := float64(ks.Median) / float64(qs.Median)
+		g.Known, g.Met = true, ratio <= 0.5
+		g.Value = fmt.Sprintf("%.2f × (kiln %s, QEMU %s)", ratio, FormatDuration(ks.Median), FormatDuration(qs.Median))
+	} else {
+		g.Note = "needs samples from both kiln and QEMU" + unavailableNote(kiln, qemu)
+	}
+	goals = append(goals, g)
+
+	g = Goal{Name: "kiln VMM memory overhead", Target: "≤ 5 MiB RSS beyond the guest memory touched (median)"}
+	if kiln != nil {
+		if v := kiln.MemoryKiB(func(m Memory) uint64 { return m.Overhead }); len(v) > 0 {
+			med := MedianKiB(v)
+			g.Known, g.Met = true, med <= OverheadGoalKiB
+			g.Value = FormatKiB(med)
+		}
+	}
+	if !g.Known {
+		g.Note = "no memory samples from kiln" + unavailableNote(kiln)
+	}
+	goals = append(goals, g)
+
+	g = Goal{Name: "kiln vs crun run", Target: "reported, not a target: launch → exit, medians"}
+	ke, ce := summaryOf(kiln, ToExit), summaryOf(crun, ToExit)
+	if ke.N > 0 && ce.N > 0 {
+		g.Known, g.Met = true, true
+		g.Value = fmt.Sprintf("%.0f × (kiln %s, crun %s)", float64(ke.Median)/float64(ce.Median), FormatDuration(ke.Median), FormatDuration(ce.Median))
+		if r.Host.PVM {
+			g.Note = "on this software-nested KVM (kvm-pvm) guest kernel code runs largely in an instruction emulator; hardware KVM is where the absolute VM numbers mean something"
+		}
+	} else {
+		g.Note = "needs samples from both kiln and crun" + unavailableNote(kiln, crun)
+	}
+	goals = append(goals, g)
+	return goals
+}
+
+func summaryOf(m *Method, ms Measure) Summary {
+	if m == nil {
+		return Summary{}
+	}
+	return m.Summary(ms)
+}
+
+// unavailableNote explains missing methods.
+func unavailableNote(ms ...*Method) string {
+	s := ""
+	for _, m := range ms {
+		switch {
+		case m == nil:
+		case m.Unavailable != "":
+			s += fmt.Sprintf("; %s unavailable: %s", m.Name, m.Unavailable)
+		case len(m.Failures()) > 0:
+			s += fmt.Sprintf("; %s failed: %s", m.Name, m.Failures()[0])
+		}
+	}
+	return s
+}
+
+// medianPhases is the median of each boot phase over kiln's samples.
+func medianPhases(m *Method) (Phases, int) {
+	var setup, kernel, user []time.Duration
+	if m != nil {
+		for _, s := range m.Samples {
+			if s.Warmup || !s.OK() || s.Phases == nil {
+				continue
+			}
+			setup = append(setup, s.Phases.VMMSetup)
+			kernel = append(kernel, s.Phases.Kernel)
+			user = append(user, s.Phases.UserSpace)
+		}
+	}
+	return Phases{
+		VMMSetup:  Summarize(setup).Median,
+		Kernel:    Summarize(kernel).Median,
+		UserSpace: Summarize(user).Median,
+	}, len(setup)
+}

@@ -1,0 +1,236 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// launch is one start of a program to be timed: the clock starts just
+// before fork and stops when wait returns. If mark is set, the moment a
+// line containing it appears on the program's stdout or stderr is recorded
+// too, and onMark runs then (with the program still alive) to sample its
+// memory.
+type launch struct {
+	argv    []string
+	env     []string
+	dir     string
+	attr    *syscall.SysProcAttr
+	mark    string
+	onMark  func(pid int)
+	timeout time.Duration
+	// pollHWM samples the process's VmHWM (its peak resident size) while it
+	// runs; see peakRSS.
+	pollHWM bool
+	// start starts the command; nil means cmd.Start. The crun runner starts
+	// its commands from a thread in another mount namespace.
+	start func(*exec.Cmd) error
+}
+
+// outcome is what one launch measured.
+type outcome struct {
+	marked  bool
+	mark    time.Duration // launch to the mark line
+	exit    time.Duration // launch to exit
+	status  int
+	peakRSS uint64   // KiB, the largest VmHWM seen (pollHWM)
+	lines   []string // the last lines the program printed, for errors
+	allText string   // everything it printed (bounded), for parsing
+}
+
+// maxKept bounds the output kept from one launch.
+const maxKept = 64 << 10
+
+// run starts the program, waits for it (killing its process group at the
+// timeout) and returns what was measured. A non-zero exit is not an error
+// here; the caller decides.
+func (l launch) run(ctx context.Context) (outcome, error) {
+	var o outcome
+	cmd := exec.Command(l.argv[0], l.argv[1:]...)
+	cmd.Env, cmd.Dir = l.env, l.dir
+	cmd.SysProcAttr = l.attr
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	// The program writes into pipes whose read ends are ours; with
+	// *os.File outputs exec starts no copying goroutines, so Wait returns
+	// when the process exits, not when its output is drained.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return o, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return o, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+
+	var (
+		mu      sync.Mutex
+		once    sync.Once
+		t0      time.Time
+		started = make(chan struct{})
+		readers sync.WaitGroup
+	)
+	scan := func(r io.ReadCloser) {
+		defer readers.Done()
+		defer r.Close()
+		br := bufio.NewReader(r)
+		for {
+			line, err := br.ReadString('\n')
+			if line != "" {
+				line = strings.TrimRight(line, "\r\n")
+				<-started
+				if l.mark != "" && strings.Contains(line, l.mark) {
+					once.Do(func() {
+						d := time.Since(t0)
+						mu.Lock()
+						o.marked, o.mark = true, d
+						mu.Unlock()
+						if l.onMark != nil {
+							l.onMark(cmd.Process.Pid)
+						}
+					})
+				}
+				mu.Lock()
+				o.lines = append(o.lines, line)
+				if len(o.lines) > 20 {
+					o.lines = o.lines[1:]
+				}
+				if len(o.allText) < maxKept {
+					o.allText += line + "\n"
+				}
+				mu.Unlock()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	readers.Add(2)
+	go scan(outR)
+	go scan(errR)
+
+	start := l.start
+	if start == nil {
+		start = (*exec.Cmd).Start
+	}
+	t0 = time.Now()
+	err = start(cmd)
+	outW.Close()
+	errW.Close()
+	close(started)
+	if err != nil {
+		readers.Wait()
+		return o, fmt.Errorf("start %s: %w", l.argv[0], err)
+	}
+
+	var timedOut atomic.Bool
+	hwm := make(chan uint64, 1)
+	if l.pollHWM {
+		go func() { hwm <- pollPeakRSS(cmd.Process.Pid) }()
+	} else {
+		hwm <- 0
+	}
+	timer := time.AfterFunc(l.timeout, func() {
+		timedOut.Store(true)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	})
+	stop := context.AfterFunc(ctx, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	werr := cmd.Wait()
+	exit := time.Since(t0)
+	timer.Stop()
+	stop()
+	// A container's children could keep the pipes open; do not wait on
+	// them for long.
+	drained := make(chan struct{})
+	go func() { readers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	o.exit = exit
+	o.peakRSS = <-hwm
+	o.status = cmd.ProcessState.ExitCode()
+	switch {
+	case ctx.Err() != nil:
+		return o, ctx.Err()
+	case timedOut.Load():
+		return o, fmt.Errorf("%s did not finish within %v%s", l.argv[0], l.timeout, o.tail())
+	}
+	var ee *exec.ExitError
+	if werr != nil && !errors.As(werr, &ee) {
+		return o, werr
+	}
+	return o, nil
+}
+
+// tail is the program's last output lines, for an error message.
+func (o outcome) tail() string {
+	if len(o.lines) == 0 {
+		return ""
+	}
+	last := o.lines
+	if len(last) > 3 {
+		last = last[len(last)-3:]
+	}
+	return "; it printed: " + strings.Join(last, " | ")
+}
+
+// pollPeakRSS reads the process's VmHWM from /proc/PID/status until the
+// process is gone and returns the largest value, in KiB. VmHWM is the
+// high-water mark of the process's own memory since its exec, so the last
+// reading is within a fraction of a millisecond of the true peak.
+// getrusage's ru_maxrss would be simpler but is useless here: a child
+// started by a Go program inherits the parent's resident size as its
+// maximum at exec (the kernel folds the old, shared address space into it).
+func pollPeakRSS(pid int) uint64 {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	var peak uint64
+	buf := make([]byte, 4096)
+	for {
+		f, err := os.Open(path)
+		if err != nil {
+			return peak
+		}
+		n, _ := f.Read(buf)
+		f.Close()
+		v, ok := statusKiB(buf[:n], "VmHWM:")
+		if !ok {
+			return peak // a zombie has no memory left to report
+		}
+		peak = max(peak, v)
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// statusKiB reads a "Key:   123 kB" line of /proc/PID/status.
+func statusKiB(status []byte, key string) (uint64, bool) {
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			v, err := strconv.ParseUint(f[0], 10, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteReport prints the results as tables: one row per method and
+// measure with min, median, p90 and max, the memory, the unavailable
+// methods and why, kiln's boot breakdown, the density runs and the goals.
+func WriteReport(w io.Writer, r *Results) {
+	fmt.Fprintf(w, "kiln bench: %d rounds after %d warm-up, workload `%s`, %d MiB guests\n",
+		r.Settings.Rounds, r.Settings.Warmup, strings.Join(r.Settings.Command, " "), r.Settings.MemoryMB)
+	fmt.Fprintf(w, "host: %s, %d CPUs, Linux %s; KVM: %s\n", r.Host.CPU, r.Host.CPUs, r.Host.Kernel, r.Host.KVM)
+	if r.Host.PVM {
+		fmt.Fprintln(w, "note: software-nested KVM: guest kernels run far slower than on hardware; compare VMMs with each other, not with these absolute times")
+	}
+	fmt.Fprintln(w)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "method\tmeasure\tn\tmin\tmedian\tp90\tmax\tmemory (median)\t")
+	for _, m := range r.Methods {
+		if m.Unavailable != "" {
+			continue
+		}
+		measures := []Measure{ToExit}
+		if m.Kind == "vm" {
+			measures = []Measure{ToUserspace, ToExit}
+		}
+		for i, ms := range measures {
+			s := m.Summary(ms)
+			mem := ""
+			if i == 0 {
+				mem = memoryCell(m)
+			}
+			if s.N == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t0\t-\t-\t-\t-\t%s\t\n", m.Name, ms.Name, mem)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", m.Name, ms.Name, s.N,
+				FormatDuration(s.Min), FormatDuration(s.Median), FormatDuration(s.P90), FormatDuration(s.Max), mem)
+		}
+	}
+	tw.Flush()
+
+	for _, m := range r.Methods {
+		if m.Unavailable != "" {
+			fmt.Fprintf(w, "%s: unavailable: %s\n", m.Name, m.Unavailable)
+		} else if f := m.Failures(); len(f) > 0 {
+			fmt.Fprintf(w, "%s: %d of %d starts failed; first: %s\n", m.Name, len(f), len(m.Samples), f[0])
+		}
+	}
+
+	if p, n := medianPhases(r.Find("kiln")); n > 0 {
+		fmt.Fprintf(w, "\nkiln boot breakdown (medians of %d): VMM setup %s, kernel %s (first KVM_RUN → init), user space %s (init, the workload, reset)\n",
+			n, FormatDuration(p.VMMSetup), FormatDuration(p.Kernel), FormatDuration(p.UserSpace))
+	}
+
+	if len(r.Density) > 0 {
+		fmt.Fprintln(w, "\ndensity (kiln VMs started at once):")
+		for _, d := range r.Density {
+			fmt.Fprintf(w, "  %s\n", describeDensity(d))
+		}
+	}
+
+	if len(r.Goals) > 0 {
+		fmt.Fprintln(w, "\ngoals:")
+		for _, g := range r.Goals {
+			fmt.Fprintf(w, "  [%s] %s: %s\n", goalState(g), g.Name, g.Target)
+			if g.Value != "" {
+				fmt.Fprintf(w, "         measured: %s\n", g.Value)
+			}
+			if g.Note != "" {
+				fmt.Fprintf(w, "         %s\n", g.Note)
+			}
+		}
+	}
+}
+
+func goalState(g Goal) string {
+	switch {
+	case !g.Known:
+		return "unknown"
+	case strings.HasPrefix(g.Target, "reported"):
+		return "info"
+	case g.Met:
+		return "met"
+	}
+	return "MISSED"
+}
+
+// memoryCell is a method's median memory: the VMM overhead for VMs, the
+// peak RSS for the rest.
+func memoryCell(m Method) string {
+	if m.Kind == "vm" {
+		ov := m.MemoryKiB(func(x Memory) uint64 { return x.Overhead })
+		if len(ov) == 0 {
+			return "-"
+		}
+		pss := m.MemoryKiB(func(x Memory) uint64 { return x.PSS })
+		guest := m.MemoryKiB(func(x Memory) uint64 { return x.Guest })
+		return fmt.Sprintf("overhead %s RSS, PSS %s, guest touched %s", FormatKiB(MedianKiB(ov)), FormatKiB(MedianKiB(pss)), FormatKiB(MedianKiB(guest)))
+	}
+	peak := m.MemoryKiB(func(x Memory) uint64 { return x.PeakRSS })
+	if len(peak) == 0 {
+		return "-"
+	}
+	return "peak RSS " + FormatKiB(MedianKiB(peak))
+}
