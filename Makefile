@@ -22,7 +22,7 @@ deps:
 	@scripts/deps.sh
 
 bin/kiln: $(GO_SRC) | deps
-	$(GO) build -o $@ ./cmd/kiln
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/kiln
 
 bin/vmlinux: guest/kernel/kiln.config $(wildcard guest/kernel/patches/*.patch) scripts/build-kernel.sh | deps
 	scripts/build-kernel.sh $@

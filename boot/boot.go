@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kiln-vmm/kiln/vmm/layout"
 )
 
@@ -54,16 +56,24 @@ type Spec struct {
 
 // Load reads the kernel and initrd named in s and writes them, the command
 // line and the boot-protocol structures into mem.
+//
+// The files are mapped, not read: their pages are copied straight from the
+// page cache into guest memory and unmapped afterwards, so a 17 MiB vmlinux
+// does not stay behind in the VMM's heap (and in its resident memory, the
+// overhead kiln bench measures).
 func Load(mem Memory, s Spec) (Entry, error) {
-	kernel, err := os.ReadFile(s.Kernel)
+	kernel, unmapKernel, err := mapFile(s.Kernel)
 	if err != nil {
 		return Entry{}, fmt.Errorf("read kernel: %w", err)
 	}
+	defer unmapKernel()
 	var initrd []byte
 	if s.Initrd != "" {
-		if initrd, err = os.ReadFile(s.Initrd); err != nil {
+		var unmapInitrd func()
+		if initrd, unmapInitrd, err = mapFile(s.Initrd); err != nil {
 			return Entry{}, fmt.Errorf("read initrd: %w", err)
 		}
+		defer unmapInitrd()
 	}
 	if err := writeCmdline(mem, s.Cmdline); err != nil {
 		return Entry{}, err
@@ -100,3 +110,35 @@ func checkRange(memSize, addr, n uint64, what string) error {
 	}
 	return nil
 }
+
+// mapFile maps a file read-only and returns its bytes and the function
+// that unmaps them. An empty file gives no bytes.
+func mapFile(path string) ([]byte, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return nil, func() {}, nil
+	}
+	if size > maxFileSize {
+		return nil, nil, fmt.Errorf("%s: %d MiB %w", path, size>>20, ErrTooBig)
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	return b, func() { _ = unix.Munmap(b) }, nil
+}
+
+// maxFileSize bounds a kernel or initrd: no guest kiln can make holds more.
+const maxFileSize = 1 << 40

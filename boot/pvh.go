@@ -2,7 +2,6 @@ package boot
 
 import (
 	"bytes"
-	"debug/elf"
 	"fmt"
 
 	"github.com/kiln-vmm/kiln/vmm/layout"
@@ -19,7 +18,7 @@ const (
 )
 
 // IsELF reports whether b starts with the ELF magic.
-func IsELF(b []byte) bool { return bytes.HasPrefix(b, []byte(elf.ELFMAG)) }
+func IsELF(b []byte) bool { return bytes.HasPrefix(b, []byte("\x7fELF")) }
 
 // PVHKernel is an ELF vmlinux checked for PVH boot.
 type PVHKernel struct {
@@ -40,18 +39,19 @@ func (s Segment) End() uint64 { return s.Addr + s.MemSize }
 // ParsePVH parses an ELF vmlinux, finds its PVH entry note and its loadable
 // segments. Errors wrap ErrNotKernel.
 func ParsePVH(b []byte) (*PVHKernel, error) {
-	f, err := elf.NewFile(bytes.NewReader(b))
+	hdr, err := parseELFHeader(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bad ELF file: %v", ErrNotKernel, err)
-	}
-	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Type != elf.ET_EXEC {
-		return nil, fmt.Errorf("%w: ELF is %v %v %v, want ELFCLASS64 EM_X86_64 ET_EXEC", ErrNotKernel, f.Class, f.Machine, f.Type)
+		return nil, err
 	}
 	k := &PVHKernel{}
 	found := false
-	for _, p := range f.Progs {
-		switch p.Type {
-		case elf.PT_NOTE:
+	for i := 0; i < int(hdr.phnum); i++ {
+		p, err := hdr.prog(b, i)
+		if err != nil {
+			return nil, err
+		}
+		switch p.typ {
+		case ptNote:
 			data, err := progData(b, p)
 			if err != nil {
 				return nil, err
@@ -59,15 +59,15 @@ func ParsePVH(b []byte) (*PVHKernel, error) {
 			if e, ok := findPVHNote(data); ok {
 				k.Entry, found = e, true
 			}
-		case elf.PT_LOAD:
+		case ptLoad:
 			data, err := progData(b, p)
 			if err != nil {
 				return nil, err
 			}
-			if p.Memsz < p.Filesz || p.Paddr+p.Memsz < p.Paddr {
-				return nil, fmt.Errorf("%w: bad PT_LOAD segment at %#x", ErrNotKernel, p.Paddr)
+			if p.memsz < p.filesz || p.paddr+p.memsz < p.paddr {
+				return nil, fmt.Errorf("%w: bad PT_LOAD segment at %#x", ErrNotKernel, p.paddr)
 			}
-			k.Segments = append(k.Segments, Segment{Addr: p.Paddr, Data: data, MemSize: p.Memsz})
+			k.Segments = append(k.Segments, Segment{Addr: p.paddr, Data: data, MemSize: p.memsz})
 		}
 	}
 	if !found {
@@ -79,12 +79,74 @@ func ParsePVH(b []byte) (*PVHKernel, error) {
 	return k, nil
 }
 
-// progData returns a segment's file bytes, refusing ranges past the file.
-func progData(b []byte, p *elf.Prog) ([]byte, error) {
-	if p.Off > uint64(len(b)) || p.Filesz > uint64(len(b))-p.Off {
-		return nil, fmt.Errorf("%w: truncated ELF (segment at offset %#x+%#x, file is %d bytes)", ErrNotKernel, p.Off, p.Filesz, len(b))
+// An ELF file starts with a header that says where its program headers
+// are; each program header describes a segment: PT_LOAD ones are copied
+// to memory at their physical address (p_paddr), PT_NOTE ones hold notes
+// such as the PVH entry point. Only these fields are read, so the loader
+// needs nothing of debug/elf (which would also link its decompressors
+// into the VMM).
+const (
+	elfHeaderSize  = 64
+	elfProgSize    = 56
+	elfClass64     = 2
+	elfDataLSB     = 1
+	elfTypeExec    = 2
+	elfMachineX86  = 62
+	ptLoad         = 1
+	ptNote         = 4
+	maxProgHeaders = 256
+)
+
+// elfHeader is the part of the ELF64 header the loader uses.
+type elfHeader struct {
+	phoff     uint64
+	phentsize uint16
+	phnum     uint16
+}
+
+// elfProg is one ELF64 program header.
+type elfProg struct {
+	typ           uint32
+	off, paddr    uint64
+	filesz, memsz uint64
+}
+
+// parseELFHeader checks that b is a little-endian x86-64 executable and
+// returns where its program headers are.
+func parseELFHeader(b []byte) (elfHeader, error) {
+	if len(b) < elfHeaderSize || !IsELF(b) {
+		return elfHeader{}, fmt.Errorf("%w: bad ELF file: header truncated", ErrNotKernel)
 	}
-	return b[p.Off : p.Off+p.Filesz], nil
+	class, data := b[4], b[5]
+	typ, machine := le.Uint16(b[16:]), le.Uint16(b[18:])
+	if class != elfClass64 || data != elfDataLSB || typ != elfTypeExec || machine != elfMachineX86 {
+		return elfHeader{}, fmt.Errorf("%w: ELF is class %d, data %d, type %d, machine %d; want a 64-bit little-endian x86-64 executable (ELFCLASS64 EM_X86_64 ET_EXEC)",
+			ErrNotKernel, class, data, typ, machine)
+	}
+	h := elfHeader{phoff: le.Uint64(b[32:]), phentsize: le.Uint16(b[54:]), phnum: le.Uint16(b[56:])}
+	if h.phnum > maxProgHeaders || (h.phnum > 0 && h.phentsize < elfProgSize) {
+		return elfHeader{}, fmt.Errorf("%w: bad ELF file: %d program headers of %d bytes", ErrNotKernel, h.phnum, h.phentsize)
+	}
+	return h, nil
+}
+
+// prog reads program header i, refusing one past the end of the file.
+func (h elfHeader) prog(b []byte, i int) (elfProg, error) {
+	off := h.phoff + uint64(i)*uint64(h.phentsize)
+	if h.phoff > uint64(len(b)) || off < h.phoff || off > uint64(len(b))-elfProgSize {
+		return elfProg{}, fmt.Errorf("%w: bad ELF file: program header %d past the end of the file", ErrNotKernel, i)
+	}
+	p := b[off : off+elfProgSize]
+	return elfProg{typ: le.Uint32(p), off: le.Uint64(p[8:]), paddr: le.Uint64(p[24:]),
+		filesz: le.Uint64(p[32:]), memsz: le.Uint64(p[40:])}, nil
+}
+
+// progData returns a segment's file bytes, refusing ranges past the file.
+func progData(b []byte, p elfProg) ([]byte, error) {
+	if p.off > uint64(len(b)) || p.filesz > uint64(len(b))-p.off {
+		return nil, fmt.Errorf("%w: truncated ELF (segment at offset %#x+%#x, file is %d bytes)", ErrNotKernel, p.off, p.filesz, len(b))
+	}
+	return b[p.off : p.off+p.filesz], nil
 }
 
 // findPVHNote walks ELF notes (namesz, descsz, type, name, desc; each part

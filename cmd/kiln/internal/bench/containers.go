@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/u-root/u-root/pkg/cpio"
 	"golang.org/x/sys/unix"
 )
 
@@ -167,20 +166,8 @@ func (b *bench) unpackRootfs() (string, error) {
 		return "", fmt.Errorf("unpack the initramfs for the containers: %w", err)
 	}
 	defer f.Close()
-	rr, err := cpio.Newc.NewFileReader(f)
-	if err != nil {
-		return "", fmt.Errorf("unpack the initramfs for the containers: %w", err)
-	}
-	err = cpio.ForEachRecord(rr, func(r cpio.Record) error {
-		switch r.Mode & cpio.S_IFMT {
-		case cpio.S_IFREG, cpio.S_IFDIR, cpio.S_IFLNK:
-		default:
-			return nil // device nodes: the runtimes make /dev themselves
-		}
-		return cpio.CreateFileInRoot(r, root, false)
-	})
-	if err != nil {
-		return "", fmt.Errorf("unpack the initramfs %s: %w", b.opt.Initrd, err)
+	if err := unpackCpio(f, root); err != nil {
+		return "", fmt.Errorf("unpack the initramfs %s for the containers: %w", b.opt.Initrd, err)
 	}
 	for _, d := range []string{"proc", "dev", "sys", "tmp"} {
 		_ = os.MkdirAll(filepath.Join(root, d), 0o755)

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"math"
@@ -343,12 +342,10 @@ func (p *painter) rect(x, y, w, h float64, attrs string) {
 	p.printf("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"%s/>\n", x, y, w, h, attrs)
 }
 
-// esc escapes s for XML character data.
-func esc(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s)) // a strings.Builder does not fail
-	return b.String()
-}
+// esc escapes s for XML character data and attribute values.
+func esc(s string) string { return xmlEscaper.Replace(s) }
+
+var xmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\"", "&#34;", "'", "&#39;", "\t", "&#x9;", "\n", "&#xA;", "\r", "&#xD;")
 
 // oneLine folds runs of white space, newlines included, into one space.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -121,27 +120,32 @@ func qemuCmdline(kiln string) string {
 	return strings.Join(out, " ")
 }
 
-// phaseLine matches a row of the boot-phase table kiln --stats prints.
-var phaseLine = regexp.MustCompile(`(?m)^(VMM setup|kernel|user space)\s+([0-9.]+) (ns|µs|ms|s)\s`)
-
-// parsePhases reads the boot phases from kiln --stats output; nil if absent.
+// parsePhases reads the boot phases from the table kiln --stats prints
+// (rows like "kernel   20.8 s   first KVM_RUN   guest user space"); nil if
+// absent.
 func parsePhases(out string) *Phases {
 	var p Phases
 	found := 0
-	for _, m := range phaseLine.FindAllStringSubmatch(out, -1) {
-		d, err := time.ParseDuration(m[2] + strings.Replace(m[3], "µs", "us", 1))
-		if err != nil {
-			continue
+	for _, line := range strings.Split(out, "\n") {
+		for _, ph := range []struct {
+			name string
+			dst  *time.Duration
+		}{{"VMM setup", &p.VMMSetup}, {"kernel", &p.Kernel}, {"user space", &p.UserSpace}} {
+			rest, ok := strings.CutPrefix(line, ph.name+" ")
+			if !ok {
+				continue
+			}
+			f := strings.Fields(rest)
+			if len(f) < 2 {
+				continue
+			}
+			d, err := time.ParseDuration(f[0] + strings.Replace(f[1], "µs", "us", 1))
+			if err != nil {
+				continue
+			}
+			*ph.dst = d
+			found++
 		}
-		switch m[1] {
-		case "VMM setup":
-			p.VMMSetup = d
-		case "kernel":
-			p.Kernel = d
-		case "user space":
-			p.UserSpace = d
-		}
-		found++
 	}
 	if found == 0 {
 		return nil
