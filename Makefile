@@ -10,7 +10,7 @@ export KILN_CACHE ?= $(HOME)/.cache/kiln
 GO_SRC := $(shell find cmd vmm devices boot -name '*.go' -not -name '*_test.go') go.mod go.sum
 GUEST_SRC := $(shell find guest -name '*.go' -o -name '*.s') $(shell find vmm/config vmm/layout -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps bench-io
+.PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps bench bench-io
 
 all: bin/kiln bin/vmlinux bin/initramfs.cpio
 
@@ -52,7 +52,13 @@ fuzz:
 	$(GO) test ./boot -run '^$$' -fuzz 'FuzzPVH$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./boot -run '^$$' -fuzz FuzzPVHNote -fuzztime $(FUZZTIME)
 	$(GO) test ./vmm/config -run '^$$' -fuzz FuzzParseSize -fuzztime $(FUZZTIME)
+	$(GO) test ./cmd/kiln/internal/bench -run '^$$' -fuzz FuzzUnpackCpio -fuzztime $(FUZZTIME)
 	$(GO) test ./cmd/kiln -run '^$$' -fuzz FuzzRunFlags -fuzztime $(FUZZTIME)
+
+# Boot and memory, kiln against QEMU microvm and containers (docs/benchmarks.md).
+BENCH_ROUNDS ?= 5
+bench: all
+	bin/kiln bench --rounds $(BENCH_ROUNDS) --json bin/bench.json --svg bin/bench.svg
 
 # virtio-blk throughput and IOPS inside the guest, kiln against QEMU microvm.
 bench-io: all

@@ -57,7 +57,9 @@ func guestFiles(t *testing.T) (kernel, initrd string) {
 		}
 	}
 	if _, err := os.Stat(kilnBinary); err != nil {
-		out, err := exec.Command("go", "build", "-o", kilnBinary, ".").CombinedOutput()
+		build := exec.Command("go", "build", "-o", kilnBinary, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0") // as make builds it
+		out, err := build.CombinedOutput()
 		require.NoError(t, err, "go build: %s", out)
 	}
 	return kernel, initrd

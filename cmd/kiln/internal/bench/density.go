@@ -99,8 +99,12 @@ func (b *bench) density(ctx context.Context, k int) Density {
 }
 
 func describeDensity(d Density) string {
-	s := fmt.Sprintf("%d VMs: all in user space after %s; total RSS %s, PSS %s, VMM overhead %s",
-		d.VMs, FormatDuration(d.AllUserspace), FormatKiB(d.TotalRSS), FormatKiB(d.TotalPSS), FormatKiB(d.TotalOverhead))
+	vms := "VMs"
+	if d.VMs == 1 {
+		vms = "VM"
+	}
+	s := fmt.Sprintf("%d %s: all in user space after %s; total RSS %s, PSS %s, VMM overhead %s",
+		d.VMs, vms, FormatDuration(d.AllUserspace), FormatKiB(d.TotalRSS), FormatKiB(d.TotalPSS), FormatKiB(d.TotalOverhead))
 	if d.Err != "" {
 		s += "; failed: " + d.Err
 	}

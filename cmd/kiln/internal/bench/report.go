@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 )
 
 // WriteReport prints the results as tables: one row per method and
@@ -19,8 +20,14 @@ func WriteReport(w io.Writer, r *Results) {
 	}
 	fmt.Fprintln(w)
 
+	// Numbers align right; the names are padded so they still read left.
+	nameW, measureW := len("method"), utf8.RuneCountInString(ToUserspace.Name)
+	for _, m := range r.Methods {
+		nameW = max(nameW, len(m.Name))
+	}
+	left := func(s string, w int) string { return s + strings.Repeat(" ", max(0, w-utf8.RuneCountInString(s))) }
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "method\tmeasure\tn\tmin\tmedian\tp90\tmax\tmemory (median)\t")
+	fmt.Fprintf(tw, "%s\t%s\tn\tmin\tmedian\tp90\tmax\t  %s\n", left("method", nameW), left("measure", measureW), "memory (median)")
 	for _, m := range r.Methods {
 		if m.Unavailable != "" {
 			continue
@@ -36,10 +43,10 @@ func WriteReport(w io.Writer, r *Results) {
 				mem = memoryCell(m)
 			}
 			if s.N == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t0\t-\t-\t-\t-\t%s\t\n", m.Name, ms.Name, mem)
+				fmt.Fprintf(tw, "%s\t%s\t0\t-\t-\t-\t-\t  %s\n", left(m.Name, nameW), left(ms.Name, measureW), mem)
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", m.Name, ms.Name, s.N,
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t  %s\n", left(m.Name, nameW), left(ms.Name, measureW), s.N,
 				FormatDuration(s.Min), FormatDuration(s.Median), FormatDuration(s.P90), FormatDuration(s.Max), mem)
 		}
 	}
