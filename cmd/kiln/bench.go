@@ -70,7 +70,7 @@ func cmdBench(args []string) int {
 	}
 	size, err := config.ParseSize(*mem)
 	if err != nil {
-		return fail(err)
+		return usageErr("--memory: %s", strings.TrimPrefix(err.Error(), "usage: "))
 	}
 	ks, err := parseDensity(*density)
 	if err != nil {
@@ -112,7 +112,8 @@ func cmdBench(args []string) int {
 	var ke *bench.KilnError
 	switch {
 	case errors.As(err, &ke):
-		fmt.Fprintln(os.Stderr, ke.Msg)
+		// kiln run's own message; its flags are bench's flags here.
+		fmt.Fprintln(os.Stderr, strings.ReplaceAll(ke.Msg, "kiln run --help", "kiln bench --help"))
 		return ke.Code
 	case ctx.Err() != nil:
 		fmt.Fprintln(os.Stderr, "kiln: bench: interrupted")
