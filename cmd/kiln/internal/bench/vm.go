@@ -29,32 +29,39 @@ func (b *bench) kilnMethod() runner {
 		Method: Method{Name: "kiln", Kind: "vm",
 			Detail: "kiln run: PVH vmlinux, initramfs, serial, virtio-rng; user space from kiln's boot-signal device"},
 		run: func(ctx context.Context) Sample {
-			var mem *Memory
-			var memErr error
-			l := launch{argv: args, mark: bootTimeLine, timeout: b.opt.Timeout,
-				onMark: func(pid int) {
-					m, err := readVMMMemory(pid, b.opt.Memory>>10)
-					mem, memErr = &m, err
-				}}
-			o, err := l.run(ctx)
-			s := Sample{Exit: o.exit, Memory: mem}
-			switch {
-			case err != nil:
-				s.Err = err.Error()
-			case o.status != 0:
-				s.Err = fmt.Sprintf("kiln exited with status %d%s", o.status, o.tail())
-			case !o.marked:
-				s.Err = "the guest never reported user space" + o.tail()
-			case memErr != nil:
-				s.Err = "memory: " + memErr.Error()
-			}
-			if o.marked {
-				s.Userspace = o.mark
-			}
+			s, o := b.bootVM(ctx, args, bootTimeLine, "kiln", "the guest never reported user space")
 			s.Phases = parsePhases(o.allText)
 			return s
 		},
 	}
+}
+
+// bootVM starts a VMM once: the user-space moment is the line containing
+// mark, when the VMM's memory is also sampled.
+func (b *bench) bootVM(ctx context.Context, argv []string, mark, name, noMark string) (Sample, outcome) {
+	var mem *Memory
+	var memErr error
+	l := launch{argv: argv, mark: mark, timeout: b.opt.Timeout,
+		onMark: func(pid int) {
+			m, err := readVMMMemory(pid, b.opt.Memory>>10)
+			mem, memErr = &m, err
+		}}
+	o, err := l.run(ctx)
+	s := Sample{Exit: o.exit, Memory: mem}
+	switch {
+	case err != nil:
+		s.Err = err.Error()
+	case o.status != 0:
+		s.Err = fmt.Sprintf("%s exited with status %d%s", name, o.status, o.tail())
+	case !o.marked:
+		s.Err = noMark + o.tail()
+	case memErr != nil:
+		s.Err = "memory: " + memErr.Error()
+	}
+	if o.marked {
+		s.Userspace = o.mark
+	}
+	return s, o
 }
 
 // qemuMethod starts the same kernel, initramfs and command line in QEMU's
@@ -81,28 +88,7 @@ func (b *bench) qemuMethod() runner {
 		"-kernel", b.opt.Kernel, "-initrd", b.opt.Initrd,
 		"-append", qemuCmdline(b.cmdline), "-device", "virtio-rng-device"}
 	r.run = func(ctx context.Context) Sample {
-		var mem *Memory
-		var memErr error
-		l := launch{argv: args, mark: Marker, timeout: b.opt.Timeout,
-			onMark: func(pid int) {
-				m, err := readVMMMemory(pid, b.opt.Memory>>10)
-				mem, memErr = &m, err
-			}}
-		o, err := l.run(ctx)
-		s := Sample{Exit: o.exit, Memory: mem}
-		switch {
-		case err != nil:
-			s.Err = err.Error()
-		case o.status != 0:
-			s.Err = fmt.Sprintf("qemu exited with status %d%s", o.status, o.tail())
-		case !o.marked:
-			s.Err = "QEMU's guest never printed the user-space marker" + o.tail()
-		case memErr != nil:
-			s.Err = "memory: " + memErr.Error()
-		}
-		if o.marked {
-			s.Userspace = o.mark
-		}
+		s, _ := b.bootVM(ctx, args, Marker, "qemu", "QEMU's guest never printed the user-space marker")
 		return s
 	}
 	return r
