@@ -7,8 +7,8 @@
 GO ?= go
 export KILN_CACHE ?= $(HOME)/.cache/kiln
 
-GO_SRC := $(shell find cmd vmm devices boot -name '*.go' -not -name '*_test.go') go.mod go.sum
-GUEST_SRC := $(shell find guest -name '*.go' -o -name '*.s') $(shell find vmm/config vmm/layout -name '*.go' -not -name '*_test.go') go.mod go.sum
+GO_SRC := $(shell find cmd vmm devices boot bench guest/contract -name '*.go' -not -name '*_test.go') go.mod go.sum
+GUEST_SRC := $(shell find guest -name '*.go' -not -name '*_test.go' -o -name '*.s') go.mod go.sum
 
 .PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps bench bench-io
 
@@ -52,7 +52,7 @@ fuzz:
 	$(GO) test ./boot -run '^$$' -fuzz 'FuzzPVH$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./boot -run '^$$' -fuzz FuzzPVHNote -fuzztime $(FUZZTIME)
 	$(GO) test ./vmm/config -run '^$$' -fuzz FuzzParseSize -fuzztime $(FUZZTIME)
-	$(GO) test ./cmd/kiln/internal/bench -run '^$$' -fuzz FuzzUnpackCpio -fuzztime $(FUZZTIME)
+	$(GO) test ./bench -run '^$$' -fuzz FuzzUnpackCpio -fuzztime $(FUZZTIME)
 	$(GO) test ./cmd/kiln -run '^$$' -fuzz FuzzRunFlags -fuzztime $(FUZZTIME)
 
 # Boot and memory, kiln against QEMU microvm and containers (docs/benchmarks.md).

@@ -96,7 +96,7 @@ func placeInitrd(memSize uint64, size int, kernelEnd, limit uint64) (uint64, err
 	}
 	n := uint64(size)
 	if n > top || (top-n)&^0xfff < kernelEnd {
-		return 0, fmt.Errorf("initrd of %d MiB %w of %d MiB with the kernel (ends at %d MiB); raise --memory",
+		return 0, fmt.Errorf("initrd of %d MiB %w of %d MiB with the kernel (ends at %d MiB)",
 			(n+(1<<20)-1)>>20, ErrTooBig, memSize>>20, (kernelEnd+(1<<20)-1)>>20)
 	}
 	return (top - n) &^ 0xfff, nil

@@ -98,7 +98,7 @@ func TestInitrdTooBig(t *testing.T) {
 	mem := newMem(32 << 20)
 	_, err := LoadBzImage(mem, fakeBzImage(4096), make([]byte, 40<<20), 0)
 	require.ErrorIs(t, err, ErrTooBig)
-	require.ErrorContains(t, err, "raise --memory")
+	require.ErrorContains(t, err, "does not fit in guest memory")
 }
 
 func TestPVHStartInfo(t *testing.T) {

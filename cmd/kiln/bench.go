@@ -15,14 +15,14 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-vmm/kiln/cmd/kiln/internal/bench"
+	"github.com/kiln-vmm/kiln/bench"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 )
 
 // cmdBench is `kiln bench`: the same workload started as a kiln microVM, a
 // QEMU microvm, and in containers, interleaved, with the distributions,
-// the memory and the goals (see cmd/kiln/internal/bench and
+// the memory and the goals (see bench and
 // docs/benchmarks.md).
 func cmdBench(args []string) int {
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,9 +13,11 @@ import (
 )
 
 func TestRunFlags(t *testing.T) {
-	cfg, helped, err := runFlags([]string{"--kernel", "k", "--initrd", "i", "--cpus", "2", "--memory", "1G", "--cmdline", "loglevel=8", "--boot-time", "--", "sh", "-c", "exit 3"})
+	opt, helped, err := runFlags([]string{"--kernel", "k", "--initrd", "i", "--cpus", "2", "--memory", "1G", "--cmdline", "loglevel=8", "--boot-time", "--report", "r.json", "--", "sh", "-c", "exit 3"})
 	require.NoError(t, err)
 	require.False(t, helped)
+	require.Equal(t, "r.json", opt.report)
+	cfg := opt.cfg
 	require.Equal(t, "k", cfg.Kernel)
 	require.Equal(t, "i", cfg.Initrd)
 	require.Equal(t, 2, cfg.CPUs)
@@ -23,23 +26,25 @@ func TestRunFlags(t *testing.T) {
 	require.True(t, cfg.BootTime)
 	require.Equal(t, []string{"sh", "-c", "exit 3"}, cfg.Command)
 
-	cfg, _, err = runFlags(nil)
+	opt, _, err = runFlags(nil)
 	require.NoError(t, err)
+	cfg = opt.cfg
 	require.Equal(t, 1, cfg.CPUs)
 	require.EqualValues(t, 128<<20, cfg.Memory)
 	require.Empty(t, cfg.Command)
 	require.Equal(t, "vmlinux", filepath.Base(cfg.Kernel))
 	require.Equal(t, "initramfs.cpio", filepath.Base(cfg.Initrd))
 
-	cfg, _, err = runFlags([]string{"--print-cmdline", "--vsock", "3,/tmp/v", "--no-rng"})
+	opt, _, err = runFlags([]string{"--print-cmdline", "--vsock", "3,/tmp/v", "--no-rng"})
 	require.NoError(t, err)
+	cfg = opt.cfg
 	require.True(t, cfg.PrintCmdline)
 	require.True(t, cfg.NoRNG)
 	require.Equal(t, &config.Vsock{CID: 3, Path: "/tmp/v"}, cfg.Vsock)
 
 	t.Setenv("KILN_KERNEL", "/k/bzImage")
-	cfg, _, _ = runFlags(nil)
-	require.Equal(t, "/k/bzImage", cfg.Kernel)
+	opt, _, _ = runFlags(nil)
+	require.Equal(t, "/k/bzImage", opt.cfg.Kernel)
 }
 
 func TestRunFlagErrors(t *testing.T) {
@@ -94,3 +99,27 @@ func TestMissingKVMDevice(t *testing.T) {
 }
 
 func timeNow() time.Time { return time.Now() }
+
+// TestSettingErrorsNameFlags: the VMM core names a setting; the command
+// line says which flag set it.
+func TestSettingErrorsNameFlags(t *testing.T) {
+	err := &config.SettingError{Setting: "cpus", Value: "65", Problem: "is out of range (1 to 64)", Max: 64}
+	require.ErrorIs(t, err, config.ErrUsage)
+	out := captureStderr(t, func() { require.Equal(t, ExitUsage, fail(err)) })
+	require.Contains(t, out, "kiln: --cpus 65 is out of range (1 to 64)\n")
+}
+
+// captureStderr returns what f writes to stderr.
+func captureStderr(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	old := os.Stderr
+	os.Stderr = w
+	f()
+	os.Stderr = old
+	w.Close()
+	b, err := io.ReadAll(r)
+	require.NoError(t, err)
+	return string(b)
+}

@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-vmm/kiln/vmm/kvm/kvmtest"
+	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
 // bootDeadline bounds one guest boot. Under kvm-pvm (software nested KVM) a
@@ -125,12 +127,39 @@ func TestGuestEcho(t *testing.T) {
 	require.Regexp(t, `boot time \(launch to guest user space\): [0-9.]+ s`, r.stderr)
 }
 
+// TestGuestExitStatus runs a command that fails and reads kiln's
+// machine-readable report of the run.
 func TestGuestExitStatus(t *testing.T) {
 	t.Parallel()
 	k, i := guestFiles(t)
-	r := kiln(t, "", "run", "--kernel", k, "--initrd", i, "--", "sh", "-c", "exit 3")
+	report := filepath.Join(t.TempDir(), "report.jsonl")
+	r := kiln(t, "", "run", "--kernel", k, "--initrd", i, "--report", report, "--", "sh", "-c", "exit 3")
 	logConsole(t, r)
 	require.Equal(t, 3, r.code)
+
+	b, err := os.ReadFile(report)
+	require.NoError(t, err)
+	var events []trace.Event
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e trace.Event
+		require.NoError(t, json.Unmarshal([]byte(line), &e), line)
+		events = append(events, e)
+	}
+	require.Len(t, events, 3, "userspace, running, end: %s", b)
+	require.Equal(t, "userspace", events[0].Event)
+	require.Equal(t, "running", events[1].Event)
+	end := events[2]
+	require.Equal(t, "end", end.Event)
+	require.Equal(t, "reset", end.Reason)
+	require.NotNil(t, end.ExitStatus)
+	require.Equal(t, 3, *end.ExitStatus)
+	require.Equal(t, 3, *end.Code)
+	require.Positive(t, end.Phases.VMMSetupNS)
+	require.Positive(t, end.Phases.KernelNS)
+	require.Positive(t, end.Phases.InitNS)
+	require.Positive(t, end.Phases.CommandNS)
+	require.Less(t, events[0].AtNS, events[1].AtNS)
+	require.Less(t, events[1].AtNS, end.AtNS)
 }
 
 func TestGuestCPUsAndMemory(t *testing.T) {

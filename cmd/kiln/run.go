@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/kiln-vmm/kiln/boot"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/console"
 	"github.com/kiln-vmm/kiln/vmm/machine"
@@ -31,7 +32,7 @@ func defaultPath(env, name string) string {
 }
 
 // runFlags parses `kiln run` arguments into a config.
-func runFlags(args []string) (*config.Config, bool, error) {
+func runFlags(args []string) (*runOptions, bool, error) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SortFlags = false
 	cfg := &config.Config{}
@@ -45,7 +46,8 @@ func runFlags(args []string) (*config.Config, bool, error) {
 	vsock := fs.String("vsock", "", "add a virtio socket device: CID,PATH (host programs reach the guest through the unix socket PATH; the guest reaches host port P at PATH_P)")
 	fs.BoolVar(&cfg.NoRNG, "no-rng", false, "leave out the virtio entropy device")
 	bootTime := fs.Bool("boot-time", false, "print the time from launch to guest user space")
-	fs.BoolVar(&cfg.PrintCmdline, "print-cmdline", false, "print the kernel command line kiln would give the guest, and exit")
+	fs.BoolVar(&cfg.PrintCmdline, "print-cmdline", false, "print the kernel command line for this guest under another VMM (with the job that kiln hands over its signal device), and exit")
+	report := fs.String("report", "", "write a machine-readable report to `PATH`: a JSON object a line for user space, the command's start, and the end (boot phases, exit status, exit counts with --stats)")
 	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
 	addObserveFlags(fs, cfg)
 	help := fs.BoolP("help", "h", false, "show this help")
@@ -75,21 +77,21 @@ func runFlags(args []string) (*config.Config, bool, error) {
 		return nil, false, fmt.Errorf("%w: unexpected argument %q (put the guest command after --)", config.ErrUsage, fs.Arg(0))
 	}
 	for _, d := range *disks {
-		disk, err := config.ParseDisk(d)
+		disk, err := parseDisk(d)
 		if err != nil {
 			return nil, false, err
 		}
 		cfg.Disks = append(cfg.Disks, disk)
 	}
 	for _, s := range *nets {
-		n, err := config.ParseNet(s)
+		n, err := parseNet(s)
 		if err != nil {
 			return nil, false, err
 		}
 		cfg.Nets = append(cfg.Nets, n)
 	}
 	if *vsock != "" {
-		v, err := config.ParseVsock(*vsock)
+		v, err := parseVsock(*vsock)
 		if err != nil {
 			return nil, false, err
 		}
@@ -103,17 +105,24 @@ func runFlags(args []string) (*config.Config, bool, error) {
 	if *bootTime {
 		cfg.BootTime = true
 	}
-	return cfg, false, nil
+	return &runOptions{cfg: cfg, report: *report}, false, nil
+}
+
+// runOptions are kiln run's flags: the VM, and what kiln reports about it.
+type runOptions struct {
+	cfg    *config.Config
+	report string // --report PATH
 }
 
 func cmdRun(args []string, start time.Time) int {
-	cfg, helped, err := runFlags(args)
+	opt, helped, err := runFlags(args)
 	if helped {
 		return 0
 	}
 	if err != nil {
 		return fail(err)
 	}
+	cfg := opt.cfg
 	cfg.Interactive = console.IsTerminal(os.Stdin) && console.IsTerminal(os.Stdout)
 	if err := cfg.Validate(); err != nil {
 		return fail(err)
@@ -130,22 +139,41 @@ func cmdRun(args []string, start time.Time) int {
 	defer m.Close()
 	if cfg.PrintCmdline {
 		out.Close()
-		fmt.Println(m.Cmdline())
+		line, err := m.ForeignCmdline()
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Println(line)
 		return 0
+	}
+	rep, err := openReport(opt.report, start)
+	if err != nil {
+		out.Close()
+		return fail(err)
 	}
 	if m.Host().PVM {
 		fmt.Fprintf(os.Stderr, "kiln: host KVM is kvm-pvm (software nested virtualization): guest CPUID without CX16, XSAVE and KVM PV hypercalls; kernel command line adds clearcpuid, tsc_early_khz=%d, rodata=off (docs/pvm.md)\n", m.Host().TSCKHz)
 	}
+	code := runVM(m, cfg, start, rep, out)
+	if err := rep.close(); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+	}
+	return code
+}
 
+// runVM runs a built VM with the terminal, signals and reports around it,
+// and returns kiln's exit code.
+func runVM(m *machine.Machine, cfg *config.Config, start time.Time, rep *reporter, out *console.Writer) int {
 	var term *console.Terminal
 	if cfg.Interactive {
+		var err error
 		if term, err = console.MakeRaw(os.Stdin); err != nil {
 			out.Close()
 			return fail(fmt.Errorf("set terminal raw mode: %w", err))
 		}
 		defer term.Restore()
 	}
-	go console.Pump(os.Stdin, m.Serial, cfg.Interactive, m.Stop, m.InputReady())
+	go console.Pump(os.Stdin, m.Serial(), cfg.Interactive, m.Stop, m.InputReady())
 
 	vmEnded := make(chan struct{})
 	sigs := make(chan os.Signal, 1)
@@ -157,9 +185,10 @@ func cmdRun(args []string, start time.Time) int {
 			m.Stop()
 		}
 	}()
+	rep.watch(m, vmEnded)
 
-	// The boot time is printed the moment it is known, so that a program
-	// watching kiln's stderr (kiln bench) sees it while the guest runs.
+	// The boot time is printed the moment it is known, so that a person
+	// watching sees it while the guest runs.
 	bootTimeDone := make(chan struct{})
 	if cfg.BootTime {
 		go func() {
@@ -191,7 +220,9 @@ func cmdRun(args []string, start time.Time) int {
 		fmt.Fprintln(os.Stderr, "kiln: boot time: the guest never reported reaching user space")
 	}
 	reportObserve(cfg, m, res)
-	return resultCode(cfg, res, interrupted)
+	code := resultCode(cfg, res, interrupted)
+	rep.end(m, res, code)
+	return code
 }
 
 // resultCode turns how the VM ended into kiln's exit code.
@@ -219,9 +250,17 @@ func resultCode(cfg *config.Config, res machine.Result, interrupted bool) int {
 	return 0
 }
 
-// fail prints err as one line and returns its exit code.
+// fail prints err as one line and returns its exit code. The VMM core
+// names settings ("cpus"); here they become the flags that set them.
 func fail(err error) int {
 	msg := err.Error()
+	var se *config.SettingError
+	if errors.As(err, &se) {
+		msg = "--" + se.Error()
+	}
+	if errors.Is(err, boot.ErrTooBig) {
+		msg += " (raise --memory)"
+	}
 	msg = strings.TrimPrefix(msg, config.ErrUsage.Error()+": ")
 	fmt.Fprintf(os.Stderr, "kiln: %s\n", msg)
 	if errors.Is(err, config.ErrUsage) {

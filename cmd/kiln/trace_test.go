@@ -19,23 +19,26 @@ import (
 )
 
 func TestObserveFlags(t *testing.T) {
-	cfg, _, err := runFlags(nil)
+	opt, _, err := runFlags(nil)
 	require.NoError(t, err)
-	require.Equal(t, config.Observe{}, cfg.Observe, "nothing observed by default")
+	require.Equal(t, config.Observe{}, opt.cfg.Observe, "nothing observed by default")
 
-	cfg, _, err = runFlags([]string{"--trace", "--stats"})
+	opt, _, err = runFlags([]string{"--trace", "--stats"})
+	cfg := opt.cfg
 	require.NoError(t, err)
 	require.Equal(t, config.AllExits, cfg.Observe.Tracing())
 	require.True(t, cfg.Observe.Stats)
 
-	cfg, _, err = runFlags([]string{"--trace=io,HLT", "--trace-file", "t.txt"})
+	opt, _, err = runFlags([]string{"--trace=io,HLT", "--trace-file", "t.txt"})
 	require.NoError(t, err)
+	cfg = opt.cfg
 	require.Equal(t, config.ExitsIO|config.ExitsHLT, cfg.Observe.Tracing())
 	require.Equal(t, "io,hlt", cfg.Observe.Trace.String())
 	require.Equal(t, "t.txt", cfg.Observe.TraceFile)
 
-	cfg, _, err = runFlags([]string{"--trace-file", "t.txt"})
+	opt, _, err = runFlags([]string{"--trace-file", "t.txt"})
 	require.NoError(t, err)
+	cfg = opt.cfg
 	require.Equal(t, config.AllExits, cfg.Observe.Tracing(), "a trace file alone traces everything")
 
 	for _, bad := range []string{"--trace=bogus", "--trace=io,", "--trace="} {
@@ -110,6 +113,9 @@ func TestGuestTraceAndStats(t *testing.T) {
 	require.Regexp(t, `(?m)^\[ *[0-9.]+\] vcpu0 KVM_EXIT_IO +out +port 0x3f8 +size 1 0x68 serial: THR <- 'h'$`, trace)
 	require.Contains(t, trace, "serial: THR <- 'i'\n[")
 	require.Contains(t, trace, "signal: event <- 1 (guest user space started)")
+	require.Contains(t, trace, "signal: event <- 2 (guest init ready for its job)")
+	require.Contains(t, trace, "signal: event <- 3 (guest command started)")
+	require.Regexp(t, `in +port 0x442 +size 1 0x4b.*signal: job -> 75`, trace, "the job's header, from its K")
 	require.Contains(t, trace, "signal: status <- 0 (the guest command exited with status 0)")
 	lines := strings.Split(strings.TrimSpace(trace), "\n")
 	require.Contains(t, lines[len(lines)-1], "i8042: reset (command 0xfe: pulse the CPU reset line)", "the reset is the last exit")
@@ -120,7 +126,7 @@ func TestGuestTraceAndStats(t *testing.T) {
 	require.Equal(t, strings.Count(trace, " KVM_EXIT_IO "), statsCount(t, r.stderr, `KVM_EXIT_IO`))
 	require.Equal(t, strings.Count(trace, " serial: "), statsCount(t, r.stderr, `serial +pio 0x3f8-0x3ff`))
 	require.Equal(t, strings.Count(trace, " i8042: "), statsCount(t, r.stderr, `i8042 +pio 0x60-0x64`))
-	for _, phase := range []string{"VMM setup", "kernel", "user space", "total"} {
+	for _, phase := range []string{"VMM setup", "kernel", "init", "command", "total"} {
 		require.Regexp(t, `(?m)^`+phase+` +[0-9.]+ (ms|s) `, r.stderr)
 	}
 }

@@ -1,24 +1,22 @@
 package signal
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
+)
 
 // RegisterName names the port at offset off in the device's window.
 func RegisterName(off uint64) string {
 	switch off {
-	case EventPort:
+	case contract.EventOffset:
 		return "event"
-	case StatusPort:
+	case contract.StatusOffset:
 		return "status"
+	case contract.JobOffset:
+		return "job"
 	}
 	return fmt.Sprintf("offset %d", off)
-}
-
-// EventName says what an event written to EventPort means.
-func EventName(event byte) string {
-	if event == EventUserspace {
-		return "guest user space started"
-	}
-	return "unknown event"
 }
 
 // Describe says in words what an access at off did, for traces:
@@ -32,9 +30,9 @@ func (d *Device) Describe(off uint64, write bool, data []byte) string {
 	switch {
 	case !write:
 		return fmt.Sprintf("%s -> %d", name, v)
-	case off == EventPort:
-		return fmt.Sprintf("%s <- %d (%s)", name, v, EventName(v))
-	case off == StatusPort:
+	case off == contract.EventOffset:
+		return fmt.Sprintf("%s <- %d (%v)", name, v, contract.Event(v))
+	case off == contract.StatusOffset:
 		return fmt.Sprintf("%s <- %d (the guest command exited with status %d)", name, v, v)
 	}
 	return fmt.Sprintf("%s <- %d", name, v)

@@ -1,54 +1,76 @@
-// Package signal is kiln's boot-signal device: a four-port window through
-// which the guest's init tells the VMM what happens inside.
+// Package signal is kiln's boot-signal device: a window of four I/O ports
+// through which the guest's init and kiln talk without a console, a disk
+// or a network.
 //
-// Firecracker has a similar "boot timer" device; it is how a VMM learns the
-// moment the guest reaches user space without parsing console output. The
-// guest init, as root, gains access to the ports with ioperm(2) and writes:
+// Firecracker has a similar "boot timer" device; it is how a VMM learns
+// the moment the guest reaches user space without parsing console output.
+// kiln's device also carries the other direction: init asks for its job
+// and reads it here, byte by byte (with one `rep insb`, a single exit per
+// page). The protocol, offsets and event values are defined in
+// guest/contract, which the guest's init shares:
 //
-//	offset 0: EventUserspace (1)  init is running: the boot is over
-//	offset 1: an exit status      the guest command exited with this status
+//	offset 0, write: an event   EventUserspace, EventReady, EventRunning
+//	offset 1, write: a status   the guest command exited with it
+//	offset 2, read:  the job    from its first byte after each EventReady
 //
 // The device records the time of each event and the status; the VMM reads
-// them when the guest ends. Reads return zero.
+// them when the guest ends. Other reads return zero.
 package signal
 
 import (
 	"sync"
 	"time"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
-// Offsets in the window.
-const (
-	EventPort  = 0
-	StatusPort = 1
-	WindowSize = 4
-)
+// WindowSize is how many ports the device answers.
+const WindowSize = contract.SignalSize
 
-// Events written to EventPort.
-const (
-	EventUserspace = 1
-)
-
-// Device records the guest's boot and exit signals.
+// Device records the guest's signals and serves its job.
 type Device struct {
 	mu        sync.Mutex
 	now       func() time.Time
 	userspace time.Time
+	ready     time.Time
+	running   time.Time
 	status    int
 	hasStatus bool
-	onEvent   func(event byte)
+	job       []byte // header and JSON (contract.Job.Marshal)
+	jobPos    int    // the next byte a read of the job returns
+	onEvent   func(contract.Event)
 	up        chan struct{} // closed at EventUserspace
+	run       chan struct{} // closed at EventRunning
 }
 
-// New returns a device; onEvent, if non-nil, is called for each event.
-func New(onEvent func(event byte)) *Device {
-	return &Device{now: time.Now, onEvent: onEvent, up: make(chan struct{})}
+// New returns a device; onEvent, if non-nil, is called for each event,
+// on the vCPU thread that wrote it, before the write returns.
+func New(onEvent func(contract.Event)) *Device {
+	return &Device{now: time.Now, onEvent: onEvent, up: make(chan struct{}), run: make(chan struct{})}
 }
 
-// Read implements bus.Device: all zeros.
+// SetJob sets what init reads when it asks for its job: the bytes of a
+// marshaled contract.Job.
+func (d *Device) SetJob(job []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.job, d.jobPos = job, 0
+}
+
+// Read implements bus.Device: the next byte of the job at JobOffset, zero
+// elsewhere.
 func (d *Device) Read(off uint64, data []byte) {
+	clear(data)
+	if off != contract.JobOffset {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for i := range data {
-		data[i] = 0
+		if d.jobPos < len(d.job) {
+			data[i] = d.job[d.jobPos]
+			d.jobPos++
+		}
 	}
 }
 
@@ -60,17 +82,28 @@ func (d *Device) Write(off uint64, data []byte) {
 	d.mu.Lock()
 	v := data[0]
 	switch off {
-	case EventPort:
-		if v == EventUserspace && d.userspace.IsZero() {
-			d.userspace = d.now()
-			close(d.up)
+	case contract.EventOffset:
+		switch contract.Event(v) {
+		case contract.EventUserspace:
+			if d.userspace.IsZero() {
+				d.userspace = d.now()
+				close(d.up)
+			}
+		case contract.EventReady:
+			d.ready = d.now()
+			d.jobPos = 0
+		case contract.EventRunning:
+			if d.running.IsZero() {
+				d.running = d.now()
+				close(d.run)
+			}
 		}
-	case StatusPort:
+	case contract.StatusOffset:
 		d.status, d.hasStatus = int(v), true
 	}
 	d.mu.Unlock()
-	if off == EventPort && d.onEvent != nil {
-		d.onEvent(v)
+	if off == contract.EventOffset && d.onEvent != nil {
+		d.onEvent(contract.Event(v))
 	}
 }
 
@@ -80,6 +113,23 @@ func (d *Device) Userspace() (time.Time, bool) {
 	defer d.mu.Unlock()
 	return d.userspace, !d.userspace.IsZero()
 }
+
+// Ready returns when init last said it waits for its job.
+func (d *Device) Ready() (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ready, !d.ready.IsZero()
+}
+
+// Running returns when init started the job's command.
+func (d *Device) Running() (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running, !d.running.IsZero()
+}
+
+// CommandStarted is closed when init reports it starts the job's command.
+func (d *Device) CommandStarted() <-chan struct{} { return d.run }
 
 // UserspaceReached is closed when the guest reports reaching user space.
 func (d *Device) UserspaceReached() <-chan struct{} { return d.up }

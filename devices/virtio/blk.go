@@ -126,10 +126,7 @@ func (b *Block) config() []byte {
 
 // ReadConfig reads the configuration space; past its end reads zeros.
 func (b *Block) ReadConfig(off uint64, d []byte) {
-	c := b.config()
-	if off < uint64(len(c)) {
-		copy(d, c[off:])
-	}
+	readConfig(b.config(), off, d)
 }
 
 // WriteConfig ignores writes: nothing in it is writable.

@@ -67,3 +67,12 @@ type Activation struct {
 	// Fail reports a malformed request: the device needs a reset.
 	Fail func(error)
 }
+
+// readConfig reads a device's configuration space cfg at off into d, as
+// the transport passes a driver's read on: past the end reads zeros.
+func readConfig(cfg []byte, off uint64, d []byte) {
+	clear(d)
+	if off < uint64(len(cfg)) {
+		copy(d, cfg[off:])
+	}
+}

@@ -85,6 +85,10 @@ type Transport struct {
 
 	isr        atomic.Uint32
 	needsReset atomic.Bool // set by a device goroutine; read with status
+
+	failMu  sync.Mutex
+	failure error       // why the device needs a reset, until the next one
+	onFail  func(error) // told of each failure (--trace); nil for none
 }
 
 // NewTransport puts dev behind a virtio-mmio window that raises irq.
@@ -300,12 +304,47 @@ func (t *Transport) interruptUsed() {
 }
 
 // fail sets DEVICE_NEEDS_RESET and tells the driver with a
-// configuration-change interrupt (2.1.2). Device goroutines call it, so it
-// takes no lock: Reset, under the lock, waits for those goroutines.
+// configuration-change interrupt (2.1.2), keeping err as the reason.
+// Device goroutines call it, so it does not take t.mu: Reset, under that
+// lock, waits for those goroutines.
 func (t *Transport) fail(err error) {
+	t.failMu.Lock()
+	if t.failure == nil {
+		t.failure = err
+	}
+	hook := t.onFail
+	t.failMu.Unlock()
 	t.needsReset.Store(true)
 	t.isr.Or(InterruptConfigChange)
 	_ = t.irq.Trigger()
+	if hook != nil {
+		hook(err)
+	}
+}
+
+// Failure returns why the device asked for a reset (DEVICE_NEEDS_RESET),
+// or nil if it has not since the driver last reset it.
+func (t *Transport) Failure() error {
+	t.failMu.Lock()
+	defer t.failMu.Unlock()
+	return t.failure
+}
+
+// OnFailure makes f hear of every failure as it happens, from whichever
+// goroutine found it. Set it before the guest runs.
+func (t *Transport) OnFailure(f func(error)) {
+	t.failMu.Lock()
+	defer t.failMu.Unlock()
+	t.onFail = f
+}
+
+// Reset resets the device as a driver's write of 0 to Status does: its
+// goroutines stop and every register returns to its initial value. The
+// VMM calls it when the VM ends.
+func (t *Transport) Reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.resetLocked()
 }
 
 // resetLocked returns the transport and the device to their initial state.
@@ -325,6 +364,9 @@ func (t *Transport) resetLocked() {
 	t.active = false
 	t.isr.Store(0)
 	t.needsReset.Store(false)
+	t.failMu.Lock()
+	t.failure = nil
+	t.failMu.Unlock()
 }
 
 // Status returns the device status register, for tests and traces.

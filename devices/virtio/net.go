@@ -1,24 +1,33 @@
 package virtio
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
-// Net is a virtio network device (5.1) backed by a tap. Queue 0 receives
-// (host to guest), queue 1 transmits. Every frame starts with a
-// virtio_net_hdr carrying checksum and segmentation offload information;
-// the tap speaks the same header, so kiln moves frames between the rings
-// and the tap with one readv or writev each.
+// Net is a virtio network device (5.1). Queue 0 receives (host to guest),
+// queue 1 transmits. Every frame starts with a virtio_net_hdr carrying
+// checksum and segmentation offload information; the back end (a tap,
+// devices/tap) speaks the same header, so kiln moves frames between the
+// rings and the back end with one readv or writev each.
 type Net struct {
-	tap  *Tap
-	mac  net.HardwareAddr
-	stop chan struct{}
-	wg   sync.WaitGroup
+	backend NetBackend
+	mac     net.HardwareAddr
+	workers Workers
+}
+
+// NetBackend is where a network device's frames go and come from: a tap
+// (devices/tap), or in tests one end of a socket pair. Every frame carries
+// a NetHeaderLen-byte virtio_net_hdr_v1 in front.
+type NetBackend interface {
+	// WriteFrame writes one frame gathered from bufs.
+	WriteFrame(bufs [][]byte) error
+	// ReadFrame waits for one frame and scatters it into bufs; it returns
+	// an error once stop is closed or the back end is gone.
+	ReadFrame(bufs [][]byte, stop <-chan struct{}) (int, error)
+	// SetOffload says which offloads the guest takes on received frames.
+	SetOffload(csum, tso4, tso6 bool) error
+	Close() error
 }
 
 // virtio-net feature bits (5.1.3).
@@ -31,21 +40,24 @@ const (
 	netFHostTSO4  = 1 << 11 // the device takes TSO frames
 	netFHostTSO6  = 1 << 12
 
+	// NetHeaderLen is struct virtio_net_hdr_v1, num_buffers included.
+	NetHeaderLen = 12
+
 	netQueueSize = 256
 	netRxQueue   = 0
 	netTxQueue   = 1
 )
 
-// NewNet returns a network device on tap with the given MAC address.
-func NewNet(tap *Tap, mac net.HardwareAddr) (*Net, error) {
+// NewNet returns a network device on backend with the given MAC address.
+func NewNet(backend NetBackend, mac net.HardwareAddr) (*Net, error) {
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("net: MAC %v is not 6 bytes", mac)
 	}
-	return &Net{tap: tap, mac: mac}, nil
+	return &Net{backend: backend, mac: mac}, nil
 }
 
-// Close closes the tap.
-func (n *Net) Close() error { return n.tap.Close() }
+// Close closes the back end.
+func (n *Net) Close() error { return n.backend.Close() }
 
 func (n *Net) Type() DeviceType        { return TypeNet }
 func (n *Net) QueueMaxSizes() []uint16 { return []uint16{netQueueSize, netQueueSize} }
@@ -60,81 +72,44 @@ func (n *Net) Features() uint64 {
 func (n *Net) ReadConfig(off uint64, d []byte) {
 	c := make([]byte, 8)
 	copy(c, n.mac)
-	if off < uint64(len(c)) {
-		copy(d, c[off:])
-	}
+	readConfig(c, off, d)
 }
 
 // WriteConfig ignores writes (the MAC is read-only in VERSION_1).
 func (n *Net) WriteConfig(off uint64, d []byte) {}
 
-// Activate sets the tap's offloads to what the guest accepted and starts
-// the receive and transmit goroutines.
+// Activate sets the back end's offloads to what the guest accepted and
+// starts the receive and transmit goroutines.
 func (n *Net) Activate(a *Activation) error {
-	var off uint
-	if a.Features&netFGuestCsum != 0 {
-		off |= unix.TUN_F_CSUM
-		if a.Features&netFGuestTSO4 != 0 {
-			off |= unix.TUN_F_TSO4
-		}
-		if a.Features&netFGuestTSO6 != 0 {
-			off |= unix.TUN_F_TSO6
-		}
-	}
 	// A tap that refuses offloads still works: the host then sends only
 	// whole, checksummed frames, which every driver takes.
-	_ = n.tap.SetOffload(off)
-	n.stop = make(chan struct{})
-	if q := a.Queues[netTxQueue]; q.Size > 0 {
-		n.run(func() { n.transmit(a, q, a.Kicks[netTxQueue]) })
-	}
+	_ = n.backend.SetOffload(a.Features&netFGuestCsum != 0,
+		a.Features&netFGuestTSO4 != 0, a.Features&netFGuestTSO6 != 0)
+	n.workers.Start(a, netTxQueue, n.transmit)
 	if q := a.Queues[netRxQueue]; q.Size > 0 {
-		n.run(func() { n.receive(a, q, a.Kicks[netRxQueue]) })
+		n.workers.Go(func(stop <-chan struct{}) { n.receive(a, q, a.Kicks[netRxQueue], stop) })
 	}
 	return nil
 }
 
-func (n *Net) run(f func()) {
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); f() }()
-}
+// Reset stops both directions.
+func (n *Net) Reset() { n.workers.Stop() }
 
-// Reset stops both goroutines.
-func (n *Net) Reset() {
-	if n.stop != nil {
-		close(n.stop)
-		n.wg.Wait()
-		n.stop = nil
+// transmit writes one chain the guest sends, header and frame, to the
+// back end.
+func (n *Net) transmit(c *Chain) (uint32, error) {
+	if c.ReadableLen() < NetHeaderLen {
+		return 0, fmt.Errorf("%w: transmitted frame without a header", ErrBadChain)
 	}
-}
-
-// transmit writes each chain the guest sends, header and frame, to the tap.
-func (n *Net) transmit(a *Activation, q *Queue, kick <-chan struct{}) {
-	for {
-		err := drain(q, func(c *Chain) (uint32, error) {
-			if c.ReadableLen() < netHdrLen {
-				return 0, fmt.Errorf("%w: transmitted frame without a header", ErrBadChain)
-			}
-			// A frame the tap refuses (the link is down, say) is dropped,
-			// as a NIC drops what it cannot send.
-			_, _ = unix.Writev(n.tap.fd, c.Readable)
-			return 0, nil
-		}, a.Interrupt)
-		if err != nil {
-			a.Fail(err)
-			return
-		}
-		select {
-		case <-kick:
-		case <-n.stop:
-			return
-		}
-	}
+	// A frame the back end refuses (the link is down, say) is dropped,
+	// as a NIC drops what it cannot send.
+	_ = n.backend.WriteFrame(c.Readable)
+	return 0, nil
 }
 
 // receive takes a buffer chain from the guest, waits for a frame from the
-// tap, reads it into the chain and returns the chain.
-func (n *Net) receive(a *Activation, q *Queue, kick <-chan struct{}) {
+// back end, reads it into the chain and returns the chain.
+func (n *Net) receive(a *Activation, q *Queue, kick <-chan struct{}, stop <-chan struct{}) {
 	for {
 		c, err := q.Pop()
 		if err != nil {
@@ -151,46 +126,27 @@ func (n *Net) receive(a *Activation, q *Queue, kick <-chan struct{}) {
 			if !more {
 				select {
 				case <-kick:
-				case <-n.stop:
+				case <-stop:
 					return
 				}
 			}
 			continue
 		}
-		if len(c.Writable) == 0 || len(c.Writable[0]) < netHdrLen {
+		if len(c.Writable) == 0 || len(c.Writable[0]) < NetHeaderLen {
 			a.Fail(fmt.Errorf("%w: receive buffer without room for a header", ErrBadChain))
 			return
 		}
-		k, ok := n.readFrame(c.Writable)
-		if !ok {
-			return // stopped
+		k, err := n.backend.ReadFrame(c.Writable, stop)
+		if err != nil {
+			// Stopped, or the back end is gone: the chain goes back to
+			// the available ring's view of it when the device restarts.
+			q.Unpop()
+			return
 		}
 		le.PutUint16(c.Writable[0][10:], 1) // num_buffers: one chain a frame
 		q.Push(c.Head, uint32(k))
 		if q.NeedInterrupt() {
 			a.Interrupt()
 		}
-	}
-}
-
-// readFrame waits for a frame on the tap and reads it into bufs. It
-// returns false when the device is stopping.
-func (n *Net) readFrame(bufs [][]byte) (int, bool) {
-	fds := []unix.PollFd{{Fd: int32(n.tap.fd), Events: unix.POLLIN}}
-	for {
-		select {
-		case <-n.stop:
-			return 0, false
-		default:
-		}
-		k, err := unix.Readv(n.tap.fd, bufs)
-		if err == nil && k > 0 {
-			return k, true
-		}
-		if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-			return 0, false // the tap is gone
-		}
-		// Wait for a frame, waking now and then to see if we must stop.
-		unix.Poll(fds, 100)
 	}
 }

@@ -9,21 +9,23 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/devices/tap"
 )
 
 // fakeTap is one end of a SOCK_SEQPACKET pair, which keeps frame
 // boundaries as a tap does; the test holds the other end as "the host".
-func fakeTap(t *testing.T) (*Tap, int) {
+func fakeTap(t *testing.T) (*tap.Tap, int) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	require.NoError(t, unix.SetNonblock(fds[0], true))
 	t.Cleanup(func() { unix.Close(fds[1]) })
-	return &Tap{Name: "fake0", fd: fds[0]}, fds[1]
+	return tap.FromFD("fake0", fds[0]), fds[1]
 }
 
 func netDriver(t *testing.T) (*fakeDriver, int) {
-	tap, host := fakeTap(t)
-	n, err := NewNet(tap, net.HardwareAddr{2, 0, 0, 0, 0, 7})
+	tp, host := fakeTap(t)
+	n, err := NewNet(tp, net.HardwareAddr{2, 0, 0, 0, 0, 7})
 	require.NoError(t, err)
 	t.Cleanup(func() { n.Close() })
 	d := newDriver(t, n)
@@ -46,12 +48,12 @@ func TestNetConfigHasMAC(t *testing.T) {
 
 func TestNetTransmit(t *testing.T) {
 	d, host := netDriver(t)
-	hdr := make([]byte, netHdrLen)
+	hdr := make([]byte, NetHeaderLen)
 	frame := []byte("an ethernet frame from the guest")
 	// Transmit is queue 1: submit on it by hand.
 	txDesc, txAvail, txUsed := d.desc+0x4000, d.avail+0x4000, d.used+0x4000
 	a1, a2 := d.alloc(hdr, 0), d.alloc(frame, 0)
-	d.putDesc(txDesc, 0, a1, netHdrLen, descFNext, 1)
+	d.putDesc(txDesc, 0, a1, NetHeaderLen, descFNext, 1)
 	d.putDesc(txDesc, 1, a2, uint32(len(frame)), 0, 0)
 	binary.LittleEndian.PutUint16(d.raw[txAvail+4:], 0)
 	binary.LittleEndian.PutUint16(d.raw[txAvail+2:], 1)
@@ -68,8 +70,8 @@ func TestNetTransmit(t *testing.T) {
 
 func TestNetReceive(t *testing.T) {
 	d, host := netDriver(t)
-	a := d.submit(buf{n: 1514 + netHdrLen, write: true})
-	frame := append(make([]byte, netHdrLen), []byte("a frame from the host")...)
+	a := d.submit(buf{n: 1514 + NetHeaderLen, write: true})
+	frame := append(make([]byte, NetHeaderLen), []byte("a frame from the host")...)
 	_, err := unix.Write(host, frame)
 	require.NoError(t, err)
 	head, n := d.wait()
@@ -88,14 +90,4 @@ func TestNetBadTransmitNeedsReset(t *testing.T) {
 	binary.LittleEndian.PutUint16(d.raw[txAvail+2:], 1)
 	d.tr.Kick(netTxQueue)
 	d.waitNeedsReset()
-}
-
-func TestOpenTapErrors(t *testing.T) {
-	_, err := OpenTap("kiln-notap")
-	require.ErrorIs(t, err, ErrNoTap)
-	require.ErrorContains(t, err, "ip tuntap add kiln-notap mode tap")
-	_, err = OpenTap("a-name-far-too-long-for-linux")
-	require.ErrorIs(t, err, ErrNoTap)
-	_, err = OpenTap("")
-	require.ErrorIs(t, err, ErrNoTap)
 }

@@ -133,6 +133,11 @@ func (q *Queue) Pop() (*Chain, error) {
 	return c, nil
 }
 
+// Unpop gives back the chain Pop last returned, unused: a device that took
+// a buffer to wait for data (a receive queue) and stops before any came.
+// The driver sees nothing; the chain is taken again on the next Pop.
+func (q *Queue) Unpop() { q.nextAvail-- }
+
 // walk follows the chain starting at head. A chain may visit at most
 // Size descriptors of the table (and an indirect table at most its own
 // length): that bound ends any loop a guest builds.

@@ -34,9 +34,8 @@ type Vsock struct {
 	mu       sync.Mutex
 	conns    map[connKey]*vconn
 	nextPort uint32
-	rx       chan []byte // packets (header and payload) for the guest
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	rx       chan []byte     // packets (header and payload) for the guest
+	stop     <-chan struct{} // closed when the device stops; nil before Activate
 	workers  Workers
 }
 
@@ -117,9 +116,7 @@ func (s *Vsock) QueueMaxSizes() []uint16 {
 func (s *Vsock) ReadConfig(off uint64, d []byte) {
 	c := make([]byte, 8)
 	le.PutUint64(c, s.cid)
-	if off < uint64(len(c)) {
-		copy(d, c[off:])
-	}
+	readConfig(c, off, d)
 }
 
 func (s *Vsock) WriteConfig(off uint64, d []byte) {}
@@ -127,7 +124,7 @@ func (s *Vsock) WriteConfig(off uint64, d []byte) {}
 // Activate starts the transmit queue worker, the receive loop and the
 // host listener.
 func (s *Vsock) Activate(a *Activation) error {
-	s.stop = make(chan struct{})
+	s.stop = s.workers.Stopping()
 	s.rx = make(chan []byte, 256)
 	s.workers.Start(a, 1, s.transmit)
 	if q := a.Queues[0]; q.Size > 0 {
@@ -137,30 +134,29 @@ func (s *Vsock) Activate(a *Activation) error {
 	return nil
 }
 
+// spawn runs f as one of the device's workers; f watches s.stop.
 func (s *Vsock) spawn(f func()) {
-	s.wg.Add(1)
-	go func() { defer s.wg.Done(); f() }()
+	s.workers.Go(func(<-chan struct{}) { f() })
 }
 
 // Reset closes every connection and stops the device's goroutines.
 func (s *Vsock) Reset() {
 	if s.stop == nil {
-		return
+		return // never activated
 	}
-	close(s.stop)
-	s.workers.Stop()
-	s.mu.Lock()
-	for k, c := range s.conns {
-		c.c.Close()
-		delete(s.conns, k)
-	}
-	s.mu.Unlock()
-	// Wake accept: a self-connection that it drops at once.
-	if c, err := net.Dial("unix", s.path); err == nil {
-		c.Close()
-	}
-	s.wg.Wait()
-	s.stop = nil
+	defer func() { s.stop = nil }()
+	s.workers.Stop(func() {
+		s.mu.Lock()
+		for k, c := range s.conns {
+			c.c.Close()
+			delete(s.conns, k)
+		}
+		s.mu.Unlock()
+		// Wake accept: a self-connection that it drops at once.
+		if c, err := net.Dial("unix", s.path); err == nil {
+			c.Close()
+		}
+	})
 }
 
 // packet builds a header (and payload) from the host to the guest. It

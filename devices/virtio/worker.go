@@ -10,25 +10,25 @@ import (
 // ErrBadChain stops the queue and asks the driver for a reset.
 type Handler func(c *Chain) (written uint32, err error)
 
-// Workers runs one goroutine per queue, so a slow request (a disk flush)
-// never stalls a vCPU or another queue.
+// Workers are the goroutines of an activated device: every device starts
+// its work with them and Reset stops them all the same way. A queue
+// served with Start gets a goroutine of its own, so a slow request (a disk
+// flush) never stalls a vCPU or another queue; Go runs any other loop a
+// device needs (a tap's receive side, a socket listener).
 type Workers struct {
+	mu   sync.Mutex
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// Start serves queue qi of a with h until Stop.
+// Start serves queue qi of a with h until Stop: it handles every chain
+// the driver makes available, and sleeps until the queue's next kick.
 func (w *Workers) Start(a *Activation, qi int, h Handler) {
-	if w.stop == nil {
-		w.stop = make(chan struct{})
-	}
 	q, kick := a.Queues[qi], a.Kicks[qi]
 	if q.Size == 0 || kick == nil {
 		return // the driver did not set this queue up
 	}
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
+	w.Go(func(stop <-chan struct{}) {
 		for {
 			if err := drain(q, h, a.Interrupt); err != nil {
 				a.Fail(err)
@@ -36,20 +36,51 @@ func (w *Workers) Start(a *Activation, qi int, h Handler) {
 			}
 			select {
 			case <-kick:
-			case <-w.stop:
+			case <-stop:
 				return
 			}
 		}
+	})
+}
+
+// Go runs f in a goroutine until Stop; f must return soon after stop is
+// closed.
+func (w *Workers) Go(f func(stop <-chan struct{})) {
+	stop := w.Stopping()
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		f(stop)
 	}()
 }
 
-// Stop ends every goroutine and waits for them.
-func (w *Workers) Stop() {
-	if w.stop != nil {
-		close(w.stop)
-		w.wg.Wait()
-		w.stop = nil
+// Stopping returns the channel that Stop closes.
+func (w *Workers) Stopping() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stop == nil {
+		w.stop = make(chan struct{})
 	}
+	return w.stop
+}
+
+// Stop ends every goroutine and waits for them. Each wake function runs
+// after the stop channel is closed and before the wait: it unblocks a
+// goroutine stuck in I/O that no channel reaches (closing a socket). The
+// Workers can then be started again (after a device reset and a new
+// activation).
+func (w *Workers) Stop(wake ...func()) {
+	w.mu.Lock()
+	stop := w.stop
+	w.stop = nil
+	w.mu.Unlock()
+	if stop != nil {
+		close(stop)
+	}
+	for _, f := range wake {
+		f()
+	}
+	w.wg.Wait()
 }
 
 // drain handles every available chain, interrupting the driver as it asks,

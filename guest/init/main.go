@@ -1,19 +1,23 @@
 // Command init is the first process of a kiln guest (/init in the
 // initramfs, PID 1).
 //
-// It does what a minimal init must: mount /proc, /sys, /dev and /tmp, then
-// tells kiln that user space has started by writing to kiln's boot-signal
-// device (I/O port 0x440, see devices/signal). Then, if kiln passed a
-// command on the kernel command line (kiln.cmd=, base64 of the arguments
-// joined by NUL), it runs it, reports its exit status through the same
-// device and resets the machine, which ends the VM; otherwise it starts the
-// u-root shell on the console and ends the VM when the shell exits.
+// It does what a minimal init must: mount /proc, /sys, /dev and /tmp and
+// configure the network, then tells kiln that user space has started by
+// writing to kiln's boot-signal device (I/O port 0x440, see
+// guest/contract). Then it asks for its job and reads it from the same
+// device: the command to run (or none, for the shell), the console's mode,
+// entropy and the wall-clock time. A VM restored from a snapshot resumes
+// exactly there, so it gets a fresh job, fresh entropy and the right time.
+// init runs the command, reports its exit status through the device and
+// resets the machine, which ends the VM; or it starts the u-root shell on
+// the console and ends the VM when the shell exits.
 //
 // As PID 1 it also reaps orphaned processes, and it never exits: if init
 // returned, the kernel would panic.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,15 +27,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-vmm/kiln/vmm/config"
-	"github.com/kiln-vmm/kiln/vmm/layout"
+	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
 const path = "/bbin:/bin:/usr/bin:/sbin:/usr/sbin"
-
-// MarkParam names a kernel parameter whose value init prints on the console
-// the moment it reports user space (kiln bench uses it to time other VMMs).
-const MarkParam = "kiln.mark"
 
 func main() {
 	// ioperm(2) grants port access to the calling thread only: keep this
@@ -39,41 +38,110 @@ func main() {
 	runtime.LockOSThread()
 	mountAll()
 	params := kernelParams()
-	if params["kiln.raw"] == "1" {
-		rawConsole()
-	}
-	if err := setupNetwork(params[NetParam]); err != nil {
+	if err := setupNetwork(params[contract.ParamNet]); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: network: %v\n", err)
 	}
-	// From this moment kiln feeds its stdin to the console: the tty is
-	// set up, so nothing typed or piped is lost to the driver's start-up.
-	signalUserspace()
-	if mark := params[MarkParam]; mark != "" {
+	signal(contract.EventUserspace)
+	if mark := params[contract.ParamMark]; mark != "" {
 		// A VMM without kiln's signal device (QEMU in kiln bench) sees
 		// user space begin by this line on the console.
 		fmt.Println(mark)
 	}
+	job, err := getJob(params)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kiln init: %v\n", err)
+		end(125, false)
+	}
+	apply(job)
+	argv := job.Argv
+	if len(argv) == 0 {
+		argv = []string{"gosh"}
+		if job.Raw {
+			// Not a terminal on the host side: the shell reads a script
+			// from the console until end of file, instead of drawing a
+			// line editor.
+			argv = append(argv, "/proc/self/fd/0")
+		}
+	}
+	// From this moment kiln feeds its stdin to the console: the tty is
+	// set up, so nothing typed or piped is echoed or lost.
+	signal(contract.EventRunning)
+	end(run(argv), job.Quiet)
+}
+
+// getJob takes the job from the kernel command line, where a VMM without
+// kiln's signal device puts it, or else asks kiln for it. Under a VMM with
+// neither, the job is the shell.
+func getJob(params map[string]string) (*contract.Job, error) {
+	if enc, ok := params[contract.ParamJob]; ok {
+		return contract.DecodeJobParam(enc)
+	}
+	job, err := readJob()
+	if errors.Is(err, contract.ErrNoJob) {
+		return &contract.Job{}, nil
+	}
+	return job, err
+}
+
+// apply sets the guest up as the job asks, before its command runs.
+func apply(job *contract.Job) {
+	if len(job.Seed) > 0 {
+		if err := addEntropy(job.Seed); err != nil {
+			fmt.Fprintf(os.Stderr, "kiln init: entropy: %v\n", err)
+		}
+	}
+	if job.Time != 0 {
+		ts := unix.NsecToTimespec(job.Time)
+		if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
+			fmt.Fprintf(os.Stderr, "kiln init: set the clock: %v\n", err)
+		}
+	}
+	if job.Quiet {
+		// The console shows the command's output and nothing of the
+		// kernel's but emergencies.
+		os.WriteFile("/proc/sys/kernel/printk", []byte("1"), 0)
+	}
+	if job.Raw {
+		rawConsole()
+	}
 	os.Setenv("PATH", path)
 	os.Setenv("HOME", "/")
 	os.Setenv("TERM", "linux")
-
-	_, quiet = params["quiet"]
-
-	argv := []string{"gosh"}
-	if params["kiln.raw"] == "1" {
-		// Not a terminal on the host side: the shell reads a script from
-		// the console until end of file, instead of drawing a line editor.
-		argv = append(argv, "/proc/self/fd/0")
-	}
-	if enc, ok := params[config.CommandParam]; ok {
-		cmd, err := config.DecodeCommand(enc)
-		if err != nil || len(cmd) == 0 {
-			fmt.Fprintf(os.Stderr, "kiln init: %v\n", err)
-			end(125)
+	for _, kv := range job.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
 		}
-		argv = cmd
 	}
-	end(run(argv))
+	for _, m := range job.Mounts {
+		if err := mountShare(m); err != nil {
+			fmt.Fprintf(os.Stderr, "kiln init: %v\n", err)
+		}
+	}
+}
+
+// addEntropy mixes seed into the kernel's input pool, credited as entropy
+// (RNDADDENTROPY), and reseeds the generator that getrandom(2) and
+// /dev/urandom read (RNDRESEEDCRNG): from here on, this VM's random
+// numbers differ from those of every other VM restored from the same
+// snapshot.
+func addEntropy(seed []byte) error {
+	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// struct rand_pool_info: entropy_count (bits), buf_size (bytes), buf.
+	info := make([]byte, 8+len(seed))
+	putInt32(info[0:], int32(8*len(seed)))
+	putInt32(info[4:], int32(len(seed)))
+	copy(info[8:], seed)
+	if err := ioctlPtr(f.Fd(), unix.RNDADDENTROPY, info); err != nil {
+		return fmt.Errorf("RNDADDENTROPY: %w", err)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDRESEEDCRNG, 0); e != 0 {
+		return fmt.Errorf("RNDRESEEDCRNG: %w", e)
+	}
+	return nil
 }
 
 // mountAll mounts the kernel's pseudo file systems.
@@ -90,6 +158,21 @@ func mountAll() {
 			fmt.Fprintf(os.Stderr, "kiln init: mount %s: %v\n", m.dir, err)
 		}
 	}
+}
+
+// mountShare mounts a host directory shared over virtio-9p.
+func mountShare(m contract.Mount) error {
+	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
+		return fmt.Errorf("share %s: %w", m.Tag, err)
+	}
+	var flags uintptr
+	if m.ReadOnly {
+		flags |= unix.MS_RDONLY
+	}
+	if err := unix.Mount(m.Tag, m.Dir, "9p", flags, contract.ShareMountOptions); err != nil {
+		return fmt.Errorf("mount share %s at %s: %w", m.Tag, m.Dir, err)
+	}
+	return nil
 }
 
 // kernelParams returns the key=value parameters of /proc/cmdline.
@@ -158,12 +241,9 @@ func run(argv []string) int {
 	}
 }
 
-// quiet is set when kiln asked for a quiet console (running a command).
-var quiet bool
-
 // end reports the exit status to kiln, flushes file systems and resets the
 // machine. It does not return.
-func end(status int) {
+func end(status int, quiet bool) {
 	unix.Sync()
 	if quiet {
 		// The kernel's "reboot: Restarting system" is an emergency-level
@@ -175,35 +255,3 @@ func end(status int) {
 		unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 	}
 }
-
-// signalUserspace tells kiln that user space has started.
-func signalUserspace() {
-	if ioperm() {
-		outb(layout.SignalPort, 1)
-	}
-}
-
-// signalStatus reports the command's exit status to kiln.
-func signalStatus(status int) {
-	if ioperm() {
-		outb(layout.SignalPort+1, uint8(status))
-	}
-}
-
-var haveIO bool
-
-// ioperm grants this process access to the signal device's ports.
-func ioperm() bool {
-	if !haveIO {
-		_, _, errno := unix.Syscall(unix.SYS_IOPERM, layout.SignalPort, layout.SignalSize, 1)
-		if errno != 0 {
-			fmt.Fprintf(os.Stderr, "kiln init: ioperm: %v\n", errno)
-			return false
-		}
-		haveIO = true
-	}
-	return true
-}
-
-// outb writes one byte to an I/O port (outb_amd64.s).
-func outb(port uint16, val uint8)

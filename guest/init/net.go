@@ -7,11 +7,9 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-)
 
-// NetParam is the kernel parameter that configures eth0: kiln.net=ADDR/PREFIX
-// with an optional ,GATEWAY (set from kiln run --net ...,ip=,gw=).
-const NetParam = "kiln.net"
+	"github.com/kiln-vmm/kiln/guest/contract"
+)
 
 // setupNetwork brings up lo, and eth0 as the parameter says. It uses the
 // same interfaces as ip(8), but from PID 1 without starting a process:
@@ -27,7 +25,7 @@ func setupNetwork(param string) error {
 	spec, gw, _ := strings.Cut(param, ",")
 	ip, ipnet, err := net.ParseCIDR(spec)
 	if err != nil || ip.To4() == nil {
-		return fmt.Errorf("%s=%s: want IPv4 ADDR/PREFIX[,GATEWAY]", NetParam, param)
+		return fmt.Errorf("%s=%s: want IPv4 ADDR/PREFIX[,GATEWAY]", contract.ParamNet, param)
 	}
 	if err := setAddr("eth0", ip.To4(), net.IP(ipnet.Mask).To4()); err != nil {
 		return err
@@ -38,7 +36,7 @@ func setupNetwork(param string) error {
 	if gw != "" {
 		g := net.ParseIP(gw).To4()
 		if g == nil {
-			return fmt.Errorf("%s: bad gateway %q", NetParam, gw)
+			return fmt.Errorf("%s: bad gateway %q", contract.ParamNet, gw)
 		}
 		return defaultRoute("eth0", g)
 	}

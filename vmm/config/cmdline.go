@@ -1,9 +1,10 @@
 package config
 
 import (
-	"encoding/base64"
 	"fmt"
 	"strings"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
 // Host is what the kernel command line depends on about the host.
@@ -21,32 +22,24 @@ var PVMClearCPUID = []string{
 	"rdseed", "adx", "sha_ni", "aes", "f16c", "fma",
 }
 
-// CommandParam is the kernel parameter carrying the guest command to the
-// init: the arguments joined with NUL bytes, base64-encoded so that spaces
-// and quotes survive the kernel's command-line parser.
-const CommandParam = "kiln.cmd"
-
-// EncodeCommand encodes argv for CommandParam.
-func EncodeCommand(argv []string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(argv, "\x00")))
-}
-
-// DecodeCommand reverses EncodeCommand.
-func DecodeCommand(s string) ([]string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("bad %s: %w", CommandParam, err)
+// Job is what the guest's init is to run, as the guest-host contract
+// carries it: the command (none for a shell) and the console's mode. The
+// machine adds the entropy and the time when it hands the job over.
+func (c *Config) Job() *contract.Job {
+	return &contract.Job{
+		Argv:  c.Command,
+		Raw:   !c.Interactive,
+		Quiet: len(c.Command) > 0 && !c.Verbose,
 	}
-	if len(b) == 0 {
-		return nil, nil
-	}
-	return strings.Split(string(b), "\x00"), nil
 }
 
 // KernelCmdline assembles the guest kernel's command line: kiln's defaults,
 // the adaptations for a PVM host, the devices the kernel cannot discover
-// (virtio-mmio windows), the guest command for init, and last the user's
-// own arguments, which therefore win where they repeat a parameter.
+// (virtio-mmio windows), how init configures the network, and last the
+// user's own arguments, which therefore win where they repeat a parameter.
+// The command to run is not on it: init reads its job from the signal
+// device (guest/contract), so that a VM restored from a snapshot gets its
+// command the same way as one booted cold.
 func KernelCmdline(c *Config, h Host, devices []string) string {
 	args := []string{
 		"console=ttyS0",   // the 8250 UART on COM1
@@ -69,16 +62,28 @@ func KernelCmdline(c *Config, h Host, devices []string) string {
 		if c.Nets[0].Gateway != "" {
 			v += "," + c.Nets[0].Gateway
 		}
-		args = append(args, "kiln.net="+v)
-	}
-	if len(c.Command) > 0 {
-		args = append(args, CommandParam+"="+EncodeCommand(c.Command))
-	}
-	if !c.Interactive {
-		args = append(args, "kiln.raw=1")
+		args = append(args, contract.ParamNet+"="+v)
 	}
 	if c.Cmdline != "" {
 		args = append(args, c.Cmdline)
 	}
 	return strings.Join(args, " ")
+}
+
+// ForeignCmdline is the command line for running c's guest under another
+// VMM, one without kiln's signal device (kiln run --print-cmdline, and QEMU
+// in kiln bench): kiln's command line plus the job as ParamJob, which init
+// takes instead of asking the device.
+func ForeignCmdline(c *Config, h Host, devices []string) (string, error) {
+	job, err := contract.EncodeJobParam(c.Job())
+	if err != nil {
+		return "", err
+	}
+	line := KernelCmdline(c, h, devices)
+	if c.Cmdline != "" {
+		// The user's arguments stay last.
+		base := strings.TrimSuffix(line, " "+c.Cmdline)
+		return base + " " + contract.ParamJob + "=" + job + " " + c.Cmdline, nil
+	}
+	return line + " " + contract.ParamJob + "=" + job, nil
 }

@@ -25,6 +25,22 @@ const (
 // counts), as opposed to failures of the VMM or the host.
 var ErrUsage = errors.New("usage")
 
+// SettingError is a value outside what kiln or the host allows for one
+// setting of a VM. Setting is the setting's name ("cpus", "memory"), which
+// the command line turns into its flag; Max, when not zero, is the largest
+// value allowed.
+type SettingError struct {
+	Setting string
+	Value   string // as the user would write it: "65", "16M"
+	Problem string // "is out of range (1 to 64)"
+	Max     uint64
+}
+
+func (e *SettingError) Error() string { return e.Setting + " " + e.Value + " " + e.Problem }
+
+// Unwrap makes every SettingError a usage error.
+func (e *SettingError) Unwrap() error { return ErrUsage }
+
 // ErrNotRegular and ErrEmptyFile mark a kernel or initrd path that names
 // no usable file: a directory or a device, or an empty file.
 var (
@@ -66,19 +82,20 @@ type Config struct {
 // and a plain error for files that cannot be read.
 func (c *Config) Validate() error {
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
-		return fmt.Errorf("%w: --cpus %d is out of range (1 to %d)", ErrUsage, c.CPUs, MaxCPUs)
+		return &SettingError{"cpus", strconv.Itoa(c.CPUs), fmt.Sprintf("is out of range (1 to %d)", MaxCPUs), MaxCPUs}
 	}
+	mem := FormatSize(c.Memory)
 	if c.Memory < MinMemory {
-		return fmt.Errorf("%w: --memory %s is too small (at least %s)", ErrUsage, FormatSize(c.Memory), FormatSize(MinMemory))
+		return &SettingError{"memory", mem, "is too small (at least " + FormatSize(MinMemory) + ")", 0}
 	}
 	if c.Memory > MaxMemory {
-		return fmt.Errorf("%w: --memory %s is too large (at most %s)", ErrUsage, FormatSize(c.Memory), FormatSize(MaxMemory))
+		return &SettingError{"memory", mem, "is too large (at most " + FormatSize(MaxMemory) + ")", MaxMemory}
 	}
 	if host := hostMemory(); host > 0 && c.Memory > host {
-		return fmt.Errorf("%w: --memory %s is more than this host's %s of RAM", ErrUsage, FormatSize(c.Memory), FormatSize(host))
+		return &SettingError{"memory", mem, "is more than this host's " + FormatSize(host) + " of RAM", host}
 	}
 	if c.Memory%(4<<10) != 0 {
-		return fmt.Errorf("%w: --memory %d is not a multiple of 4 KiB", ErrUsage, c.Memory)
+		return &SettingError{"memory", strconv.FormatUint(c.Memory, 10), "is not a multiple of 4 KiB", 0}
 	}
 	if err := readable("kernel", c.Kernel); err != nil {
 		return err

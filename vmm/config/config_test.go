@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
 func TestParseSize(t *testing.T) {
@@ -45,8 +47,8 @@ func TestValidate(t *testing.T) {
 		usage bool
 		msg   string
 	}{
-		{"zero cpus", func(c *Config) { c.CPUs = 0 }, true, "--cpus 0 is out of range"},
-		{"too many cpus", func(c *Config) { c.CPUs = 65 }, true, "--cpus 65 is out of range"},
+		{"zero cpus", func(c *Config) { c.CPUs = 0 }, true, "cpus 0 is out of range"},
+		{"too many cpus", func(c *Config) { c.CPUs = 65 }, true, "cpus 65 is out of range"},
 		{"memory too small", func(c *Config) { c.Memory = 16 << 20 }, true, "too small"},
 		{"memory too large", func(c *Config) { c.Memory = 2 << 40 }, true, "too large"},
 		{"memory unaligned", func(c *Config) { c.Memory = 64<<20 + 1 }, true, "multiple of 4 KiB"},
@@ -69,23 +71,6 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestCommandEncoding(t *testing.T) {
-	for _, argv := range [][]string{
-		{"echo", "hello"},
-		{"sh", "-c", "exit 3"},
-		{"printf", "%s\n", "a b", "\"quoted\"", "'single'", ""},
-	} {
-		enc := EncodeCommand(argv)
-		require.NotContains(t, enc, " ")
-		require.NotContains(t, enc, "\"")
-		got, err := DecodeCommand(enc)
-		require.NoError(t, err)
-		require.Equal(t, argv, got)
-	}
-	_, err := DecodeCommand("!!!")
-	require.Error(t, err)
-}
-
 func TestKernelCmdline(t *testing.T) {
 	c := &Config{Interactive: true}
 	hw := KernelCmdline(c, Host{}, nil)
@@ -93,58 +78,30 @@ func TestKernelCmdline(t *testing.T) {
 
 	c = &Config{Command: []string{"sh", "-c", "exit 3"}, Cmdline: "loglevel=8"}
 	pvm := KernelCmdline(c, Host{PVM: true, TSCKHz: 2596128}, []string{"virtio_mmio.device=4K@0xd0000000:5"})
-	for _, want := range []string{"quiet", "clearcpuid=xsave,popcnt,smap", "rodata=off", "tsc_early_khz=2596128", "kiln.raw=1", "virtio_mmio.device=4K@0xd0000000:5", CommandParam + "=" + EncodeCommand(c.Command)} {
+	for _, want := range []string{"quiet", "clearcpuid=xsave,popcnt,smap", "rodata=off", "tsc_early_khz=2596128", "virtio_mmio.device=4K@0xd0000000:5"} {
 		require.Contains(t, pvm, want)
 	}
+	require.NotContains(t, pvm, contract.ParamJob, "kiln's own guest reads its job from the signal device")
 	require.True(t, strings.HasSuffix(pvm, " loglevel=8"), "user arguments come last: %s", pvm)
+
+	// Another VMM gets the job on the command line, before the user's
+	// arguments.
+	foreign, err := ForeignCmdline(c, Host{}, nil)
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(foreign, " loglevel=8"), foreign)
+	var param string
+	for _, f := range strings.Fields(foreign) {
+		if v, ok := strings.CutPrefix(f, contract.ParamJob+"="); ok {
+			param = v
+		}
+	}
+	job, err := contract.DecodeJobParam(param)
+	require.NoError(t, err)
+	require.Equal(t, c.Command, job.Argv)
+	require.True(t, job.Raw, "not interactive: a raw console")
+	require.True(t, job.Quiet)
 
 	c.Verbose = true
 	require.NotContains(t, KernelCmdline(c, Host{}, nil), "quiet")
 	require.NotContains(t, KernelCmdline(c, Host{}, nil), "clearcpuid")
-}
-
-func TestParseDisk(t *testing.T) {
-	d, err := ParseDisk("/tmp/a.img")
-	require.NoError(t, err)
-	require.Equal(t, Disk{Path: "/tmp/a.img"}, d)
-	d, err = ParseDisk("/tmp/b.img,ro")
-	require.NoError(t, err)
-	require.True(t, d.ReadOnly)
-	for _, bad := range []string{"", ",ro", "/x,rx", "/x,ro,bogus"} {
-		_, err := ParseDisk(bad)
-		require.ErrorIs(t, err, ErrUsage, bad)
-	}
-	require.Equal(t, "vda", DiskName(0))
-	require.Equal(t, "vdz", DiskName(25))
-	require.Equal(t, "vdaa", DiskName(26))
-}
-
-func TestParseVsock(t *testing.T) {
-	v, err := ParseVsock("3,/tmp/v.sock")
-	require.NoError(t, err)
-	require.Equal(t, Vsock{CID: 3, Path: "/tmp/v.sock"}, v)
-	for _, bad := range []string{"", "3", "3,", "x,/p", "2,/p", "-1,/p", "4294967295,/p"} {
-		_, err := ParseVsock(bad)
-		require.ErrorIs(t, err, ErrUsage, bad)
-	}
-}
-
-func TestParseNet(t *testing.T) {
-	n, err := ParseNet("tap=kt0,mac=02:00:00:00:00:01,ip=10.0.2.2/24,gw=10.0.2.1")
-	require.NoError(t, err)
-	require.Equal(t, "kt0", n.Tap)
-	require.Equal(t, "02:00:00:00:00:01", n.MAC.String())
-	require.Equal(t, "10.0.2.2/24", n.IP)
-	require.Equal(t, "10.0.2.1", n.Gateway)
-	n, err = ParseNet("tap=kt0")
-	require.NoError(t, err)
-	require.Len(t, n.MAC, 6)
-	require.Equal(t, byte(0x02), n.MAC[0], "locally administered")
-	for _, bad := range []string{"", "mac=02:00:00:00:00:01", "tap=x,mac=zz", "tap=x,ip=10.0.0.1", "tap=x,gw=10.0.0.1", "tap=x,speed=10"} {
-		_, err := ParseNet(bad)
-		require.ErrorIs(t, err, ErrUsage, bad)
-	}
-	c := &Config{Nets: []Net{n}}
-	c.Nets[0].IP, c.Nets[0].Gateway = "10.0.2.2/24", "10.0.2.1"
-	require.Contains(t, KernelCmdline(c, Host{}, nil), "kiln.net=10.0.2.2/24,10.0.2.1")
 }

@@ -23,22 +23,3 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
-
-// FuzzCommandEncoding: every argv survives the trip through the kernel
-// command line.
-func FuzzCommandEncoding(f *testing.F) {
-	f.Add("sh", "-c", "exit 3")
-	f.Fuzz(func(t *testing.T, a, b, c string) {
-		for _, s := range []string{a, b, c} {
-			for i := 0; i < len(s); i++ {
-				if s[i] == 0 {
-					return // NUL separates arguments; argv cannot contain it
-				}
-			}
-		}
-		got, err := DecodeCommand(EncodeCommand([]string{a, b, c}))
-		if err != nil || len(got) != 3 || got[0] != a || got[1] != b || got[2] != c {
-			t.Fatalf("round trip of %q: %q, %v", []string{a, b, c}, got, err)
-		}
-	})
-}

@@ -20,6 +20,8 @@
 // Firecracker keeps the same kind of table in arch/x86_64/layout.rs.
 package layout
 
+import "github.com/kiln-vmm/kiln/guest/contract"
+
 const (
 	// GDTAddr holds the boot GDT: null, code, data and TSS descriptors.
 	GDTAddr = 0x500
@@ -92,10 +94,11 @@ const (
 	I8042DataPort    = 0x60
 	I8042CommandPort = 0x64
 
-	// SignalPort is kiln's boot-signal device (devices/signal): the guest
-	// init writes to it when userspace starts and when its command exits.
-	SignalPort = 0x440
-	SignalSize = 4
+	// SignalPort is kiln's boot-signal device (devices/signal), through
+	// which the guest's init reports and reads its job. Its place is part
+	// of the guest-host contract, which the guest's init imports too.
+	SignalPort = contract.SignalPort
+	SignalSize = contract.SignalSize
 
 	// IRQs 5 and up are free for virtio-mmio devices.
 	FirstVirtioIRQ = 5

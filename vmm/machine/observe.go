@@ -23,20 +23,19 @@ type observer struct {
 	traceFile *os.File      // nil when tracing to stderr
 	stats     *trace.Stats  // nil without --stats
 
-	firstRun time.Time    // when vCPU 0 first entered KVM_RUN
 	report   trace.Report // the statistics, once the VM has ended
 	traceErr error        // a failure to write the trace
 }
 
 // newObserver returns the observer cfg.Observe asks for, or nil if it asks
 // for nothing.
-func newObserver(cfg *config.Config, start time.Time, pio, mmio *bus.Bus) (*observer, error) {
+func newObserver(cfg *config.Config, start time.Time, dev *deviceManager) (*observer, error) {
 	o := cfg.Observe
 	classes := o.Tracing()
 	if classes == 0 && !o.Stats {
 		return nil, nil
 	}
-	obs := &observer{start: start, pio: pio, mmio: mmio}
+	obs := &observer{start: start, pio: dev.pio, mmio: dev.mmio}
 	if classes != 0 {
 		var w io.Writer = os.Stderr
 		if cfg.Interactive {
@@ -81,22 +80,19 @@ func (o *observer) vcpu(v *kvm.VCPU) *recorder {
 	if o == nil {
 		return nil
 	}
-	now := time.Now()
-	if v.ID == 0 {
-		o.firstRun = now
-	}
-	return &recorder{o: o, v: v, last: now}
+	return &recorder{o: o, v: v, last: time.Now()}
 }
 
-// exitHandler handles one exit of v; it reports whether the vCPU must stop.
-type exitHandler func(v *kvm.VCPU, reason kvm.ExitReason) (stop bool, err error)
+// exitHandler handles one exit of vCPU id; it reports whether the vCPU
+// must stop.
+type exitHandler func(id int, v exitSource, reason kvm.ExitReason) (stop bool, err error)
 
 // handle runs handler for the exit that just happened, timing it, then
 // counts the exit and traces it. The time in KVM_RUN before the exit is
 // from the end of the previous handle to the start of this one.
 func (r *recorder) handle(reason kvm.ExitReason, handler exitHandler) (bool, error) {
 	returned := time.Now()
-	stop, err := handler(r.v, reason)
+	stop, err := handler(r.v.ID, r.v, reason)
 	handled := time.Now()
 	e := trace.Exit{
 		VCPU:     r.v.ID,
@@ -165,14 +161,25 @@ func cpuState(v *kvm.VCPU) *trace.CPUState {
 	return &trace.CPUState{Regs: regs, Sregs: sregs}
 }
 
+// deviceFailed traces a device asking for a reset, the moment it does.
+func (o *observer) deviceFailed(f DeviceFailure) {
+	if o == nil || o.tracer == nil {
+		return
+	}
+	o.tracer.Note(f.At.Sub(o.start), fmt.Sprintf("%s: DEVICE_NEEDS_RESET: %v", f.Device, f.Reason))
+}
+
 // finish writes out the trace and gathers the statistics once the VM has
-// ended; userspace is when the guest reported user space, or zero.
-func (o *observer) finish(userspace time.Time) {
+// ended, with the moments of its life and the devices that failed.
+func (o *observer) finish(p Phases, failures []DeviceFailure) {
 	if o == nil {
 		return
 	}
 	if o.stats != nil {
-		o.report = o.stats.Report(trace.Boot{Start: o.start, FirstRun: o.firstRun, Userspace: userspace, End: time.Now()})
+		o.report = o.stats.Report(trace.Boot{Start: p.Start, FirstRun: p.FirstRun, Userspace: p.Userspace, Running: p.Running, End: p.End})
+		for _, f := range failures {
+			o.report.Failures = append(o.report.Failures, trace.Failure{Device: f.Device, At: f.At.Sub(o.start), Reason: f.Reason.Error()})
+		}
 	}
 	if o.tracer == nil {
 		return

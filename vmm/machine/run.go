@@ -56,6 +56,17 @@ type Result struct {
 	// BootTime is from kiln's start to the guest's user space, if reported.
 	BootTime    time.Duration
 	HasBootTime bool
+	// Phases are the moments that divide the VM's life.
+	Phases Phases
+	// Failures are the devices that asked the guest for a reset.
+	Failures []DeviceFailure
+}
+
+// Phases are the moments of a VM's life: kiln starts, vCPU 0 first enters
+// the guest, the guest's init reports user space and starts its command,
+// the VM ends. A moment that never came is zero.
+type Phases struct {
+	Start, FirstRun, Userspace, Running, End time.Time
 }
 
 // stopOnce records the first reason to end the VM and wakes every vCPU.
@@ -72,15 +83,15 @@ func (s *stopOnce) Do(m *Machine, r Result) {
 }
 
 // InputReady is closed when the guest can take console input without
-// losing it: when its init reports user space (kiln's init sets up the
-// console first), or, for a guest whose init never reports, a grace period
-// after its serial driver starts listening.
+// losing it: when its init reports that it starts its command (kiln's init
+// sets up the console first), or, for a guest whose init never reports, a
+// grace period after its serial driver starts listening.
 func (m *Machine) InputReady() <-chan struct{} {
 	ready := make(chan struct{})
 	go func() {
 		select {
-		case <-m.signal.UserspaceReached():
-		case <-afterClosed(m.Serial.RxEnabled(), m.inputGrace()):
+		case <-m.dev.signal.CommandStarted():
+		case <-afterClosed(m.dev.serial.RxEnabled(), m.inputGrace()):
 		case <-m.end:
 		}
 		close(ready)
@@ -90,7 +101,10 @@ func (m *Machine) InputReady() <-chan struct{} {
 
 // UserspaceReached is closed when the guest's init reports user space on
 // the boot-signal device.
-func (m *Machine) UserspaceReached() <-chan struct{} { return m.signal.UserspaceReached() }
+func (m *Machine) UserspaceReached() <-chan struct{} { return m.dev.signal.UserspaceReached() }
+
+// CommandStarted is closed when the guest's init starts its job's command.
+func (m *Machine) CommandStarted() <-chan struct{} { return m.dev.signal.CommandStarted() }
 
 // inputGrace is how long after the serial driver starts input is held back
 // for a guest that never reports user space: a few seconds on hardware KVM,
@@ -173,12 +187,15 @@ func (m *Machine) Run() Result {
 // finish adds what the signal device recorded to the result, and lets the
 // observer (--trace, --stats) finish its work.
 func (m *Machine) finish(r Result) Result {
-	r.ExitStatus, r.HasStatus = m.signal.ExitStatus()
-	userspace, ok := m.signal.Userspace()
+	r.ExitStatus, r.HasStatus = m.dev.signal.ExitStatus()
+	userspace, ok := m.dev.signal.Userspace()
 	if ok {
 		r.BootTime, r.HasBootTime = userspace.Sub(m.start), true
 	}
-	m.observe.finish(userspace)
+	running, _ := m.dev.signal.Running()
+	r.Phases = Phases{Start: m.start, FirstRun: m.firstRun, Userspace: userspace, Running: running, End: time.Now()}
+	r.Failures, _ = m.Failures()
+	m.observe.finish(r.Phases, r.Failures)
 	return r
 }
 
@@ -197,6 +214,9 @@ func (m *Machine) stopping() bool {
 // With --trace or --stats each exit is handled through the vCPU's recorder,
 // which times and records it; without, rec is nil and costs one branch.
 func (m *Machine) runVCPU(v *kvm.VCPU) error {
+	if v.ID == 0 {
+		m.firstRun = time.Now()
+	}
 	rec := m.observe.vcpu(v)
 	for {
 		if m.stopping() {
@@ -211,7 +231,7 @@ func (m *Machine) runVCPU(v *kvm.VCPU) error {
 		}
 		var stop bool
 		if rec == nil {
-			stop, err = m.handleExit(v, v.ExitReason())
+			stop, err = m.handleExit(v.ID, v, v.ExitReason())
 		} else {
 			stop, err = rec.handle(v.ExitReason(), m.handleExit)
 		}
@@ -219,67 +239,4 @@ func (m *Machine) runVCPU(v *kvm.VCPU) error {
 			return err
 		}
 	}
-}
-
-// handleExit is the exit dispatch: it does what the exit reason asks and
-// reports whether the vCPU must stop. An exit that ends the VM records
-// why; one kiln cannot handle is an error.
-func (m *Machine) handleExit(v *kvm.VCPU, reason kvm.ExitReason) (stop bool, err error) {
-	switch reason {
-	case kvm.ExitIO:
-		io := v.IO()
-		for i := 0; i < io.Count; i++ {
-			d := io.Data[i*io.Size : (i+1)*io.Size]
-			if io.Write {
-				m.pio.Write(uint64(io.Port), d)
-			} else {
-				m.pio.Read(uint64(io.Port), d)
-			}
-		}
-	case kvm.ExitMMIO:
-		mm := v.MMIO()
-		if mm.Write {
-			m.mmio.Write(mm.Addr, mm.Data)
-		} else {
-			m.mmio.Read(mm.Addr, mm.Data)
-		}
-	case kvm.ExitIntr:
-		// Interrupted by a signal; go back in.
-	case kvm.ExitHLT:
-		// With the in-kernel local APIC, HLT only exits when the vCPU
-		// can never wake: interrupts off. The guest has stopped.
-		m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d halted with interrupts disabled%s", v.ID, regsSuffix(v))})
-		return true, nil
-	case kvm.ExitShutdown:
-		m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: triple fault%s", v.ID, regsSuffix(v))})
-		return true, nil
-	case kvm.ExitSystemEvent:
-		if ev := v.SystemEventType(); ev == 2 { // reset
-			m.stop.Do(m, Result{Reason: ReasonReset})
-		} else {
-			m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: system event %v", v.ID, ev)})
-		}
-		return true, nil
-	case kvm.ExitInternalError:
-		ie := v.Internal()
-		return true, fmt.Errorf("vCPU %d: %v: %v%s (data %#x)", v.ID, reason, ie.Suberror, regsSuffix(v), ie.Data)
-	case kvm.ExitFailEntry:
-		return true, fmt.Errorf("vCPU %d: %v: hardware entry failure reason %#x%s", v.ID, reason, v.FailEntryReason(), regsSuffix(v))
-	default:
-		return true, fmt.Errorf("vCPU %d: unexpected exit %v%s", v.ID, reason, regsSuffix(v))
-	}
-	return false, nil
-}
-
-// regsSuffix describes where the guest was, for error messages.
-func regsSuffix(v *kvm.VCPU) string {
-	r, err := v.Regs()
-	if err != nil {
-		return ""
-	}
-	s := fmt.Sprintf(" at RIP %#x (RSP %#x, RFLAGS %#x)", r.RIP, r.RSP, r.RFLAGS)
-	if sr, err := v.Sregs(); err == nil {
-		s += fmt.Sprintf(" CR0 %#x CR3 %#x CR4 %#x EFER %#x", sr.CR0, sr.CR3, sr.CR4, sr.EFER)
-	}
-	return s
 }

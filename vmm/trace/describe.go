@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
-
-	"github.com/kiln-vmm/kiln/devices/virtio"
 )
 
 // Describer is a device that can say in words what one register access
@@ -39,8 +37,7 @@ func values(a *Access) string {
 }
 
 // device says which device handled a and what the access did there, in
-// the device's words when it is a Describer, and for the virtio-mmio
-// transport in this package's (virtio.go).
+// the device's words when it is a Describer.
 func device(a *Access) string {
 	r := a.Device
 	if r.Device == nil {
@@ -49,19 +46,13 @@ func device(a *Access) string {
 		}
 		return "no device: reads as all ones"
 	}
-	var describe func(offset uint64, write bool, data []byte) string
-	switch d := r.Device.(type) {
-	case Describer:
-		describe = d.Describe
-	case *virtio.Transport:
-		describe = describeVirtioMMIO
-	}
-	if describe == nil || a.Size <= 0 {
+	d, ok := r.Device.(Describer)
+	if !ok || a.Size <= 0 {
 		return fmt.Sprintf("%s: offset %#x", r.Name, a.Addr-r.Base)
 	}
 	var words []string
 	for i := 0; i+a.Size <= len(a.Data); i += a.Size {
-		words = append(words, describe(a.Addr-r.Base, a.Write, a.Data[i:i+a.Size]))
+		words = append(words, d.Describe(a.Addr-r.Base, a.Write, a.Data[i:i+a.Size]))
 	}
 	return r.Name + ": " + strings.Join(words, "; ")
 }

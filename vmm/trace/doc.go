@@ -23,10 +23,9 @@
 // exits the Access with the device the bus routed it to. Then:
 //
 //   - a Tracer prints the exit as one line, with the device's own words for
-//     the register access ("serial: THR <- 'h'") from devices that
-//     implement Describer (virtio-mmio's registers are decoded here, in
-//     virtio.go), and the register state for a halt, a shutdown or an
-//     error;
+//     the register access ("serial: THR <- 'h'", "virtio-rng: Status <-
+//     0xf (...)") from every device, each implementing Describer, and the
+//     register state for a halt, a shutdown or an error;
 //   - Stats counts exits and the time spent on them per exit reason, per
 //     device and per vCPU; its Report, printed by Report.WriteTo, adds
 //     the phases of the boot: VMM setup, kernel, user space.

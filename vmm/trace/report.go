@@ -47,6 +47,16 @@ func (r Report) WriteTo(w io.Writer) (int64, error) {
 	}
 	t.write(&b)
 
+	if len(r.Failures) > 0 {
+		b.WriteByte('\n')
+		t = table{align: "lrl"}
+		t.add("device needing a reset", "at", "why")
+		for _, f := range r.Failures {
+			t.add(f.Device, duration(f.At), f.Reason)
+		}
+		t.write(&b)
+	}
+
 	b.WriteByte('\n')
 	t = r.Boot.table()
 	t.write(&b)
@@ -67,11 +77,16 @@ func (b Boot) table() table {
 		t.add(name, d, fromName, toName)
 	}
 	phase("VMM setup", b.Start, b.FirstRun, "kiln start", "first KVM_RUN")
-	if b.Userspace.IsZero() {
+	switch {
+	case b.Userspace.IsZero():
 		phase("kernel", b.FirstRun, b.End, "first KVM_RUN", "end (user space never reported)")
-	} else {
+	case b.Running.IsZero():
 		phase("kernel", b.FirstRun, b.Userspace, "first KVM_RUN", "guest user space")
-		phase("user space", b.Userspace, b.End, "guest user space", "end of the VM")
+		phase("user space", b.Userspace, b.End, "guest user space", "end (no command started)")
+	default:
+		phase("kernel", b.FirstRun, b.Userspace, "first KVM_RUN", "guest user space")
+		phase("init", b.Userspace, b.Running, "guest user space", "command started")
+		phase("command", b.Running, b.End, "command started", "end of the VM")
 	}
 	phase("total", b.Start, b.End, "kiln start", "end of the VM")
 	return t

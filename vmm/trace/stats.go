@@ -92,11 +92,13 @@ func tally[K comparable](m map[K]*Tally, k K) *Tally {
 
 // Boot is when each phase of a boot began: kiln builds the VM until the
 // first KVM_RUN, the guest kernel boots until its init reports user space
-// through the signal device, and user space runs until the VM ends.
+// through the signal device, init takes its job until it starts the
+// command, and the command runs until the VM ends.
 type Boot struct {
 	Start     time.Time // kiln started
 	FirstRun  time.Time // vCPU 0 first entered KVM_RUN
 	Userspace time.Time // the guest reported user space; zero if it never did
+	Running   time.Time // init started its job's command; zero if it never did
 	End       time.Time // the VM ended
 }
 
@@ -106,6 +108,16 @@ type Report struct {
 	Devices []DeviceRow // most exits first
 	VCPUs   []VCPURow   // by vCPU number
 	Boot    Boot
+	// Failures are the devices that asked the guest for a reset, in order.
+	Failures []Failure
+}
+
+// Failure is a device putting itself in DEVICE_NEEDS_RESET: when, since
+// kiln started, and why.
+type Failure struct {
+	Device string        `json:"device"`
+	At     time.Duration `json:"at_ns"`
+	Reason string        `json:"reason"`
 }
 
 // ReasonRow is the exits with one exit reason.

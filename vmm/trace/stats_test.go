@@ -31,9 +31,11 @@ func TestStatsReport(t *testing.T) {
 		Start:     start,
 		FirstRun:  start.Add(20 * time.Millisecond),
 		Userspace: start.Add(25 * time.Second),
+		Running:   start.Add(26 * time.Second),
 		End:       start.Add(27 * time.Second),
 	}
 	r := s.Report(boot)
+	r.Failures = []Failure{{Device: "virtio-blk", At: 26500 * time.Millisecond, Reason: "virtio: malformed descriptor chain: head 9 on a queue of 8"}}
 
 	require.Equal(t, []ReasonRow{
 		{kvm.ExitIO, Tally{8, 18 * time.Microsecond}},
@@ -68,10 +70,14 @@ vCPU  exits  in KVM_RUN  in kiln
 0         8     7.00 ms  17.0 µs
 1         1      3.00 s  5.00 µs
 
+device needing a reset      at  why
+virtio-blk              26.5 s  virtio: malformed descriptor chain: head 9 on a queue of 8
+
 boot phase     time  from              to
 VMM setup   20.0 ms  kiln start        first KVM_RUN
 kernel       25.0 s  first KVM_RUN     guest user space
-user space   2.00 s  guest user space  end of the VM
+init         1.00 s  guest user space  command started
+command      1.00 s  command started   end of the VM
 total        27.0 s  kiln start        end of the VM
 `, out.String())
 }

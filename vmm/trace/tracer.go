@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
@@ -38,6 +39,14 @@ func (t *Tracer) Log(e Exit) {
 	defer t.mu.Unlock()
 	t.w.WriteString(l)
 	t.w.WriteByte('\n')
+}
+
+// Note writes a line about something other than an exit that happened at
+// at (since kiln started): a device asking for a reset.
+func (t *Tracer) Note(at time.Duration, text string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.w, "[%12.6f] %s\n", at.Seconds(), text)
 }
 
 // Flush writes out the buffered lines.

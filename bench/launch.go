@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
 // launch is one start of a program to be timed: the clock starts just
@@ -22,12 +25,16 @@ import (
 // too, and onMark runs then (with the program still alive) to sample its
 // memory.
 type launch struct {
-	argv    []string
-	env     []string
-	dir     string
-	attr    *syscall.SysProcAttr
-	mark    string
-	onMark  func(pid int)
+	argv   []string
+	env    []string
+	dir    string
+	attr   *syscall.SysProcAttr
+	mark   string
+	onMark func(pid int)
+	// report reads kiln run --report from a pipe given to the program as
+	// fd 3 (the caller passes --report /proc/self/fd/3): the mark is then
+	// the "userspace" event, and the events are kept in the outcome.
+	report  bool
 	timeout time.Duration
 	// pollHWM samples the process's VmHWM (its peak resident size) while it
 	// runs; see peakRSS.
@@ -43,13 +50,24 @@ type outcome struct {
 	mark    time.Duration // launch to the mark line
 	exit    time.Duration // launch to exit
 	status  int
-	peakRSS uint64   // KiB, the largest VmHWM seen (pollHWM)
-	lines   []string // the last lines the program printed, for errors
-	allText string   // everything it printed (bounded), for parsing
+	peakRSS uint64        // KiB, the largest VmHWM seen (pollHWM)
+	lines   []string      // the last lines the program printed, for errors
+	events  []trace.Event // kiln's report (launch.report)
 }
 
-// maxKept bounds the output kept from one launch.
-const maxKept = 64 << 10
+// reportArgs are the flags that make kiln run write its report where a
+// launch with report set reads it.
+var reportArgs = []string{"--report", "/proc/self/fd/3"}
+
+// end returns kiln's "end" event, if its report had one.
+func (o outcome) end() (trace.Event, bool) {
+	for _, e := range o.events {
+		if e.Event == "end" {
+			return e, true
+		}
+	}
+	return trace.Event{}, false
+}
 
 // run starts the program, waits for it (killing its process group at the
 // timeout) and returns what was measured. A non-zero exit is not an error
@@ -85,6 +103,17 @@ func (l launch) run(ctx context.Context) (outcome, error) {
 		started = make(chan struct{})
 		readers sync.WaitGroup
 	)
+	markNow := func() {
+		once.Do(func() {
+			d := time.Since(t0)
+			mu.Lock()
+			o.marked, o.mark = true, d
+			mu.Unlock()
+			if l.onMark != nil {
+				l.onMark(cmd.Process.Pid)
+			}
+		})
+	}
 	scan := func(r io.ReadCloser) {
 		defer readers.Done()
 		defer r.Close()
@@ -95,23 +124,12 @@ func (l launch) run(ctx context.Context) (outcome, error) {
 				line = strings.TrimRight(line, "\r\n")
 				<-started
 				if l.mark != "" && strings.Contains(line, l.mark) {
-					once.Do(func() {
-						d := time.Since(t0)
-						mu.Lock()
-						o.marked, o.mark = true, d
-						mu.Unlock()
-						if l.onMark != nil {
-							l.onMark(cmd.Process.Pid)
-						}
-					})
+					markNow()
 				}
 				mu.Lock()
 				o.lines = append(o.lines, line)
 				if len(o.lines) > 20 {
 					o.lines = o.lines[1:]
-				}
-				if len(o.allText) < maxKept {
-					o.allText += line + "\n"
 				}
 				mu.Unlock()
 			}
@@ -120,9 +138,44 @@ func (l launch) run(ctx context.Context) (outcome, error) {
 			}
 		}
 	}
+	readEvents := func(r io.ReadCloser) {
+		defer readers.Done()
+		defer r.Close()
+		dec := json.NewDecoder(r)
+		for {
+			var e trace.Event
+			if err := dec.Decode(&e); err != nil {
+				return
+			}
+			<-started
+			if e.Event == "userspace" {
+				markNow()
+			}
+			mu.Lock()
+			if len(o.events) < 16 {
+				o.events = append(o.events, e)
+			}
+			mu.Unlock()
+		}
+	}
 	readers.Add(2)
 	go scan(outR)
 	go scan(errR)
+	var repW *os.File
+	if l.report {
+		repR, w, err := os.Pipe()
+		if err != nil {
+			outR.Close()
+			errR.Close()
+			outW.Close()
+			errW.Close()
+			return o, err
+		}
+		repW = w
+		cmd.ExtraFiles = []*os.File{repW}
+		readers.Add(1)
+		go readEvents(repR)
+	}
 
 	start := l.start
 	if start == nil {
@@ -132,6 +185,9 @@ func (l launch) run(ctx context.Context) (outcome, error) {
 	err = start(cmd)
 	outW.Close()
 	errW.Close()
+	if repW != nil {
+		repW.Close()
+	}
 	close(started)
 	if err != nil {
 		readers.Wait()

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
 // Options are the benchmark's settings.
@@ -153,7 +155,7 @@ func (b *bench) selected(name string) bool {
 // kilnCmdline asks kiln for the command line it would give the guest.
 func (b *bench) kilnCmdline() (string, error) {
 	args := []string{"run", "--print-cmdline", "--kernel", b.opt.Kernel, "--initrd", b.opt.Initrd,
-		"--memory", fmt.Sprintf("%dM", b.opt.Memory>>20), "--cmdline", "kiln.mark=" + Marker, "--"}
+		"--memory", fmt.Sprintf("%dM", b.opt.Memory>>20), "--cmdline", contract.ParamMark + "=" + Marker, "--"}
 	out, err := exec.Command(b.opt.Kiln, append(args, b.opt.Command...)...).Output()
 	if ee, ok := err.(*exec.ExitError); ok {
 		// kiln checked the kernel, initramfs and KVM and refused: pass its

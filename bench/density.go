@@ -15,9 +15,9 @@ import (
 // Each guest then idles in `sleep` until all are up and is stopped.
 func (b *bench) density(ctx context.Context, k int) Density {
 	d := Density{VMs: k}
-	args := []string{b.opt.Kiln, "run", "--boot-time",
-		"--kernel", b.opt.Kernel, "--initrd", b.opt.Initrd,
-		"--memory", fmt.Sprintf("%dM", b.opt.Memory>>20), "--", "sleep", "3600"}
+	args := append([]string{b.opt.Kiln, "run"}, reportArgs...)
+	args = append(args, "--kernel", b.opt.Kernel, "--initrd", b.opt.Initrd,
+		"--memory", fmt.Sprintf("%dM", b.opt.Memory>>20), "--", "sleep", "3600")
 	// Booting k guests on the host's CPUs takes about k/CPUs times as long.
 	cpus := max(b.opt.Host.CPUs, 1)
 	timeout := b.opt.Timeout * time.Duration((k+cpus-1)/cpus+1)
@@ -40,7 +40,7 @@ func (b *bench) density(ctx context.Context, k int) Density {
 			defer exited.Done()
 			var once sync.Once
 			reached := func() { once.Do(up.Done) }
-			l := launch{argv: args, mark: bootTimeLine, timeout: timeout,
+			l := launch{argv: args, report: true, timeout: timeout,
 				onMark: func(pid int) {
 					mu.Lock()
 					each[i] = time.Since(start)

@@ -9,39 +9,36 @@ import (
 )
 
 // Marker is what the guest's init prints when user space starts, asked for
-// with the kiln.mark kernel parameter (guest/init). kiln's own boot-signal
-// device gives the same moment without the console; QEMU has no such
-// device, so its user-space time is the moment this line appears.
+// with the kiln.mark kernel parameter (guest/contract). kiln's own
+// boot-signal device gives the same moment without the console, in kiln
+// run's report; QEMU has no such device, so its user-space time is the
+// moment this line appears.
 const Marker = "KILN_BENCH_USERSPACE"
-
-// bootTimeLine is kiln's --boot-time report, printed the moment the guest's
-// init writes to the boot-signal device.
-const bootTimeLine = "kiln: boot time (launch to guest user space)"
 
 // kilnMethod starts the workload in a kiln microVM.
 func (b *bench) kilnMethod() runner {
-	args := []string{b.opt.Kiln, "run", "--boot-time", "--stats",
-		"--kernel", b.opt.Kernel, "--initrd", b.opt.Initrd,
-		"--memory", fmt.Sprintf("%dM", b.opt.Memory>>20),
-		"--cmdline", "kiln.mark=" + Marker, "--"}
+	args := append([]string{b.opt.Kiln, "run"}, reportArgs...)
+	args = append(args, "--kernel", b.opt.Kernel, "--initrd", b.opt.Initrd,
+		"--memory", fmt.Sprintf("%dM", b.opt.Memory>>20), "--")
 	args = append(args, b.opt.Command...)
 	return runner{
 		Method: Method{Name: "kiln", Kind: "vm",
 			Detail: "kiln run: PVH vmlinux, initramfs, serial, virtio-rng; user space from kiln's boot-signal device"},
 		run: func(ctx context.Context) Sample {
-			s, o := b.bootVM(ctx, args, bootTimeLine, "kiln", "the guest never reported user space")
-			s.Phases = parsePhases(o.allText)
+			s, o := b.bootVM(ctx, args, "", "kiln", "the guest never reported user space")
+			s.Phases = phases(o)
 			return s
 		},
 	}
 }
 
 // bootVM starts a VMM once: the user-space moment is the line containing
-// mark, when the VMM's memory is also sampled.
+// mark, or with mark "" kiln's report of it, when the VMM's memory is
+// also sampled.
 func (b *bench) bootVM(ctx context.Context, argv []string, mark, name, noMark string) (Sample, outcome) {
 	var mem *Memory
 	var memErr error
-	l := launch{argv: argv, mark: mark, timeout: b.opt.Timeout,
+	l := launch{argv: argv, mark: mark, report: mark == "", timeout: b.opt.Timeout,
 		onMark: func(pid int) {
 			m, err := readVMMMemory(pid, b.opt.Memory>>10)
 			mem, memErr = &m, err
@@ -106,35 +103,17 @@ func qemuCmdline(kiln string) string {
 	return strings.Join(out, " ")
 }
 
-// parsePhases reads the boot phases from the table kiln --stats prints
-// (rows like "kernel   20.8 s   first KVM_RUN   guest user space"); nil if
-// absent.
-func parsePhases(out string) *Phases {
-	var p Phases
-	found := 0
-	for _, line := range strings.Split(out, "\n") {
-		for _, ph := range []struct {
-			name string
-			dst  *time.Duration
-		}{{"VMM setup", &p.VMMSetup}, {"kernel", &p.Kernel}, {"user space", &p.UserSpace}} {
-			rest, ok := strings.CutPrefix(line, ph.name+" ")
-			if !ok {
-				continue
-			}
-			f := strings.Fields(rest)
-			if len(f) < 2 {
-				continue
-			}
-			d, err := time.ParseDuration(f[0] + strings.Replace(f[1], "µs", "us", 1))
-			if err != nil {
-				continue
-			}
-			*ph.dst = d
-			found++
-		}
-	}
-	if found == 0 {
+// phases is where a kiln boot's time went, from the "end" event of its
+// report; nil if it has none.
+func phases(o outcome) *Phases {
+	e, ok := o.end()
+	if !ok || e.Phases == nil {
 		return nil
 	}
-	return &p
+	p := e.Phases
+	return &Phases{
+		VMMSetup:  time.Duration(p.VMMSetupNS),
+		Kernel:    time.Duration(p.KernelNS),
+		UserSpace: time.Duration(p.InitNS + p.CommandNS),
+	}
 }

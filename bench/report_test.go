@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
 // reportResults is a small run: kiln and QEMU with memory, crun, an
@@ -104,18 +106,16 @@ func TestJSONRoundTrip(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestParsePhases(t *testing.T) {
-	out := "boot phase     time  from              to\n" +
-		"VMM setup   14.0 ms  kiln start        first KVM_RUN\n" +
-		"kernel       21.6 s  first KVM_RUN     guest user space\n" +
-		"user space   2.85 s  guest user space  end of the VM\n" +
-		"total        24.4 s  kiln start        end of the VM\n"
-	require.Equal(t, &Phases{VMMSetup: 14 * time.Millisecond, Kernel: 21600 * time.Millisecond, UserSpace: 2850 * time.Millisecond}, parsePhases(out))
-	require.Equal(t, &Phases{VMMSetup: 850 * time.Microsecond}, parsePhases("VMM setup    850 µs  kiln start  first KVM_RUN\n"))
-	require.Nil(t, parsePhases("no stats here\n"))
+func TestPhasesFromReport(t *testing.T) {
+	o := outcome{events: []trace.Event{
+		{Event: "userspace", AtNS: 21e9},
+		{Event: "end", Phases: &trace.PhaseTimes{VMMSetupNS: 14e6, KernelNS: 21.6e9, InitNS: 0.85e9, CommandNS: 2e9}},
+	}}
+	require.Equal(t, &Phases{VMMSetup: 14 * time.Millisecond, Kernel: 21600 * time.Millisecond, UserSpace: 2850 * time.Millisecond}, phases(o))
+	require.Nil(t, phases(outcome{}), "no report, no phases")
 }
 
 func TestQEMUCmdline(t *testing.T) {
-	require.Equal(t, "console=ttyS0 quiet kiln.cmd=dHJ1ZQ",
-		qemuCmdline("console=ttyS0 quiet virtio_mmio.device=4K@0xd0000000:5 kiln.cmd=dHJ1ZQ virtio_mmio.device=4K@0xd0001000:6"))
+	require.Equal(t, "console=ttyS0 quiet kiln.job=eyJ9",
+		qemuCmdline("console=ttyS0 quiet virtio_mmio.device=4K@0xd0000000:5 kiln.job=eyJ9 virtio_mmio.device=4K@0xd0001000:6"))
 }

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-vmm/kiln/vmm/config"
+)
+
+func TestParseDisk(t *testing.T) {
+	d, err := parseDisk("/tmp/a.img")
+	require.NoError(t, err)
+	require.Equal(t, config.Disk{Path: "/tmp/a.img"}, d)
+	d, err = parseDisk("/tmp/b.img,ro")
+	require.NoError(t, err)
+	require.True(t, d.ReadOnly)
+	for _, bad := range []string{"", ",ro", "/x,rx", "/x,ro,bogus"} {
+		_, err := parseDisk(bad)
+		require.ErrorIs(t, err, config.ErrUsage, bad)
+	}
+	require.Equal(t, "vda", config.DiskName(0))
+	require.Equal(t, "vdz", config.DiskName(25))
+	require.Equal(t, "vdaa", config.DiskName(26))
+}
+
+func TestParseVsock(t *testing.T) {
+	v, err := parseVsock("3,/tmp/v.sock")
+	require.NoError(t, err)
+	require.Equal(t, config.Vsock{CID: 3, Path: "/tmp/v.sock"}, v)
+	for _, bad := range []string{"", "3", "3,", "x,/p", "2,/p", "-1,/p", "4294967295,/p"} {
+		_, err := parseVsock(bad)
+		require.ErrorIs(t, err, config.ErrUsage, bad)
+	}
+}
+
+func TestParseNet(t *testing.T) {
+	n, err := parseNet("tap=kt0,mac=02:00:00:00:00:01,ip=10.0.2.2/24,gw=10.0.2.1")
+	require.NoError(t, err)
+	require.Equal(t, "kt0", n.Tap)
+	require.Equal(t, "02:00:00:00:00:01", n.MAC.String())
+	require.Equal(t, "10.0.2.2/24", n.IP)
+	require.Equal(t, "10.0.2.1", n.Gateway)
+	n, err = parseNet("tap=kt0")
+	require.NoError(t, err)
+	require.Len(t, n.MAC, 6)
+	require.Equal(t, byte(0x02), n.MAC[0], "locally administered")
+	for _, bad := range []string{"", "mac=02:00:00:00:00:01", "tap=x,mac=zz", "tap=x,ip=10.0.0.1", "tap=x,gw=10.0.0.1", "tap=x,speed=10"} {
+		_, err := parseNet(bad)
+		require.ErrorIs(t, err, config.ErrUsage, bad)
+	}
+	c := &config.Config{Nets: []config.Net{n}}
+	c.Nets[0].IP, c.Nets[0].Gateway = "10.0.2.2/24", "10.0.2.1"
+	require.Contains(t, config.KernelCmdline(c, config.Host{}, nil), "kiln.net=10.0.2.2/24,10.0.2.1")
+}

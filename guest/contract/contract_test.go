@@ -1,0 +1,83 @@
+package contract
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestJobRoundTrip(t *testing.T) {
+	for _, j := range []*Job{
+		{},
+		{Argv: []string{"echo", "hello"}},
+		{Argv: []string{"printf", "%s\n", "a b", "\"quoted\"", "'single'", ""}, Raw: true, Quiet: true},
+		{Env: []string{"A=B"}, Seed: []byte{0, 1, 255}, Time: 1700000000123456789,
+			Mounts: []Mount{{Tag: "kiln0", Dir: "/src", ReadOnly: true}}},
+	} {
+		b, err := j.Marshal()
+		require.NoError(t, err)
+		n, err := JobLength(b[:JobHeaderSize])
+		require.NoError(t, err)
+		require.Equal(t, len(b)-JobHeaderSize, n)
+		got, err := UnmarshalJob(b[JobHeaderSize:])
+		require.NoError(t, err)
+		require.Equal(t, j, got)
+
+		p, err := EncodeJobParam(j)
+		require.NoError(t, err)
+		require.NotContains(t, p, " ", "a kernel parameter has no spaces")
+		require.NotContains(t, p, "\"")
+		got, err = DecodeJobParam(p)
+		require.NoError(t, err)
+		require.Equal(t, j, got)
+	}
+}
+
+func TestJobRefused(t *testing.T) {
+	// A VMM without the signal device reads all ones.
+	_, err := JobLength([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	require.ErrorIs(t, err, ErrNoJob)
+	_, err = JobLength([]byte("KJOB"))
+	require.ErrorIs(t, err, ErrNoJob)
+	_, err = JobLength([]byte("KJOB\xff\xff\xff\xff"))
+	require.ErrorContains(t, err, "at most")
+	_, err = (&Job{Env: []string{strings.Repeat("x", MaxJobSize)}}).Marshal()
+	require.ErrorContains(t, err, "at most")
+	_, err = DecodeJobParam("!!!")
+	require.Error(t, err)
+	_, err = UnmarshalJob([]byte("{"))
+	require.Error(t, err)
+}
+
+// FuzzJob: whatever bytes init reads, decoding ends in a job or an error,
+// and a job that decodes survives another round trip unchanged.
+func FuzzJob(f *testing.F) {
+	b, _ := (&Job{Argv: []string{"sh", "-c", "exit 3"}, Seed: []byte{1}}).Marshal()
+	f.Add(b)
+	f.Add([]byte("KJOB\x02\x00\x00\x00{}"))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := JobLength(b)
+		if err != nil {
+			return
+		}
+		body := b[JobHeaderSize:]
+		if n < len(body) {
+			body = body[:n]
+		}
+		j, err := UnmarshalJob(body)
+		if err != nil {
+			return
+		}
+		again, err := j.Marshal()
+		if err != nil {
+			return // too large once re-encoded
+		}
+		j2, err := UnmarshalJob(again[JobHeaderSize:])
+		if err != nil {
+			t.Fatalf("re-encoded job does not decode: %v", err)
+		}
+		require.Equal(t, j, j2)
+	})
+}

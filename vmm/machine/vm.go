@@ -1,0 +1,132 @@
+package machine
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
+	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/kvm"
+	"github.com/kiln-vmm/kiln/vmm/layout"
+	"github.com/kiln-vmm/kiln/vmm/memory"
+)
+
+// createVM opens KVM, checks what it offers, and creates the VM: guest
+// RAM registered as memory slots, the interrupt controllers and timer in
+// the kernel, and the vCPUs.
+func (m *Machine) createVM(kvmPath string) (err error) {
+	if kvmPath == "" {
+		kvmPath = kvm.DevicePath
+	}
+	if m.sys, err = kvm.OpenPath(kvmPath); err != nil {
+		return err
+	}
+	if max := m.sys.MaxVCPUs(); m.cfg.CPUs > max {
+		return &config.SettingError{Setting: "cpus", Value: strconv.Itoa(m.cfg.CPUs),
+			Problem: fmt.Sprintf("is more than this host's KVM allows (%d)", max), Max: uint64(max)}
+	}
+	m.host.PVM = kvm.IsPVM()
+	if m.vm, err = m.sys.CreateVM(); err != nil {
+		return err
+	}
+	// Guest RAM: anonymous host memory, registered as memory slots.
+	if m.mem, err = memory.New(m.cfg.Memory); err != nil {
+		return err
+	}
+	if err = m.registerMemory(); err != nil {
+		return err
+	}
+	// Interrupt controllers (PIC, IOAPIC, local APICs) and the PIT, in the
+	// kernel, after the pages KVM needs for itself on Intel VT.
+	if err = m.vm.SetTSSAddr(layout.TSSAddr); err != nil {
+		return err
+	}
+	if err = m.vm.SetIdentityMapAddr(layout.IdentityMapAddr); err != nil {
+		return err
+	}
+	if err = m.vm.CreateIRQChip(); err != nil {
+		return err
+	}
+	if err = m.vm.CreatePIT2(); err != nil {
+		return err
+	}
+	// The vCPUs. The TSC frequency of vCPU 0 goes on the command line of a
+	// PVM guest, whose own calibration is slow and unreliable.
+	for i := 0; i < m.cfg.CPUs; i++ {
+		v, err := m.vm.CreateVCPU(i)
+		if err != nil {
+			return err
+		}
+		m.vcpus = append(m.vcpus, v)
+	}
+	if khz, err := m.vcpus[0].TSCKHz(); err == nil {
+		m.host.TSCKHz = khz
+	}
+	return nil
+}
+
+// registerMemory tells KVM where each region of guest RAM is.
+func (m *Machine) registerMemory() error {
+	for i, r := range m.mem.Regions() {
+		if err := m.vm.SetUserMemoryRegion(uint32(i), r.Addr, r.Size, r.HostAddr()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attachDevices creates the device manager with the devices every VM has
+// and those the config asks for.
+func (m *Machine) attachDevices(console io.Writer) error {
+	m.dev = newDeviceManager(m.vm, m.mem)
+	reset := func() { m.stop.Do(m, Result{Reason: ReasonReset}) }
+	if err := m.dev.addLegacy(console, reset, m.onSignal); err != nil {
+		return err
+	}
+	if err := m.dev.addConfigured(m.cfg); err != nil {
+		return err
+	}
+	for _, v := range m.dev.virtio {
+		v.transport.OnFailure(func(err error) { m.deviceFailed(v.name, err) })
+	}
+	return nil
+}
+
+// onSignal hears the guest's init on the signal device, on the vCPU thread
+// that wrote the event. When init is ready, it gets its job.
+func (m *Machine) onSignal(e contract.Event) {
+	if e != contract.EventReady {
+		return
+	}
+	job, err := m.job()
+	if err != nil {
+		m.stop.Do(m, Result{Reason: ReasonError, Err: err})
+		return
+	}
+	m.dev.signal.SetJob(job)
+}
+
+// job is the guest's job with this VM's own entropy and the time now.
+func (m *Machine) job() ([]byte, error) {
+	j := m.cfg.Job()
+	j.Seed = make([]byte, 32)
+	if _, err := getrandom(j.Seed); err != nil {
+		return nil, fmt.Errorf("entropy for the guest: %w", err)
+	}
+	j.Time = time.Now().UnixNano()
+	return j.Marshal()
+}
+
+// getrandom fills b from the host kernel's random number generator.
+func getrandom(b []byte) (int, error) {
+	for {
+		n, err := unix.Getrandom(b, 0)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
