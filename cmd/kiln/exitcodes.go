@@ -9,6 +9,7 @@ import (
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
+	"github.com/kiln-vmm/kiln/vmm/machine"
 )
 
 // kiln's own exit codes, from BSD's sysexits.h where one fits. A guest
@@ -36,6 +37,10 @@ func exitCode(err error) int {
 		return ExitBadInput
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), errors.Is(err, config.ErrNotRegular), errors.Is(err, config.ErrEmptyFile), errors.Is(err, tap.ErrNoTap), errors.Is(err, virtio.ErrVsock):
 		return ExitNoInput
+	case errors.Is(err, machine.ErrSnapshot):
+		return ExitBadInput
+	case errors.Is(err, machine.ErrGuestCrash):
+		return ExitGuestCrash
 	}
 	return ExitVMM
 }

@@ -5,6 +5,7 @@
 // Usage:
 //
 //	kiln run [flags] [-- COMMAND [ARG...]]
+//	kiln snapshot --out DIR [flags]
 //	kiln probe
 //	kiln bench [flags] [-- COMMAND [ARG...]]
 //	kiln version
@@ -35,6 +36,8 @@ func Main(args []string, start time.Time) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], start)
+	case "snapshot":
+		return cmdSnapshot(args[1:], start)
 	case "probe":
 		return cmdProbe(args[1:])
 	case "bench":
@@ -55,13 +58,16 @@ func usage(w *os.File) {
 
 Usage:
   kiln run [flags] [-- COMMAND [ARG...]]   boot a guest: a shell, or run COMMAND
+  kiln run --restore DIR [-- COMMAND...]   start the guest from a snapshot
+  kiln run --warm [flags] [-- COMMAND...]  start it from a cached snapshot of itself
+  kiln snapshot --out DIR [flags]          boot a guest and snapshot it, ready for a command
   kiln probe                               show what this host's KVM offers
   kiln bench [flags] [-- COMMAND...]       time kiln against QEMU and containers
   kiln version                             print the version
   kiln COMMAND --help                      help for a command
 
 Exit codes: the guest command's status, or
-  64 usage error, 65 bad kernel or initrd, 66 file not found or unreadable,
+  64 usage error, 65 bad kernel, initrd or snapshot, 66 file not found or unreadable,
   69 KVM not available, 70 VMM error, 71 guest crashed,
   73 cannot write an output file.
 `)

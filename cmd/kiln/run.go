@@ -31,30 +31,111 @@ func defaultPath(env, name string) string {
 	return filepath.Join(filepath.Dir(exe), name)
 }
 
+// vmFlags are the flags that describe a VM, shared by kiln run and kiln
+// snapshot; parse turns their values into cfg once the flag set is parsed.
+type vmFlags struct {
+	fs          *pflag.FlagSet
+	cfg         *config.Config
+	mem, vsock  *string
+	disks, nets *[]string
+}
+
+// hardware names the flags that shape a VM's hardware: a snapshot fixes
+// them.
+var hardware = []string{"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "net", "no-rng"}
+
+func addVMFlags(fs *pflag.FlagSet, cfg *config.Config) *vmFlags {
+	v := &vmFlags{fs: fs, cfg: cfg}
+	fs.StringVar(&cfg.Kernel, "kernel", defaultPath("KILN_KERNEL", "vmlinux"), "guest kernel: an ELF vmlinux with a PVH note, or a bzImage")
+	fs.StringVar(&cfg.Initrd, "initrd", defaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs (cpio archive); \"\" for none")
+	fs.StringVar(&cfg.Cmdline, "cmdline", "", "extra kernel command-line arguments")
+	fs.IntVar(&cfg.CPUs, "cpus", 1, "number of vCPUs")
+	v.mem = fs.String("memory", "128M", "guest memory (e.g. 512M, 2G)")
+	v.disks = fs.StringArray("disk", nil, "add a virtio disk backed by a raw image: PATH[,ro] (repeatable: vda, vdb, ...)")
+	v.nets = fs.StringArray("net", nil, "add a virtio network device on an existing tap: tap=NAME[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR] (ip/gw configure eth0 in the guest)")
+	v.vsock = fs.String("vsock", "", "add a virtio socket device: CID,PATH (host programs reach the guest through the unix socket PATH; the guest reaches host port P at PATH_P)")
+	fs.BoolVar(&cfg.NoRNG, "no-rng", false, "leave out the virtio entropy device")
+	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
+	return v
+}
+
+// parse reads the device flags' values into the config.
+func (v *vmFlags) parse() error {
+	cfg := v.cfg
+	for _, d := range *v.disks {
+		disk, err := parseDisk(d)
+		if err != nil {
+			return err
+		}
+		cfg.Disks = append(cfg.Disks, disk)
+	}
+	for _, s := range *v.nets {
+		n, err := parseNet(s)
+		if err != nil {
+			return err
+		}
+		cfg.Nets = append(cfg.Nets, n)
+	}
+	if *v.vsock != "" {
+		vs, err := parseVsock(*v.vsock)
+		if err != nil {
+			return err
+		}
+		cfg.Vsock = &vs
+	}
+	size, err := config.ParseSize(*v.mem)
+	if err != nil {
+		return err
+	}
+	cfg.Memory = size
+	return nil
+}
+
+// changed returns the first of names given on the command line, or "".
+func changed(fs *pflag.FlagSet, names []string) string {
+	for _, n := range names {
+		if fs.Changed(n) {
+			return n
+		}
+	}
+	return ""
+}
+
+// command takes the guest command after "--", refusing stray arguments.
+func command(fs *pflag.FlagSet) ([]string, error) {
+	if dash := fs.ArgsLenAtDash(); dash >= 0 {
+		if dash > 0 {
+			return nil, fmt.Errorf("%w: unexpected argument %q before --", config.ErrUsage, fs.Args()[0])
+		}
+		if fs.NArg() == 0 {
+			return nil, fmt.Errorf("%w: no command after --", config.ErrUsage)
+		}
+		return fs.Args(), nil
+	} else if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected argument %q (put the guest command after --)", config.ErrUsage, fs.Arg(0))
+	}
+	return nil, nil
+}
+
 // runFlags parses `kiln run` arguments into a config.
 func runFlags(args []string) (*runOptions, bool, error) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SortFlags = false
 	cfg := &config.Config{}
-	fs.StringVar(&cfg.Kernel, "kernel", defaultPath("KILN_KERNEL", "vmlinux"), "guest kernel: an ELF vmlinux with a PVH note, or a bzImage")
-	fs.StringVar(&cfg.Initrd, "initrd", defaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs (cpio archive); \"\" for none")
-	fs.StringVar(&cfg.Cmdline, "cmdline", "", "extra kernel command-line arguments")
-	fs.IntVar(&cfg.CPUs, "cpus", 1, "number of vCPUs")
-	mem := fs.String("memory", "128M", "guest memory (e.g. 512M, 2G)")
-	disks := fs.StringArray("disk", nil, "add a virtio disk backed by a raw image: PATH[,ro] (repeatable: vda, vdb, ...)")
-	nets := fs.StringArray("net", nil, "add a virtio network device on an existing tap: tap=NAME[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR] (ip/gw configure eth0 in the guest)")
-	vsock := fs.String("vsock", "", "add a virtio socket device: CID,PATH (host programs reach the guest through the unix socket PATH; the guest reaches host port P at PATH_P)")
-	fs.BoolVar(&cfg.NoRNG, "no-rng", false, "leave out the virtio entropy device")
+	opt := &runOptions{cfg: cfg}
+	vm := addVMFlags(fs, cfg)
+	fs.StringVar(&opt.restore, "restore", "", "start the VM from the snapshot in `DIR` (kiln snapshot) instead of booting it")
+	fs.BoolVar(&opt.warm, "warm", false, "start the VM from a cached snapshot of it, taken on first use (in $KILN_CACHE/snapshots)")
 	bootTime := fs.Bool("boot-time", false, "print the time from launch to guest user space")
 	fs.BoolVar(&cfg.PrintCmdline, "print-cmdline", false, "print the kernel command line for this guest under another VMM (with the job that kiln hands over its signal device), and exit")
-	report := fs.String("report", "", "write a machine-readable report to `PATH`: a JSON object a line for user space, the command's start, and the end (boot phases, exit status, exit counts with --stats)")
-	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
+	fs.StringVar(&opt.report, "report", "", "write a machine-readable report to `PATH`: a JSON object a line for user space, the command's start, and the end (boot phases, exit status, exit counts with --stats)")
 	addObserveFlags(fs, cfg)
 	help := fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: kiln run [flags] [-- COMMAND [ARG...]]\n\n"+
-			"Boots a Linux guest. With COMMAND, runs it in the guest and exits with its\n"+
-			"status; without, starts an interactive shell (Ctrl-A X quits).\n\nFlags:\n")
+			"Boots a Linux guest, or restores one from a snapshot (--restore, --warm).\n"+
+			"With COMMAND, runs it in the guest and exits with its status; without,\n"+
+			"starts an interactive shell (Ctrl-A X quits).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -65,53 +146,38 @@ func runFlags(args []string) (*runOptions, bool, error) {
 		fs.Usage()
 		return nil, true, nil
 	}
-	if dash := fs.ArgsLenAtDash(); dash >= 0 {
-		if dash > 0 {
-			return nil, false, fmt.Errorf("%w: unexpected argument %q before --", config.ErrUsage, fs.Args()[0])
-		}
-		cfg.Command = fs.Args()
-		if len(cfg.Command) == 0 {
-			return nil, false, fmt.Errorf("%w: no command after --", config.ErrUsage)
-		}
-	} else if fs.NArg() > 0 {
-		return nil, false, fmt.Errorf("%w: unexpected argument %q (put the guest command after --)", config.ErrUsage, fs.Arg(0))
-	}
-	for _, d := range *disks {
-		disk, err := parseDisk(d)
-		if err != nil {
-			return nil, false, err
-		}
-		cfg.Disks = append(cfg.Disks, disk)
-	}
-	for _, s := range *nets {
-		n, err := parseNet(s)
-		if err != nil {
-			return nil, false, err
-		}
-		cfg.Nets = append(cfg.Nets, n)
-	}
-	if *vsock != "" {
-		v, err := parseVsock(*vsock)
-		if err != nil {
-			return nil, false, err
-		}
-		cfg.Vsock = &v
-	}
-	size, err := config.ParseSize(*mem)
-	if err != nil {
+	var err error
+	if cfg.Command, err = command(fs); err != nil {
 		return nil, false, err
 	}
-	cfg.Memory = size
-	if *bootTime {
-		cfg.BootTime = true
+	if err := vm.parse(); err != nil {
+		return nil, false, err
 	}
-	return &runOptions{cfg: cfg, report: *report}, false, nil
+	if opt.restore != "" {
+		if opt.warm {
+			return nil, false, fmt.Errorf("%w: --restore and --warm both choose the snapshot; give one", config.ErrUsage)
+		}
+		if f := changed(fs, hardware); f != "" {
+			return nil, false, fmt.Errorf("%w: --%s is fixed by the snapshot; it cannot be changed with --restore", config.ErrUsage, f)
+		}
+		if cfg.PrintCmdline {
+			return nil, false, fmt.Errorf("%w: --print-cmdline describes a boot, not a restore", config.ErrUsage)
+		}
+	}
+	if opt.warm && len(cfg.Nets) > 0 {
+		return nil, false, fmt.Errorf("%w: --warm: a network device cannot be snapshotted", config.ErrUsage)
+	}
+	cfg.BootTime = *bootTime
+	return opt, false, nil
 }
 
-// runOptions are kiln run's flags: the VM, and what kiln reports about it.
+// runOptions are kiln run's flags: the VM, where it comes from, and what
+// kiln reports about it.
 type runOptions struct {
-	cfg    *config.Config
-	report string // --report PATH
+	cfg     *config.Config
+	report  string // --report PATH
+	restore string // --restore DIR
+	warm    bool   // --warm
 }
 
 func cmdRun(args []string, start time.Time) int {
@@ -124,14 +190,25 @@ func cmdRun(args []string, start time.Time) int {
 	}
 	cfg := opt.cfg
 	cfg.Interactive = console.IsTerminal(os.Stdin) && console.IsTerminal(os.Stdout)
-	if err := cfg.Validate(); err != nil {
-		return fail(err)
+	if opt.restore == "" {
+		if err := cfg.Validate(); err != nil {
+			return fail(err)
+		}
 	}
 
 	out := console.NewWriter(os.Stdout)
 	// KILN_KVM names another KVM device; tests use it to check the error
 	// for a missing /dev/kvm.
-	m, err := machine.New(cfg, machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM")})
+	mopt := machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM")}
+	var m *machine.Machine
+	switch {
+	case opt.restore != "":
+		m, err = machine.Restore(opt.restore, cfg, mopt)
+	case opt.warm:
+		m, err = warmStart(cfg, mopt)
+	default:
+		m, err = machine.New(cfg, mopt)
+	}
 	if err != nil {
 		out.Close()
 		return fail(err)

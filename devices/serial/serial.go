@@ -220,12 +220,7 @@ func (u *UART) Write(off uint64, data []byte) {
 		was := u.ier
 		u.ier = v & ierMask
 		if u.ier&IERRecv != 0 && was&IERRecv == 0 {
-			u.signalSpace() // the guest now listens: input may flow
-			select {
-			case <-u.rxEnabled:
-			default:
-				close(u.rxEnabled)
-			}
+			u.enableRx()
 		}
 		if u.ier&IERTHRE != 0 && was&IERTHRE == 0 {
 			// Enabling the THR-empty interrupt while THR is empty raises
@@ -251,6 +246,16 @@ func (u *UART) Write(off uint64, data []byte) {
 func (u *UART) interrupt() {
 	if u.pending() != IIRNone && u.mcr&MCROut2 != 0 {
 		_ = u.irq.Trigger()
+	}
+}
+
+// enableRx notes that the guest now listens: input may flow.
+func (u *UART) enableRx() {
+	u.signalSpace()
+	select {
+	case <-u.rxEnabled:
+	default:
+		close(u.rxEnabled)
 	}
 }
 

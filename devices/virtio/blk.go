@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -131,6 +132,35 @@ func (b *Block) ReadConfig(off uint64, d []byte) {
 
 // WriteConfig ignores writes: nothing in it is writable.
 func (b *Block) WriteConfig(off uint64, d []byte) {}
+
+// blockState is what a snapshot keeps of a disk: its shape, which the
+// guest's driver knows, and which the image must still have.
+type blockState struct {
+	Sectors  uint64 `json:"sectors"`
+	ReadOnly bool   `json:"read_only"`
+}
+
+// SaveState implements Snapshotter.
+func (b *Block) SaveState() (json.RawMessage, error) {
+	return json.Marshal(blockState{Sectors: b.sectors, ReadOnly: b.readOnly})
+}
+
+// RestoreState implements Snapshotter: the image must have the size and
+// mode the guest saw. Its contents are the host's business: a restored
+// guest whose disk changed underneath it sees the changes, as after a
+// crash, so snapshots of VMs with writable disks are best restored on a
+// copy of the image as it was.
+func (b *Block) RestoreState(data json.RawMessage) error {
+	var s blockState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("block state: %w", err)
+	}
+	if s.Sectors != b.sectors || s.ReadOnly != b.readOnly {
+		return fmt.Errorf("disk %s: %d sectors read-only=%v, the snapshot's had %d read-only=%v",
+			b.file.Name(), b.sectors, b.readOnly, s.Sectors, s.ReadOnly)
+	}
+	return nil
+}
 
 // Activate starts serving the request queue.
 func (b *Block) Activate(a *Activation) error {

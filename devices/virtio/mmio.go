@@ -81,6 +81,7 @@ type Transport struct {
 	ready          []bool
 	kicks          []chan struct{}
 	active         bool
+	paused         bool // the device's work is stopped for a snapshot
 	configGen      uint32
 
 	isr        atomic.Uint32
@@ -260,14 +261,16 @@ func (t *Transport) setStatus(v uint32) {
 	start := v&^t.status&StatusDriverOK != 0
 	t.status = v &^ StatusDeviceNeedsReset
 	if start && t.status&StatusFeaturesOK != 0 && t.status&StatusFailed == 0 {
-		if err := t.activateLocked(); err != nil {
+		if err := t.startLocked(true); err != nil {
 			t.fail(err)
 		}
 	}
 }
 
-// activateLocked hands the ready queues to the device.
-func (t *Transport) activateLocked() error {
+// startLocked hands the ready queues to the device: fresh ones from the
+// start of their rings when the driver sets DRIVER_OK, or, restoring a
+// snapshot, where the device had got to.
+func (t *Transport) startLocked(fresh bool) error {
 	a := &Activation{
 		Features:  t.driverFeatures,
 		Interrupt: t.interruptUsed,
@@ -285,8 +288,10 @@ func (t *Transport) activateLocked() error {
 			return fmt.Errorf("queue %d: size %d is over the device's %d", i, q.Size, max)
 		}
 		q.EventIdx = t.driverFeatures&FeatureEventIdx != 0
-		if err := q.Activate(t.mem); err != nil {
-			return fmt.Errorf("queue %d: %w", i, err)
+		if fresh {
+			if err := q.Activate(t.mem); err != nil {
+				return fmt.Errorf("queue %d: %w", i, err)
+			}
 		}
 		a.Queues = append(a.Queues, q)
 		a.Kicks = append(a.Kicks, t.kicks[i])
@@ -349,9 +354,10 @@ func (t *Transport) Reset() {
 
 // resetLocked returns the transport and the device to their initial state.
 func (t *Transport) resetLocked() {
-	if t.active {
+	if t.active && !t.paused {
 		t.dev.Reset()
 	}
+	t.paused = false
 	n := len(t.dev.QueueMaxSizes())
 	t.status, t.devFeaturesSel, t.drvFeaturesSel, t.driverFeatures, t.queueSel = 0, 0, 0, 0, 0
 	t.queues = make([]*Queue, n)

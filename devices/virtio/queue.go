@@ -73,9 +73,19 @@ type Queue struct {
 }
 
 // Activate checks the rings' placement and maps them; the queue then takes
-// requests. Ring sizes follow 2.7: 16 bytes a descriptor, 6+2n bytes of
-// available ring, 6+8n of used ring (with the event-index fields).
+// requests from the start of its rings.
 func (q *Queue) Activate(mem Memory) error {
+	if err := q.mapRings(mem); err != nil {
+		return err
+	}
+	q.nextAvail, q.nextUsed, q.lastSent = 0, 0, 0
+	return nil
+}
+
+// mapRings checks the rings' placement and maps them. Ring sizes follow
+// 2.7: 16 bytes a descriptor, 6+2n bytes of available ring, 6+8n of used
+// ring (with the event-index fields).
+func (q *Queue) mapRings(mem Memory) error {
 	if q.Size == 0 || q.Size > MaxQueueSize || q.Size&(q.Size-1) != 0 {
 		return fmt.Errorf("%w: queue size %d is not a power of 2 up to %d", ErrBadChain, q.Size, MaxQueueSize)
 	}
@@ -91,8 +101,37 @@ func (q *Queue) Activate(mem Memory) error {
 		return fmt.Errorf("%w: used ring: %v", ErrBadChain, err)
 	}
 	q.mem = mem
-	q.nextAvail, q.nextUsed, q.lastSent = 0, 0, 0
 	return nil
+}
+
+// QueueState is a queue as a snapshot holds it: where the driver put its
+// rings, and how far the device has gone in them.
+type QueueState struct {
+	Ready      bool   `json:"ready"`
+	Size       uint16 `json:"size"`
+	DescAddr   uint64 `json:"desc"`
+	DriverAddr uint64 `json:"driver"`
+	DeviceAddr uint64 `json:"device"`
+	NextAvail  uint16 `json:"next_avail"`
+	NextUsed   uint16 `json:"next_used"`
+	LastSent   uint16 `json:"last_sent"`
+}
+
+// state returns the queue's state.
+func (q *Queue) state(ready bool) QueueState {
+	return QueueState{Ready: ready, Size: q.Size, DescAddr: q.DescAddr, DriverAddr: q.DriverAddr,
+		DeviceAddr: q.DeviceAddr, NextAvail: q.nextAvail, NextUsed: q.nextUsed, LastSent: q.lastSent}
+}
+
+// restore sets the queue to s, mapping its rings in mem if it was ready:
+// the device goes on where it was.
+func (q *Queue) restore(mem Memory, s QueueState) error {
+	q.Size, q.DescAddr, q.DriverAddr, q.DeviceAddr = s.Size, s.DescAddr, s.DriverAddr, s.DeviceAddr
+	q.nextAvail, q.nextUsed, q.lastSent = s.NextAvail, s.NextUsed, s.LastSent
+	if !s.Ready {
+		return nil
+	}
+	return q.mapRings(mem)
 }
 
 var le = binary.LittleEndian

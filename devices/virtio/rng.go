@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"encoding/json"
 	"io"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,13 @@ func (r *RNG) QueueMaxSizes() []uint16          { return []uint16{256} }
 func (r *RNG) ReadConfig(off uint64, d []byte)  {} // no configuration space
 func (r *RNG) WriteConfig(off uint64, d []byte) {}
 func (r *RNG) Reset()                           { r.workers.Stop() }
+
+// SaveState implements Snapshotter: an entropy device has no state of
+// its own.
+func (r *RNG) SaveState() (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
+
+// RestoreState implements Snapshotter.
+func (r *RNG) RestoreState(json.RawMessage) error { return nil }
 
 // Activate starts filling the request queue.
 func (r *RNG) Activate(a *Activation) error {

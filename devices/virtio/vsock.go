@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -37,6 +38,10 @@ type Vsock struct {
 	rx       chan []byte     // packets (header and payload) for the guest
 	stop     <-chan struct{} // closed when the device stops; nil before Activate
 	workers  Workers
+
+	// resetPending: restored from a snapshot, the guest must hear that
+	// every connection it had is gone (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET).
+	resetPending bool
 }
 
 // vsock constants (5.10.6).
@@ -60,6 +65,9 @@ const (
 	vsockMaxRead   = 4096      // payload per packet to the guest
 	vsockQueueSize = 256
 	vsockFirstPort = 1 << 30 // local ports for host-initiated connections
+
+	vsockEventQueue          = 2
+	vsockEventTransportReset = 0 // struct virtio_vsock_event's id
 )
 
 // connKey names a connection by its local (host) and peer (guest) ports.
@@ -131,7 +139,62 @@ func (s *Vsock) Activate(a *Activation) error {
 		s.spawn(func() { s.receive(a, q, a.Kicks[0]) })
 	}
 	s.spawn(s.accept)
+	if s.resetPending {
+		s.resetPending = false
+		if q := a.Queues[vsockEventQueue]; q.Size > 0 {
+			s.spawn(func() { s.transportReset(a, q, a.Kicks[vsockEventQueue]) })
+		}
+	}
 	return nil
+}
+
+// SaveState implements Snapshotter. Connections are not saved: they live
+// in host sockets that a snapshot cannot hold, and would be shared by
+// every VM restored from it.
+func (s *Vsock) SaveState() (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
+
+// RestoreState implements Snapshotter: once the device runs again it
+// tells the guest that its connections are gone (5.10.6.7 "Device
+// Events"), as after a live migration. The guest's driver then resets
+// every socket and reads the CID anew, which may differ from the one the
+// snapshot was taken with.
+func (s *Vsock) RestoreState(json.RawMessage) error {
+	s.resetPending = true
+	return nil
+}
+
+// transportReset puts a TRANSPORT_RESET event in the first buffer the
+// driver gives the event queue.
+func (s *Vsock) transportReset(a *Activation, q *Queue, kick <-chan struct{}) {
+	for {
+		c, err := q.Pop()
+		if err != nil {
+			a.Fail(err)
+			return
+		}
+		if c != nil {
+			if c.WritableLen() < 4 || len(c.Writable[0]) < 4 {
+				a.Fail(fmt.Errorf("%w: vsock event buffer of %d bytes", ErrBadChain, c.WritableLen()))
+				return
+			}
+			le.PutUint32(c.Writable[0], vsockEventTransportReset)
+			q.Push(c.Head, 4)
+			if q.NeedInterrupt() {
+				a.Interrupt()
+			}
+			return
+		}
+		if more, err := q.ArmNotify(); err != nil {
+			a.Fail(err)
+			return
+		} else if !more {
+			select {
+			case <-kick:
+			case <-s.stop:
+				return
+			}
+		}
+	}
 }
 
 // spawn runs f as one of the device's workers; f watches s.stop.

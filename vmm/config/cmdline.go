@@ -47,7 +47,7 @@ func KernelCmdline(c *Config, h Host, devices []string) string {
 		"reboot=k",        // reboot through the i8042: kiln ends the VM
 		"panic=-1",        // on panic, reboot at once: kiln reports a crash
 	}
-	if len(c.Command) > 0 && !c.Verbose {
+	if (len(c.Command) > 0 || c.Snapshot) && !c.Verbose {
 		args = append(args, "quiet")
 	}
 	if h.PVM {

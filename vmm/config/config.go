@@ -76,6 +76,10 @@ type Config struct {
 	// Interactive says the host console is a terminal: the guest's tty
 	// does echo and line editing. Otherwise the guest console is raw.
 	Interactive bool
+
+	// Snapshot says the VM boots to be snapshotted (kiln snapshot): its
+	// kernel is quiet, as for a command, whatever command it runs later.
+	Snapshot bool
 }
 
 // Validate checks c, returning an error wrapping ErrUsage for bad values

@@ -31,6 +31,28 @@ const (
 	kvmSetLAPIC            = 0x4400AE8F // _IOW(KVMIO, 0x8f, struct kvm_lapic_state)
 	kvmSetCPUID2           = 0x4008AE90 // _IOW(KVMIO, 0x90, struct kvm_cpuid2)
 	kvmGetTSCKHz           = 0xAEA3     // _IO(KVMIO, 0xa3)
+
+	// Saving and restoring a VM's state (kiln snapshot).
+	kvmGetMSRIndexList = 0xC004AE02 // _IOWR(KVMIO, 0x02, struct kvm_msr_list)
+	kvmGetIRQChip      = 0xC208AE62 // _IOWR(KVMIO, 0x62, struct kvm_irqchip)
+	kvmSetIRQChip      = 0x8208AE63 // _IOR(KVMIO, 0x63, struct kvm_irqchip), sic
+	kvmSetClock        = 0x4030AE7B // _IOW(KVMIO, 0x7b, struct kvm_clock_data)
+	kvmGetClock        = 0x8030AE7C // _IOR(KVMIO, 0x7c, struct kvm_clock_data)
+	kvmGetMSRs         = 0xC008AE88 // _IOWR(KVMIO, 0x88, struct kvm_msrs)
+	kvmGetMPState      = 0x8004AE98 // _IOR(KVMIO, 0x98, struct kvm_mp_state)
+	kvmSetMPState      = 0x4004AE99 // _IOW(KVMIO, 0x99, struct kvm_mp_state)
+	kvmGetPIT2         = 0x8070AE9F // _IOR(KVMIO, 0x9f, struct kvm_pit_state2)
+	kvmSetPIT2         = 0x4070AEA0 // _IOW(KVMIO, 0xa0, struct kvm_pit_state2)
+	kvmGetVCPUEvents   = 0x8040AE9F // _IOR(KVMIO, 0x9f, struct kvm_vcpu_events)
+	kvmSetVCPUEvents   = 0x4040AEA0 // _IOW(KVMIO, 0xa0, struct kvm_vcpu_events)
+	kvmGetDebugRegs    = 0x8080AEA1 // _IOR(KVMIO, 0xa1, struct kvm_debugregs)
+	kvmSetDebugRegs    = 0x4080AEA2 // _IOW(KVMIO, 0xa2, struct kvm_debugregs)
+	kvmSetTSCKHz       = 0xAEA2     // _IO(KVMIO, 0xa2)
+	kvmGetXSave        = 0x9000AEA4 // _IOR(KVMIO, 0xa4, struct kvm_xsave)
+	kvmSetXSave        = 0x5000AEA5 // _IOW(KVMIO, 0xa5, struct kvm_xsave)
+	kvmGetXCRs         = 0x8188AEA6 // _IOR(KVMIO, 0xa6, struct kvm_xcrs)
+	kvmSetXCRs         = 0x4188AEA7 // _IOW(KVMIO, 0xa7, struct kvm_xcrs)
+	kvmKVMClockCtrl    = 0xAEAD     // _IO(KVMIO, 0xad)
 )
 
 // ioctlNames gives each request a name for error messages and traces.
@@ -60,6 +82,26 @@ var ioctlNames = map[uintptr]string{
 	kvmSetLAPIC:            "KVM_SET_LAPIC",
 	kvmSetCPUID2:           "KVM_SET_CPUID2",
 	kvmGetTSCKHz:           "KVM_GET_TSC_KHZ",
+	kvmGetMSRIndexList:     "KVM_GET_MSR_INDEX_LIST",
+	kvmGetIRQChip:          "KVM_GET_IRQCHIP",
+	kvmSetIRQChip:          "KVM_SET_IRQCHIP",
+	kvmSetClock:            "KVM_SET_CLOCK",
+	kvmGetClock:            "KVM_GET_CLOCK",
+	kvmGetMSRs:             "KVM_GET_MSRS",
+	kvmGetMPState:          "KVM_GET_MP_STATE",
+	kvmSetMPState:          "KVM_SET_MP_STATE",
+	kvmGetPIT2:             "KVM_GET_PIT2",
+	kvmSetPIT2:             "KVM_SET_PIT2",
+	kvmGetVCPUEvents:       "KVM_GET_VCPU_EVENTS",
+	kvmSetVCPUEvents:       "KVM_SET_VCPU_EVENTS",
+	kvmGetDebugRegs:        "KVM_GET_DEBUGREGS",
+	kvmSetDebugRegs:        "KVM_SET_DEBUGREGS",
+	kvmSetTSCKHz:           "KVM_SET_TSC_KHZ",
+	kvmGetXSave:            "KVM_GET_XSAVE",
+	kvmSetXSave:            "KVM_SET_XSAVE",
+	kvmGetXCRs:             "KVM_GET_XCRS",
+	kvmSetXCRs:             "KVM_SET_XCRS",
+	kvmKVMClockCtrl:        "KVM_KVMCLOCK_CTRL",
 }
 
 // IoctlName returns the KVM name of an ioctl request number.

@@ -151,3 +151,88 @@ type ioeventfd struct {
 	Flags     uint32
 	_         [36]uint8
 }
+
+// The state a snapshot saves. Where kiln only stores and restores a
+// structure, never looking inside, it keeps the C layout as bytes.
+
+// MPState is struct kvm_mp_state: whether a vCPU runs, halts, or waits
+// for its start-up IPI (KVM_MP_STATE_*).
+type MPState struct {
+	State uint32
+}
+
+// ClockData is struct kvm_clock_data: the VM's kvmclock, in nanoseconds.
+type ClockData struct {
+	Clock    uint64
+	Flags    uint32
+	_        uint32
+	Realtime uint64
+	HostTSC  uint64
+	_        [4]uint32
+}
+
+// IRQChip is struct kvm_irqchip: the state of one in-kernel interrupt
+// controller, chosen by ChipID: the master PIC, the slave PIC, the IOAPIC.
+type IRQChip struct {
+	ChipID uint32
+	_      uint32
+	State  [512]byte
+}
+
+// The ChipID values (KVM_IRQCHIP_*).
+const (
+	IRQChipPICMaster = 0
+	IRQChipPICSlave  = 1
+	IRQChipIOAPIC    = 2
+)
+
+// PITState2 is struct kvm_pit_state2: the 8254's three channels and flags.
+type PITState2 struct {
+	State [112]byte
+}
+
+// VCPUEvents is struct kvm_vcpu_events: exceptions, interrupts and NMIs
+// pending or being injected, and the interrupt shadow.
+type VCPUEvents struct {
+	State [64]byte
+}
+
+// DebugRegs is struct kvm_debugregs: DR0-DR3, DR6 and DR7.
+type DebugRegs struct {
+	DB    [4]uint64
+	DR6   uint64
+	DR7   uint64
+	Flags uint64
+	_     [9]uint64
+}
+
+// XSave is struct kvm_xsave: the FPU, SSE and AVX state in the XSAVE
+// area's layout (4 KiB; KVM_GET_XSAVE2 would be needed for larger areas).
+type XSave struct {
+	Region [1024]uint32
+}
+
+// XCR is one extended control register (XCR0 holds the XSAVE features).
+type XCR struct {
+	XCR   uint32
+	_     uint32
+	Value uint64
+}
+
+// XCRs is struct kvm_xcrs.
+type XCRs struct {
+	NXCRs uint32
+	Flags uint32
+	XCRs  [16]XCR
+	_     [16]uint64
+}
+
+// maxMSRIndices bounds KVM_GET_MSR_INDEX_LIST (KVM lists about a hundred
+// on current hosts).
+const maxMSRIndices = 1024
+
+// msrList is struct kvm_msr_list with room for maxMSRIndices indices.
+type msrList struct {
+	NMSRs   uint32
+	Indices [maxMSRIndices]uint32
+}

@@ -80,21 +80,23 @@ func (v *VCPU) SetCPUID(entries []CPUIDEntry) error {
 	return err
 }
 
-// SetMSRs writes model-specific registers (KVM_SET_MSRS). KVM returns how
-// many it set; fewer than asked is an error naming the first refused one.
+// SetMSRs writes model-specific registers (KVM_SET_MSRS), as many calls
+// as it takes. KVM returns how many it set; fewer than asked is an error
+// naming the first refused one.
 func (v *VCPU) SetMSRs(entries []MSR) error {
-	if len(entries) > maxMSRs {
-		return fmt.Errorf("KVM_SET_MSRS: %d entries, at most %d", len(entries), maxMSRs)
-	}
-	m := new(msrs)
-	m.NMSRs = uint32(len(entries))
-	copy(m.Entries[:], entries)
-	n, err := ioctlPtr(v.fd, kvmSetMSRs, m)
-	if err != nil {
-		return err
-	}
-	if int(n) != len(entries) {
-		return fmt.Errorf("KVM_SET_MSRS: MSR %#x refused", entries[n].Index)
+	for len(entries) > 0 {
+		n := min(len(entries), maxMSRs)
+		m := new(msrs)
+		m.NMSRs = uint32(n)
+		copy(m.Entries[:], entries[:n])
+		got, err := ioctlPtr(v.fd, kvmSetMSRs, m)
+		if err != nil {
+			return err
+		}
+		if int(got) != n {
+			return fmt.Errorf("KVM_SET_MSRS: MSR %#x refused", entries[got].Index)
+		}
+		entries = entries[n:]
 	}
 	return nil
 }

@@ -37,9 +37,11 @@ func (m *Machine) setupVCPUs() error {
 		return err
 	}
 	for i, v := range m.vcpus {
-		if err := cpu.Setup(v, cpu.GuestCPUID(supported, i, m.cfg.CPUs, m.host.PVM), m.entry); err != nil {
+		cpuid := cpu.GuestCPUID(supported, i, m.cfg.CPUs, m.host.PVM)
+		if err := cpu.Setup(v, cpuid, m.entry); err != nil {
 			return err
 		}
+		m.cpuids = append(m.cpuids, cpuid)
 	}
 	return nil
 }

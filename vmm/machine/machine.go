@@ -25,6 +25,7 @@ import (
 	"github.com/kiln-vmm/kiln/boot"
 	"github.com/kiln-vmm/kiln/devices/serial"
 	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/memory"
 )
@@ -43,6 +44,14 @@ type Machine struct {
 
 	cmdline string
 	entry   boot.Entry
+	cpuids  [][]kvm.CPUIDEntry // what each vCPU's CPUID answers
+
+	// Snapshots (snapshot.go, restore.go).
+	snapshotAtReady bool         // pause when init is ready for its job
+	msrIndices      []uint32     // the MSRs a snapshot saves
+	vcpuStates      []*cpu.State // filled by each vCPU as the VM pauses
+	saveErrs        []error      // or why a vCPU could not save its state
+	restored        bool         // built from a snapshot
 
 	firstRun time.Time     // when vCPU 0 first entered KVM_RUN
 	end      chan struct{} // closed when the VM must stop
@@ -72,11 +81,14 @@ type Options struct {
 	Console io.Writer // where the serial console's output goes
 	Start   time.Time // when kiln started, for boot-time measurement
 	KVMPath string    // "" for /dev/kvm
+	// SnapshotAtReady pauses the VM when the guest's init is ready for
+	// its job, for SaveSnapshot, instead of giving it the job.
+	SnapshotAtReady bool
 }
 
 // New builds the VM described by cfg.
 func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
-	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{})}
+	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), snapshotAtReady: opt.SnapshotAtReady}
 	if m.start.IsZero() {
 		m.start = time.Now()
 	}
@@ -101,7 +113,18 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 	if err := m.setupVCPUs(); err != nil {
 		return nil, err
 	}
-	// 5. With --trace or --stats, an observer for the run loop.
+	// 5. To take a snapshot: which MSRs to save.
+	if opt.SnapshotAtReady {
+		if err := CheckSnapshottable(cfg); err != nil {
+			return nil, err
+		}
+		if m.msrIndices, err = m.sys.MSRIndexList(); err != nil {
+			return nil, err
+		}
+		m.vcpuStates = make([]*cpu.State, len(m.vcpus))
+		m.saveErrs = make([]error, len(m.vcpus))
+	}
+	// 6. With --trace or --stats, an observer for the run loop.
 	if m.observe, err = newObserver(cfg, m.start, m.dev); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,10 @@ const (
 	ReasonError
 	// ReasonStopped: the host asked the VM to stop (Ctrl-A X, a signal).
 	ReasonStopped
+	// ReasonPaused: the guest's init was ready for its job and the VM
+	// paused for a snapshot (Options.SnapshotAtReady); every vCPU saved
+	// its state.
+	ReasonPaused
 )
 
 func (r Reason) String() string {
@@ -39,6 +43,8 @@ func (r Reason) String() string {
 		return "error"
 	case ReasonStopped:
 		return "stopped"
+	case ReasonPaused:
+		return "paused for a snapshot"
 	}
 	return fmt.Sprintf("reason %d", int(r))
 }
@@ -189,6 +195,10 @@ func (m *Machine) Run() Result {
 func (m *Machine) finish(r Result) Result {
 	r.ExitStatus, r.HasStatus = m.dev.signal.ExitStatus()
 	userspace, ok := m.dev.signal.Userspace()
+	if m.restored && ok {
+		// The guest was in user space from its first instruction.
+		userspace = m.firstRun
+	}
 	if ok {
 		r.BootTime, r.HasBootTime = userspace.Sub(m.start), true
 	}
@@ -220,6 +230,9 @@ func (m *Machine) runVCPU(v *kvm.VCPU) error {
 	rec := m.observe.vcpu(v)
 	for {
 		if m.stopping() {
+			if m.stop.result.Reason == ReasonPaused {
+				m.saveVCPU(v)
+			}
 			return nil
 		}
 		err := v.Run()

@@ -97,9 +97,14 @@ func (m *Machine) attachDevices(console io.Writer) error {
 }
 
 // onSignal hears the guest's init on the signal device, on the vCPU thread
-// that wrote the event. When init is ready, it gets its job.
+// that wrote the event. When init is ready, it gets its job, or, to take
+// a snapshot, the VM pauses.
 func (m *Machine) onSignal(e contract.Event) {
 	if e != contract.EventReady {
+		return
+	}
+	if m.snapshotAtReady {
+		m.stop.Do(m, Result{Reason: ReasonPaused})
 		return
 	}
 	job, err := m.job()

@@ -12,8 +12,10 @@
 package memory
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -116,4 +118,114 @@ func (g *Guest) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	return copy(s, p), nil
+}
+
+// FromFile maps guest RAM of size bytes from a file that holds it, as
+// WriteFile wrote it: each region at its offset in the file. The mapping
+// is private (MAP_PRIVATE): pages are read from the file only when the
+// guest first touches them, a page the guest writes becomes the VM's own
+// copy, and the file never changes. Many VMs can map one file at once and
+// share the host's page cache for every page none of them wrote.
+func FromFile(path string, size uint64) (*Guest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("guest memory: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("guest memory: %w", err)
+	}
+	if uint64(st.Size()) != size {
+		return nil, fmt.Errorf("guest memory %s: %d bytes, want %d", path, st.Size(), size)
+	}
+	g := &Guest{size: size}
+	var off int64
+	for _, r := range layout.RAMRegions(size) {
+		b, err := unix.Mmap(int(f.Fd()), off, int(r.Size), unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_NORESERVE)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("mmap %d MiB of guest memory from %s: %w", r.Size>>20, path, err)
+		}
+		_ = unix.Madvise(b, unix.MADV_DONTFORK)
+		_ = unix.Madvise(b, unix.MADV_DONTDUMP)
+		g.regions = append(g.regions, Region{Region: r, Host: b})
+		off += int64(r.Size)
+	}
+	return g, nil
+}
+
+// WriteFile writes guest RAM to path, region after region, for FromFile.
+// Pages that hold only zeros are left as holes: a guest that touched a
+// few MiB of its RAM makes a file of a few MiB on disk, whatever its
+// size. It returns the bytes of RAM written (not holes).
+func (g *Guest) WriteFile(path string) (written uint64, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("write guest memory: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("write guest memory: %w", cerr)
+		}
+	}()
+	var off int64
+	for _, r := range g.regions {
+		n, err := writeNonZero(f, r.Host, off)
+		written += n
+		if err != nil {
+			return written, fmt.Errorf("write guest memory to %s: %w", path, err)
+		}
+		off += int64(r.Size)
+	}
+	if err := f.Truncate(off); err != nil {
+		return written, fmt.Errorf("write guest memory to %s: %w", path, err)
+	}
+	return written, nil
+}
+
+// pageSize is the unit in which WriteFile looks for zeros.
+const pageSize = 4096
+
+// writeNonZero writes the runs of non-zero pages of b to f at off.
+func writeNonZero(f *os.File, b []byte, off int64) (uint64, error) {
+	var written uint64
+	start := -1 // the first page of the current run of non-zero pages
+	flush := func(end int) error {
+		if start < 0 {
+			return nil
+		}
+		_, err := f.WriteAt(b[start:end], off+int64(start))
+		written += uint64(end - start)
+		start = -1
+		return err
+	}
+	for p := 0; p < len(b); p += pageSize {
+		end := min(p+pageSize, len(b))
+		if isZero(b[p:end]) {
+			if err := flush(p); err != nil {
+				return written, err
+			}
+		} else if start < 0 {
+			start = p
+		}
+	}
+	return written, flush(len(b))
+}
+
+// isZero reports whether b holds only zero bytes, eight at a time.
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

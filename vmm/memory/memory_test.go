@@ -1,9 +1,12 @@
 package memory
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestSliceBounds(t *testing.T) {
@@ -41,4 +44,49 @@ func TestNewSplitsAroundMMIOGap(t *testing.T) {
 	defer g.Close()
 	require.Len(t, g.Regions(), 1)
 	require.EqualValues(t, 64<<20, g.Size())
+}
+
+func TestWriteFileAndMapPrivate(t *testing.T) {
+	g, err := New(64 << 20)
+	require.NoError(t, err)
+	defer g.Close()
+	_, err = g.WriteAt([]byte("kernel"), 16<<20)
+	require.NoError(t, err)
+	_, err = g.WriteAt([]byte("initrd"), 64<<20-4096)
+	require.NoError(t, err)
+
+	path := filepath.Join(t.TempDir(), "memory")
+	written, err := g.WriteFile(path)
+	require.NoError(t, err)
+	require.EqualValues(t, 2*4096, written, "only the two pages that are not zero")
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.EqualValues(t, 64<<20, st.Size())
+	var sys unix.Stat_t
+	require.NoError(t, unix.Stat(path, &sys))
+	require.Less(t, sys.Blocks*512, int64(1<<20), "the file is sparse")
+
+	r, err := FromFile(path, 64<<20)
+	require.NoError(t, err)
+	defer r.Close()
+	b := make([]byte, 6)
+	_, err = r.ReadAt(b, 16<<20)
+	require.NoError(t, err)
+	require.Equal(t, "kernel", string(b))
+	_, err = r.ReadAt(b, 64<<20-4096)
+	require.NoError(t, err)
+	require.Equal(t, "initrd", string(b))
+
+	// A write goes to this VM's copy only.
+	_, err = r.WriteAt([]byte("guest!"), 16<<20)
+	require.NoError(t, err)
+	again, err := FromFile(path, 64<<20)
+	require.NoError(t, err)
+	defer again.Close()
+	_, err = again.ReadAt(b, 16<<20)
+	require.NoError(t, err)
+	require.Equal(t, "kernel", string(b), "the file and other VMs never see it")
+
+	_, err = FromFile(path, 128<<20)
+	require.ErrorContains(t, err, "want 134217728")
 }

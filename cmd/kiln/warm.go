@@ -1,0 +1,237 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/kvm"
+	"github.com/kiln-vmm/kiln/vmm/machine"
+)
+
+// kiln run --warm: start the VM from a snapshot of itself, kept in a
+// cache beside the guest kernel's and taken the first time it is asked
+// for. The cache is keyed by everything that shapes the VM, so a VM with
+// another kernel, initramfs, command line, size or devices, or a kiln
+// binary of another build, gets a snapshot of its own; and a snapshot
+// that is stale or corrupt is taken again, never used.
+
+// warmStart returns a machine restored from cfg's warm snapshot, taking
+// the snapshot first if there is none that can be used.
+func warmStart(cfg *config.Config, opt machine.Options) (*machine.Machine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := warmDir(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// One kiln at a time takes a given snapshot; the others wait for it.
+	unlock, err := lockFile(dir + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	if why := usable(dir); why != "" {
+		if why != "none yet" {
+			fmt.Fprintf(os.Stderr, "kiln: warm snapshot %s: %s; taking it again\n", dir, why)
+		}
+		if err := takeWarm(cfg, dir); err != nil {
+			return nil, err
+		}
+	}
+	m, err := machine.Restore(dir, restoreConfig(cfg), opt)
+	if errors.Is(err, machine.ErrSnapshot) {
+		// Valid on disk yet refused (a host that changed under it): take
+		// it again, once.
+		fmt.Fprintf(os.Stderr, "kiln: warm snapshot %s: %v; taking it again\n", dir, err)
+		if err := takeWarm(cfg, dir); err != nil {
+			return nil, err
+		}
+		m, err = machine.Restore(dir, restoreConfig(cfg), opt)
+	}
+	return m, err
+}
+
+// restoreConfig is cfg without the hardware settings a restore takes from
+// the snapshot.
+func restoreConfig(cfg *config.Config) *config.Config {
+	c := *cfg
+	c.Disks, c.Nets, c.NoRNG, c.Vsock = nil, nil, false, nil
+	return &c
+}
+
+// takeWarm boots cfg's VM and snapshots it into dir.
+func takeWarm(cfg *config.Config, dir string) error {
+	fmt.Fprintf(os.Stderr, "kiln: no warm snapshot of this VM yet: booting one (%s), then restoring it\n", bootEstimate())
+	c := *cfg
+	c.Command, c.Observe, c.BootTime = nil, config.Observe{}, false
+	var out io.Writer = io.Discard
+	if cfg.Verbose {
+		out = os.Stderr
+	}
+	r, err := takeSnapshot(&c, dir, out, time.Now())
+	if err != nil {
+		return fmt.Errorf("take the warm snapshot: %w", err)
+	}
+	r.print(os.Stderr, dir)
+	return nil
+}
+
+// usable says why the snapshot in dir cannot be used, or "" if it can.
+func usable(dir string) string {
+	s, err := machine.ReadSnapshot(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return "none yet"
+	}
+	if err != nil {
+		return err.Error()
+	}
+	build, err := buildID()
+	if err != nil {
+		return err.Error()
+	}
+	if s.Build != build {
+		return "taken by another kiln build (" + s.Build + ")"
+	}
+	return ""
+}
+
+// cacheDir is where kiln keeps what it builds for reuse: $KILN_CACHE, or
+// kiln under the user's cache directory (~/.cache/kiln), as the guest
+// kernel's build does.
+func cacheDir() (string, error) {
+	if d := os.Getenv("KILN_CACHE"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory: %w (set KILN_CACHE)", err)
+	}
+	return filepath.Join(d, "kiln"), nil
+}
+
+// warmKey is everything that shapes cfg's VM: when any of it changes, the
+// warm snapshot is another one.
+type warmKey struct {
+	Format  int          `json:"format"`
+	Build   string       `json:"build"`
+	Kernel  fileIdentity `json:"kernel"`
+	Initrd  fileIdentity `json:"initrd"`
+	Cmdline string       `json:"cmdline"`
+	CPUs    int          `json:"cpus"`
+	Memory  uint64       `json:"memory"`
+	Disks   []diskKey    `json:"disks"`
+	Vsock   *config.Vsock
+	NoRNG   bool   `json:"no_rng"`
+	Host    string `json:"host"` // the host's KVM kind and TSC rate
+}
+
+type diskKey struct {
+	File     fileIdentity `json:"file"`
+	ReadOnly bool         `json:"ro"`
+}
+
+// fileIdentity is a file as a build cache knows it: by its path, inode,
+// size and modification time, so a file changed in place is noticed
+// without reading it.
+type fileIdentity struct {
+	Path  string `json:"path"`
+	Inode uint64 `json:"inode"`
+	Size  int64  `json:"size"`
+	MTime int64  `json:"mtime_ns"`
+}
+
+func identify(path string) (fileIdentity, error) {
+	if path == "" {
+		return fileIdentity{}, nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fileIdentity{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(abs, &st); err != nil {
+		return fileIdentity{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return fileIdentity{Path: abs, Inode: st.Ino, Size: st.Size, MTime: st.Mtim.Nano()}, nil
+}
+
+// warmDir returns the cache directory of cfg's warm snapshot.
+func warmDir(cfg *config.Config) (string, error) {
+	build, err := buildID()
+	if err != nil {
+		return "", err
+	}
+	k := warmKey{Format: machine.SnapshotFormat, Build: build, Cmdline: cfg.Cmdline, CPUs: cfg.CPUs,
+		Memory: cfg.Memory, Vsock: cfg.Vsock, NoRNG: cfg.NoRNG}
+	if k.Kernel, err = identify(cfg.Kernel); err != nil {
+		return "", err
+	}
+	if k.Initrd, err = identify(cfg.Initrd); err != nil {
+		return "", err
+	}
+	for _, d := range cfg.Disks {
+		id, err := identify(d.Path)
+		if err != nil {
+			return "", err
+		}
+		id.MTime, id.Size = 0, 0 // a disk's contents change with use
+		k.Disks = append(k.Disks, diskKey{File: id, ReadOnly: d.ReadOnly})
+	}
+	k.Host = hostKey()
+	b, err := json.Marshal(k)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	cache, err := cacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cache, "snapshots", hex.EncodeToString(sum[:])[:20]), nil
+}
+
+// hostKey describes the host's KVM as far as a snapshot depends on it.
+func hostKey() string {
+	s, err := kvm.Open()
+	if err != nil {
+		return "no kvm"
+	}
+	defer s.Close()
+	return fmt.Sprintf("pvm=%v", kvm.IsPVM())
+}
+
+// lockFile takes an exclusive lock on path, creating it, and returns the
+// function that releases it.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("warm snapshot cache: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("warm snapshot cache: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,241 @@
+package machine
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/cpu"
+	"github.com/kiln-vmm/kiln/vmm/kvm"
+	"github.com/kiln-vmm/kiln/vmm/layout"
+	"github.com/kiln-vmm/kiln/vmm/memory"
+)
+
+// Restore builds a VM from the snapshot in dir, at the moment it was
+// taken: its init waits for a job, which this VM gives it when it runs.
+// cfg says what to run and how to watch it (Command, Interactive,
+// Observe); the VM's shape comes from the snapshot, and any cfg setting
+// that would change it is refused. cfg.Vsock may give the socket device
+// another host path and CID, since VMs restored from one snapshot at once
+// cannot share a socket path.
+//
+// The steps mirror New's, with state set back instead of a kernel loaded:
+// the VM with guest RAM mapped from the snapshot's memory file, the
+// devices in the same windows with their registers, then each vCPU's
+// state, then the interrupt controllers, timer and clock (Firecracker's
+// builder restores in the same order).
+func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error) {
+	snap, err := ReadSnapshot(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := restoreConfig(cfg, snap); err != nil {
+		return nil, err
+	}
+	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), restored: true}
+	if m.start.IsZero() {
+		m.start = time.Now()
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	// 1. The VM, with guest RAM mapped privately from the memory file.
+	if err := m.createRestoredVM(opt.KVMPath, filepath.Join(dir, MemoryFile), snap); err != nil {
+		return nil, err
+	}
+	// 2. The devices, in the windows the guest's drivers know.
+	if err := m.attachDevices(opt.Console); err != nil {
+		return nil, err
+	}
+	if err := m.checkDevices(snap); err != nil {
+		return nil, err
+	}
+	m.cmdline = snap.Cmdline
+	// 3. vCPU state, then the VM's in-kernel devices.
+	for i, v := range m.vcpus {
+		if err := cpu.RestoreState(v, snap.VCPUs[i]); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+		}
+		m.cpuids = append(m.cpuids, snap.VCPUs[i].CPUID)
+	}
+	if err := m.restoreVM(snap.VM); err != nil {
+		return nil, err
+	}
+	// 4. The devices' own state; a virtio device the driver had started
+	// starts again where it was.
+	if err := m.dev.serial.Restore(snap.Serial); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	m.dev.i8042.Restore(snap.I8042)
+	m.dev.signal.Restore(snap.Signal)
+	for i, v := range m.dev.virtio {
+		if err := v.transport.Restore(snap.Virtio[i].State); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+		}
+	}
+	// The guest was stopped for as long as the snapshot lay on disk: tell
+	// its watchdogs so.
+	for _, v := range m.vcpus {
+		if err := v.KVMClockCtrl(); err != nil {
+			return nil, err
+		}
+	}
+	// 5. The job the guest's init is about to read.
+	if snap.Signal.Ready {
+		job, err := m.job()
+		if err != nil {
+			return nil, err
+		}
+		m.dev.signal.SetJob(job)
+	}
+	if m.observe, err = newObserver(cfg, m.start, m.dev); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// restoreConfig fills cfg's hardware from the snapshot, refusing settings
+// that differ from it.
+func restoreConfig(cfg *config.Config, s *Snapshot) error {
+	refuse := func(what string) error {
+		return fmt.Errorf("%w: %s is fixed by the snapshot; it cannot be changed when restoring", config.ErrUsage, what)
+	}
+	switch {
+	case len(cfg.Nets) > 0:
+		return refuse("the network")
+	case len(cfg.Disks) > 0:
+		return refuse("the disks")
+	case cfg.NoRNG && !s.Config.NoRNG:
+		return refuse("the entropy device")
+	case cfg.Vsock != nil && s.Config.Vsock == nil:
+		return fmt.Errorf("%w: the snapshot has no socket device to give --vsock to", config.ErrUsage)
+	}
+	c := s.Config
+	cfg.Kernel, cfg.Initrd, cfg.CPUs, cfg.Memory = c.Kernel, c.Initrd, c.CPUs, c.Memory
+	cfg.Disks, cfg.NoRNG = c.Disks, c.NoRNG
+	if cfg.Vsock == nil {
+		cfg.Vsock = c.Vsock
+	}
+	return nil
+}
+
+// createRestoredVM is createVM for a snapshot: the same VM, vCPUs and
+// in-kernel devices, with RAM from the memory file and no boot setup.
+func (m *Machine) createRestoredVM(kvmPath, memPath string, snap *Snapshot) (err error) {
+	if kvmPath == "" {
+		kvmPath = kvm.DevicePath
+	}
+	if m.sys, err = kvm.OpenPath(kvmPath); err != nil {
+		return err
+	}
+	m.host.PVM = kvm.IsPVM()
+	if m.host.PVM != snap.Host.PVM {
+		return fmt.Errorf("%w: taken on a host whose KVM is %s, this one's is %s", ErrSnapshot, hostKind(snap.Host.PVM), hostKind(m.host.PVM))
+	}
+	if max := m.sys.MaxVCPUs(); m.cfg.CPUs > max {
+		return fmt.Errorf("%w: %d vCPUs, this host's KVM allows %d", ErrSnapshot, m.cfg.CPUs, max)
+	}
+	if m.vm, err = m.sys.CreateVM(); err != nil {
+		return err
+	}
+	if m.mem, err = memory.FromFile(memPath, snap.MemSize); err != nil {
+		return fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	if err = m.registerMemory(); err != nil {
+		return err
+	}
+	if err = m.vm.SetTSSAddr(layout.TSSAddr); err != nil {
+		return err
+	}
+	if err = m.vm.SetIdentityMapAddr(layout.IdentityMapAddr); err != nil {
+		return err
+	}
+	if err = m.vm.CreateIRQChip(); err != nil {
+		return err
+	}
+	if err = m.vm.CreatePIT2(); err != nil {
+		return err
+	}
+	for i := 0; i < m.cfg.CPUs; i++ {
+		v, err := m.vm.CreateVCPU(i)
+		if err != nil {
+			return err
+		}
+		m.vcpus = append(m.vcpus, v)
+	}
+	khz, err := m.vcpus[0].TSCKHz()
+	if err != nil {
+		return err
+	}
+	m.host.TSCKHz = khz
+	// The guest measured its TSC once, at boot. On a host whose TSC runs
+	// at another rate (beyond 250 ppm of calibration noise), KVM must
+	// scale it, or the guest's clock would run fast or slow.
+	want := snap.VCPUs[0].TSCKHz
+	if want != 0 && absDiff(khz, want) > uint64(want)/4000 {
+		for _, v := range m.vcpus {
+			if err := v.SetTSCKHz(want); err != nil {
+				return fmt.Errorf("%w: the guest's TSC ran at %d kHz, this host's runs at %d kHz and KVM cannot scale it: %v", ErrSnapshot, want, khz, err)
+			}
+		}
+		m.host.TSCKHz = want
+	}
+	return nil
+}
+
+func absDiff(a, b uint32) uint64 {
+	if a > b {
+		return uint64(a - b)
+	}
+	return uint64(b - a)
+}
+
+func hostKind(pvm bool) string {
+	if pvm {
+		return "kvm-pvm"
+	}
+	return "hardware KVM"
+}
+
+// checkDevices makes sure every virtio device is where the snapshot's was:
+// the guest's drivers know them by their windows and interrupt lines.
+func (m *Machine) checkDevices(snap *Snapshot) error {
+	if len(m.dev.virtio) != len(snap.Virtio) {
+		return fmt.Errorf("%w: %d virtio devices, the snapshot has %d", ErrSnapshot, len(m.dev.virtio), len(snap.Virtio))
+	}
+	for i, v := range m.dev.virtio {
+		s := snap.Virtio[i]
+		if v.name != s.Name || v.base != s.Base || v.irq != s.IRQ {
+			return fmt.Errorf("%w: device %d is %s at %#x IRQ %d, the snapshot's is %s at %#x IRQ %d",
+				ErrSnapshot, i, v.name, v.base, v.irq, s.Name, s.Base, s.IRQ)
+		}
+	}
+	return nil
+}
+
+// restoreVM sets the VM's in-kernel devices back: timer, clock, interrupt
+// controllers. The clock continues from the moment the snapshot was taken
+// (no KVM_CLOCK_REALTIME): the guest's monotonic time neither jumps nor
+// stalls; its wall clock is set by init from the job.
+func (m *Machine) restoreVM(s VMState) error {
+	if err := m.vm.SetPIT2(s.PIT); err != nil {
+		return fmt.Errorf("restore the timer: %w", err)
+	}
+	clock := s.Clock
+	clock.Flags = 0
+	if err := m.vm.SetClock(clock); err != nil {
+		return fmt.Errorf("restore the clock: %w", err)
+	}
+	for _, c := range []*kvm.IRQChip{s.PICMaster, s.PICSlave, s.IOAPIC} {
+		if err := m.vm.SetIRQChip(c); err != nil {
+			return fmt.Errorf("restore interrupt controller %d: %w", c.ChipID, err)
+		}
+	}
+	return nil
+}
+
+// Restored reports whether the machine was built from a snapshot.
+func (m *Machine) Restored() bool { return m.restored }

@@ -1,0 +1,250 @@
+package machine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kiln-vmm/kiln/devices/i8042"
+	"github.com/kiln-vmm/kiln/devices/serial"
+	"github.com/kiln-vmm/kiln/devices/signal"
+	"github.com/kiln-vmm/kiln/devices/virtio"
+	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/cpu"
+	"github.com/kiln-vmm/kiln/vmm/kvm"
+)
+
+// A snapshot is a paused VM in a directory: state.json holds every
+// register of the vCPUs, the interrupt controllers, the timer, the clock
+// and each device, and memory holds the guest's RAM. kiln takes it when
+// the guest's init waits for its job (guest/contract), so every VM
+// restored from it resumes at that moment, a booted guest ready to run a
+// command, and gets a job of its own.
+//
+// Taking one: New with Options.SnapshotAtReady, Run (which returns with
+// ReasonPaused once every vCPU has stopped and saved its registers on its
+// own thread), then SaveSnapshot. Restoring one: Restore, then Run.
+
+// Snapshot file names inside a snapshot directory.
+const (
+	StateFile  = "state.json"
+	MemoryFile = "memory"
+)
+
+// SnapshotFormat is the version of state.json's layout. A snapshot of
+// another format is refused, never restored half-understood.
+const SnapshotFormat = 1
+
+// Snapshot is the contents of state.json.
+type Snapshot struct {
+	Format  int       `json:"format"`
+	Build   string    `json:"kiln_build"` // the kiln binary that wrote it
+	Created time.Time `json:"created"`
+
+	// Config is the VM's shape: what a restore rebuilds before it sets
+	// the state back.
+	Config  SnapshotConfig `json:"config"`
+	Host    config.Host    `json:"host"`
+	Cmdline string         `json:"cmdline"` // the kernel's, for the record
+
+	VM      VMState        `json:"vm"`
+	VCPUs   []*cpu.State   `json:"vcpus"`
+	Serial  serial.State   `json:"serial"`
+	I8042   i8042.State    `json:"i8042"`
+	Signal  signal.State   `json:"signal"`
+	Virtio  []VirtioState  `json:"virtio"`
+	MemSize uint64         `json:"memory_size"`
+}
+
+// SnapshotConfig is the part of a config.Config that shapes a VM's
+// hardware and so must be the same when it is restored.
+type SnapshotConfig struct {
+	Kernel string        `json:"kernel"`
+	Initrd string        `json:"initrd"`
+	CPUs   int           `json:"cpus"`
+	Memory uint64        `json:"memory"`
+	Disks  []config.Disk `json:"disks,omitempty"`
+	Vsock  *config.Vsock `json:"vsock,omitempty"`
+	NoRNG  bool          `json:"no_rng,omitempty"`
+}
+
+// VMState is the VM's in-kernel devices: the 8254 timer, kvmclock, and
+// the two PICs and the IOAPIC.
+type VMState struct {
+	PIT       *kvm.PITState2 `json:"pit"`
+	Clock     kvm.ClockData  `json:"clock"`
+	PICMaster *kvm.IRQChip   `json:"pic_master"`
+	PICSlave  *kvm.IRQChip   `json:"pic_slave"`
+	IOAPIC    *kvm.IRQChip   `json:"ioapic"`
+}
+
+// VirtioState is one virtio-mmio device: where it was, and its state.
+type VirtioState struct {
+	Name  string                `json:"name"`
+	Base  uint64                `json:"base"`
+	IRQ   uint32                `json:"irq"`
+	State virtio.TransportState `json:"state"`
+}
+
+// ErrSnapshot marks a snapshot that cannot be taken or restored: a
+// device or a setting a snapshot cannot hold, or a directory that does
+// not hold a usable snapshot.
+var ErrSnapshot = errors.New("snapshot")
+
+// ErrGuestCrash says the guest crashed or ended where kiln needed it to go
+// on: a snapshot's guest that never became ready.
+var ErrGuestCrash = errors.New("guest crashed")
+
+// CheckSnapshottable refuses, before anything is booted, a config whose
+// VM a snapshot cannot hold.
+func CheckSnapshottable(cfg *config.Config) error {
+	if len(cfg.Nets) > 0 {
+		return fmt.Errorf("%w: a network device cannot be snapshotted: every VM restored from it would share its tap, MAC and IP address", ErrSnapshot)
+	}
+	if len(cfg.Command) > 0 {
+		return fmt.Errorf("%w: a snapshot is taken before any command runs; give the command when restoring (kiln run --restore DIR -- CMD)", config.ErrUsage)
+	}
+	return nil
+}
+
+// SnapshotTimes says where the time of taking a snapshot went.
+type SnapshotTimes struct {
+	Devices  time.Duration // pausing and saving the devices and the VM
+	Memory   time.Duration // writing guest RAM
+	Written  uint64        // bytes of RAM written (the rest are holes)
+	MemTotal uint64        // bytes of guest RAM
+}
+
+// SaveSnapshot writes the paused VM to dir, which it creates; an existing
+// dir is replaced. It is written next to dir first and renamed into place,
+// so dir holds a whole snapshot or none. Call it after Run returned
+// ReasonPaused.
+func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
+	var times SnapshotTimes
+	if m.stop.result.Reason != ReasonPaused {
+		return times, fmt.Errorf("%w: the VM is not paused", ErrSnapshot)
+	}
+	t0 := time.Now()
+	s := &Snapshot{
+		Format: SnapshotFormat, Build: build, Created: time.Now().UTC(),
+		Config: SnapshotConfig{Kernel: m.cfg.Kernel, Initrd: m.cfg.Initrd, CPUs: m.cfg.CPUs,
+			Memory: m.cfg.Memory, Disks: m.cfg.Disks, Vsock: m.cfg.Vsock, NoRNG: m.cfg.NoRNG},
+		Host: m.host, Cmdline: m.cmdline, MemSize: m.mem.Size(),
+	}
+	for i, st := range m.vcpuStates {
+		if st == nil {
+			err := m.saveErrs[i]
+			if err == nil {
+				err = errors.New("it did not stop")
+			}
+			return times, fmt.Errorf("%w: vCPU %d did not save its state: %v", ErrSnapshot, i, err)
+		}
+	}
+	s.VCPUs = m.vcpuStates
+	var err error
+	if s.VM, err = m.saveVM(); err != nil {
+		return times, err
+	}
+	s.Serial, s.I8042, s.Signal = m.dev.serial.Save(), m.dev.i8042.Save(), m.dev.signal.Save()
+	for _, v := range m.dev.virtio {
+		v.transport.Pause()
+		ts, err := v.transport.Save()
+		if err != nil {
+			return times, fmt.Errorf("%w: %v", ErrSnapshot, err)
+		}
+		s.Virtio = append(s.Virtio, VirtioState{Name: v.name, Base: v.base, IRQ: v.irq, State: ts})
+	}
+	state, err := json.Marshal(s)
+	if err != nil {
+		return times, fmt.Errorf("%w: encode the state: %v", ErrSnapshot, err)
+	}
+	times.Devices = time.Since(t0)
+
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return times, fmt.Errorf("write snapshot: %w", err)
+	}
+	defer os.RemoveAll(tmp) // gone after the rename; left over on an error
+	t1 := time.Now()
+	if times.Written, err = m.mem.WriteFile(filepath.Join(tmp, MemoryFile)); err != nil {
+		return times, err
+	}
+	times.Memory, times.MemTotal = time.Since(t1), m.mem.Size()
+	if err := os.WriteFile(filepath.Join(tmp, StateFile), state, 0o644); err != nil {
+		return times, fmt.Errorf("write snapshot: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return times, fmt.Errorf("write snapshot: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return times, fmt.Errorf("replace snapshot %s: %w", dir, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return times, fmt.Errorf("write snapshot: %w", err)
+	}
+	return times, nil
+}
+
+// saveVM reads the VM's in-kernel devices.
+func (m *Machine) saveVM() (s VMState, err error) {
+	if s.PIT, err = m.vm.PIT2(); err != nil {
+		return s, fmt.Errorf("save the timer: %w", err)
+	}
+	if s.Clock, err = m.vm.Clock(); err != nil {
+		return s, fmt.Errorf("save the clock: %w", err)
+	}
+	for _, c := range []struct {
+		id  uint32
+		dst **kvm.IRQChip
+	}{{kvm.IRQChipPICMaster, &s.PICMaster}, {kvm.IRQChipPICSlave, &s.PICSlave}, {kvm.IRQChipIOAPIC, &s.IOAPIC}} {
+		if *c.dst, err = m.vm.IRQChip(c.id); err != nil {
+			return s, fmt.Errorf("save interrupt controller %d: %w", c.id, err)
+		}
+	}
+	return s, nil
+}
+
+// saveVCPU finishes v's pending exit and saves its state; it runs on v's
+// own thread as the VM pauses.
+func (m *Machine) saveVCPU(v *kvm.VCPU) {
+	if err := v.FinishPending(); err != nil {
+		m.saveErrs[v.ID] = fmt.Errorf("vCPU %d: %w", v.ID, err)
+		return
+	}
+	s, err := cpu.SaveState(v, m.cpuids[v.ID], m.msrIndices)
+	if err != nil {
+		m.saveErrs[v.ID] = err
+		return
+	}
+	m.vcpuStates[v.ID] = s
+}
+
+// ReadSnapshot reads and checks the state of the snapshot in dir.
+func ReadSnapshot(dir string) (*Snapshot, error) {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrSnapshot, dir, err)
+	}
+	var s Snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%w %s: %s is corrupt: %v", ErrSnapshot, dir, StateFile, err)
+	}
+	if s.Format != SnapshotFormat {
+		return nil, fmt.Errorf("%w %s: format %d, this kiln reads format %d (take the snapshot again)", ErrSnapshot, dir, s.Format, SnapshotFormat)
+	}
+	if s.Config.CPUs < 1 || len(s.VCPUs) != s.Config.CPUs || s.MemSize != s.Config.Memory || s.VM.PIT == nil ||
+		s.VM.PICMaster == nil || s.VM.PICSlave == nil || s.VM.IOAPIC == nil {
+		return nil, fmt.Errorf("%w %s: %s is incomplete", ErrSnapshot, dir, StateFile)
+	}
+	st, err := os.Stat(filepath.Join(dir, MemoryFile))
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrSnapshot, dir, err)
+	}
+	if uint64(st.Size()) != s.MemSize {
+		return nil, fmt.Errorf("%w %s: %s holds %d bytes, the VM had %d", ErrSnapshot, dir, MemoryFile, st.Size(), s.MemSize)
+	}
+	return &s, nil
+}
