@@ -82,9 +82,16 @@ func kiln(t *testing.T, stdin string, args ...string) run {
 // ip netns exec) under bootDeadline.
 func runCommand(t *testing.T, stdin, name string, args ...string) run {
 	t.Helper()
+	return runEnv(t, nil, stdin, name, args...)
+}
+
+// runEnv is runCommand with extra environment variables.
+func runEnv(t *testing.T, env []string, stdin, name string, args ...string) run {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), bootDeadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {
