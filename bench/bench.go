@@ -124,7 +124,7 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 
 // runners lists the methods in the order they start in each round.
 func (b *bench) runners() []runner {
-	all := []runner{b.kilnMethod(), b.qemuMethod()}
+	all := []runner{b.kilnMethod(), b.kilnRestoreMethod(), b.qemuMethod()}
 	all = append(all, b.containerMethods()...)
 	var out []runner
 	for _, r := range all {
@@ -138,7 +138,7 @@ func (b *bench) runners() []runner {
 }
 
 // MethodNames are the methods kiln bench knows, in table order.
-var MethodNames = []string{"kiln", "qemu-microvm", "crun", "runc", "unshare+chroot", "fork/exec"}
+var MethodNames = []string{"kiln", "kiln-restore", "qemu-microvm", "crun", "runc", "unshare+chroot", "fork/exec"}
 
 func (b *bench) selected(name string) bool {
 	if len(b.opt.Only) == 0 {

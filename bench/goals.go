@@ -51,6 +51,16 @@ func CheckGoals(r *Results) []Goal {
 		g.Note = "needs samples from both kiln and crun" + unavailableNote(kiln, crun)
 	}
 	goals = append(goals, g)
+
+	g = Goal{Name: "kiln restored vs crun run", Target: "reported, not a target: launch → exit, medians; a VM started from a snapshot against a container"}
+	re := summaryOf(r.Find("kiln-restore"), ToExit)
+	if re.N > 0 && ce.N > 0 {
+		g.Known, g.Met = true, true
+		g.Value = fmt.Sprintf("%.1f × (kiln restored %s, crun %s)", float64(re.Median)/float64(ce.Median), FormatDuration(re.Median), FormatDuration(ce.Median))
+	} else {
+		g.Note = "needs samples from both kiln-restore and crun" + unavailableNote(r.Find("kiln-restore"), crun)
+	}
+	goals = append(goals, g)
 	return goals
 }
 

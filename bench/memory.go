@@ -81,15 +81,18 @@ func isMappingHeader(s string) bool {
 
 // vmmMemory splits a VMM's mappings into guest RAM and the rest. Guest RAM
 // is the anonymous mapping whose size is the guest's memory (QEMU maps a
-// little more, for alignment, so up to 4 MiB more is accepted); if several
-// match, the one with most resident pages is taken.
+// little more, for alignment, so up to 4 MiB more is accepted), or for a
+// VM restored from a kiln snapshot, the private mapping of the snapshot's
+// memory file; if several match, the one with most resident pages is
+// taken.
 func vmmMemory(maps []mapping, guestKiB uint64) (Memory, error) {
 	var mem Memory
 	guest := -1
 	for i, m := range maps {
 		mem.RSS += m.rss
 		mem.PSS += m.pss
-		if m.name == "" && m.size >= guestKiB && m.size <= guestKiB+4<<10 {
+		guestLike := m.name == "" || strings.HasSuffix(m.name, "/"+snapshotMemoryFile)
+		if guestLike && m.size >= guestKiB && m.size <= guestKiB+4<<10 {
 			if guest < 0 || m.rss > maps[guest].rss {
 				guest = i
 			}
@@ -102,6 +105,10 @@ func vmmMemory(maps []mapping, guestKiB uint64) (Memory, error) {
 	mem.Overhead = mem.RSS - mem.Guest
 	return mem, nil
 }
+
+// snapshotMemoryFile is the name of a kiln snapshot's guest RAM file
+// (vmm/machine.MemoryFile).
+const snapshotMemoryFile = "memory"
 
 // readVMMMemory samples a running VMM's memory from /proc/PID/smaps.
 func readVMMMemory(pid int, guestKiB uint64) (Memory, error) {

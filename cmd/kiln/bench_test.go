@@ -134,7 +134,7 @@ func TestBench(t *testing.T) {
 		require.Positive(t, d.TotalOverhead)
 	}
 
-	require.Len(t, res.Goals, 3)
+	require.Len(t, res.Goals, 4)
 	for _, g := range res.Goals {
 		require.True(t, g.Known || g.Note != "", "goal %q is neither decided nor explained", g.Name)
 	}
