@@ -35,7 +35,7 @@ func restoreInto(t *testing.T, d *fakeDriver, dev Device) {
 func TestSnapshotRestoreGoesOnWhereItWas(t *testing.T) {
 	d := newDriver(t, NewRNG())
 	d.setup(8, FeatureVersion1) // no EVENT_IDX: an interrupt for every buffer
-	for i := 0; i < 5; i++ { // part of the way round the ring
+	for i := 0; i < 5; i++ {    // part of the way round the ring
 		d.submit(buf{n: 4, write: true})
 		d.wait()
 	}
