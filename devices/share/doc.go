@@ -33,6 +33,7 @@
 //	server.go    Server: one message in, one reply out, for the device
 //	session.go   a 9P session: the library's connection loop behind a pipe
 //	message.go   the T-message layouts kiln checks before the library sees them
+//	requests.go  what kiln adds to requests: counts, owners, fid bookkeeping
 //	local.go     the requests kiln answers itself (Txattrwalk, Tgetlock)
 //
 // The protocol (decoding, fid and tag tables, the per-path locking that
@@ -63,12 +64,18 @@
 //     over msize as a broken connection; neither ever reaches it.
 //   - Kiln bounds what the guest can make the host hold: read and readdir
 //     counts are cut to msize and to the chain's room, xattr values to 64
-//     KiB, fids to the share's descriptor budget.
+//     KiB (1 MiB being set at once), fids to the share's descriptor
+//     budget.
 //
-// Kiln also answers Txattrwalk and Tgetlock itself (local.go). In p9
-// v0.3.0 the fid that Txattrwalk creates shares the walked fid's File and
-// drops a reference on its parent it never took (handlers.go), so clunking
-// it closes files the guest still uses; Tgetlock is not implemented there.
+// Kiln also speaks plain 9P2000.L to the guest, as Linux does, and sends
+// the library the multi-user variants of the creating requests itself
+// (see Ownership); a session is one library connection, from a Tversion
+// to the next Tversion or device reset.
+//
+// Kiln answers Txattrwalk and Tgetlock itself (local.go). In p9 v0.3.0
+// the fid that Txattrwalk creates shares the walked fid's File and drops a
+// reference on its parent it never took (handlers.go), so clunking it
+// closes files the guest still uses; Tgetlock is not implemented there.
 //
 // # The guest stays inside the root
 //
@@ -87,8 +94,8 @@
 //   - a rename or hard link names two fids, both resolved beneath the root;
 //   - RESOLVE_NO_XDEV stops walks at mount points below the root: the
 //     guest sees the one file system the root is on (like find -xdev), so a
-//     bind mount of / inside the shared directory shows as an empty name
-//     that cannot be entered (EXDEV), and qid paths (inode numbers) are
+//     bind mount of / inside the shared directory is a name the guest can
+//     neither enter nor stat (EXDEV), and qid paths (inode numbers) are
 //     unique;
 //   - creating never follows or reuses a name: O_CREAT|O_EXCL|O_NOFOLLOW.
 //
@@ -98,11 +105,19 @@
 // directories only (the guest kernel serves FIFOs and device nodes on a 9P
 // mount itself, as special inodes, and never opens them on the server).
 //
-// Two things the share cannot stop, and the user should know: the guest
-// can set any mode bits, setuid included, on files it owns in the share
-// (share a directory on a nosuid mount if host users will run files from
-// it), and a host process that moves a directory out of the share while
-// the guest has it open takes the guest's handle along.
+// The guest cannot set the setuid and setgid bits (the library keeps only
+// the permission and sticky bits of a mode it decodes, and kiln keeps it
+// so): a setuid file made by a guest would run with its owner's rights for
+// host users. Files already on the host keep their bits, and the guest
+// sees them.
+//
+// One thing the share cannot stop: a host process that moves a directory
+// out of the share while the guest has it open takes the guest's handle
+// along (the handle is the directory, wherever it goes).
+//
+// The guest's fids hold host descriptors (two for an open file), so the
+// share has a budget: half of kiln's RLIMIT_NOFILE less 1024. Past it, a
+// walk or open fails with ENFILE instead of starving the rest of kiln.
 //
 // Reopening a file for I/O is the one place a path is used:
 // /proc/self/fd/N, for regular files only (a directory reopens as "."
@@ -121,13 +136,22 @@
 //
 // # Ownership
 //
-// A 9P2000.L client attaches once per guest user (Tattach's n_uname, with
-// v9fs's default access=client), and files it creates should belong to that
-// user. Kiln remembers each fid's user and sends creations to the library
+// The Linux client attaches once per guest user (Tattach's n_uname; v9fs's
+// access=user and access=client modes), and files created through that
+// attach should belong to that user. Kiln remembers each fid's user and sends creations to the library
 // as the multi-user variants that carry it (Tlcreate as Tucreate and so
 // on); the new file is then chowned to the guest's uid and gid. That needs
 // kiln to run as root; otherwise files belong to kiln's user and a guest
 // chown fails with EPERM.
+//
+// # Locks
+//
+// Tlock takes POSIX record locks as open-file-description locks on the
+// fid's open file (F_OFD_SETLK): the guest's open files exclude each other
+// and host processes' locks, and a clunk releases them. Kiln never waits
+// for a lock; a conflict answers "blocked" and the Linux client retries,
+// so a contended lock never holds a request slot. Tgetlock asks
+// F_OFD_GETLK.
 //
 // # Mounting it in the guest, and caching
 //
@@ -150,7 +174,7 @@
 //     keeps a fid, and so a host descriptor, for every file in its dentry
 //     cache, which can reach the share's descriptor budget on huge trees.
 //
-// Kiln bounds a device to p9MaxInFlight requests at once (devices/virtio);
-// a request that blocks on the host (fsync on a slow disk) holds one slot,
-// not the device.
+// The virtio device runs at most 32 requests at once (virtio.P9); a
+// request that blocks on the host (fsync on a slow disk) holds one of
+// them, not the device.
 package share
