@@ -76,6 +76,10 @@
 // the fid that Txattrwalk creates shares the walked fid's File and drops a
 // reference on its parent it never took (handlers.go), so clunking it
 // closes files the guest still uses; Tgetlock is not implemented there.
+// Kiln also answers a Tunlinkat of a missing name: the library would keep
+// the name in its path tree. (That tree keeps a node for every name the
+// session walked that has not been removed through it: memory in
+// proportion to the files the guest has looked at.)
 //
 // # The guest stays inside the root
 //

@@ -6,12 +6,13 @@ import (
 
 	"github.com/hugelgupf/p9/linux"
 	"github.com/hugelgupf/p9/p9"
+	"golang.org/x/sys/unix"
 )
 
 // The requests kiln answers itself, beside the library: Txattrwalk (the
 // library's shares the walked fid's File with the new fid, and its clunk
-// closes that File and drops a parent reference it never took) and
-// Tgetlock (the library has none). Both need the file behind a guest fid,
+// closes that File and drops a parent reference it never took), Tgetlock
+// (the library has none), and a Tunlinkat of a name that is not there. Both need the file behind a guest fid,
 // which only the library's fid table knows. Kiln asks it with a probe: an
 // internal Txattrwalk on the fid for a name no guest can send (guest
 // Txattrwalks never reach the library, and xattr names have no NUL). The
@@ -81,6 +82,28 @@ func (s *session) lookup(fid uint32) (*file, error) {
 		return nil, linux.Errno(le.Uint32(r[hdrLen:]))
 	}
 	return nil, linux.EIO
+}
+
+// unlinkable answers ENOENT for a Tunlinkat of a name that does not exist,
+// before the library sees it: the library adds the name to its path tree
+// before it unlinks, and keeps it when the unlink fails, so unlinks of
+// made-up names would grow kiln's memory without bound.
+func (s *session) unlinkable(dfid uint32, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	f, err := s.lookup(dfid)
+	if err != nil {
+		return err
+	}
+	err = f.with(func(fd int) error {
+		var st unix.Stat_t
+		return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	if err == linux.ENOENT {
+		return err
+	}
+	return nil // anything else is the unlink's to report
 }
 
 // xattrWalk is Txattrwalk: it reads the named attribute (or, for an empty

@@ -42,6 +42,10 @@ func (s *session) serve(m *msg, room int) []byte {
 			}
 			return rlerror(m.tag, linux.EINVAL)
 		}
+	case tUnlinkat:
+		if err := s.unlinkable(m.u32(0), m.str(1)); err != nil {
+			return rlerror(m.tag, err)
+		}
 	case tXattrwalk:
 		return s.xattrWalk(m, room)
 	case tGetlock:

@@ -2,6 +2,7 @@ package share
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,6 +207,11 @@ func TestFidsAndSessions(t *testing.T) {
 	require.Equal(t, linux.EINVAL, r.fail(tWalk, 0, 2, []string{".."}))
 	require.Equal(t, linux.EINVAL, r.fail(tWalk, 0, 2, []string{"a/b"}))
 	require.Equal(t, linux.ENOENT, r.fail(tWalk, 0, 2, []string{"nothing"}))
+	for i := range 100 { // answered by kiln: the library would remember each name
+		require.Equal(t, linux.ENOENT, r.fail(tUnlinkat, 0, fmt.Sprintf("missing-%d", i), 0))
+	}
+	require.Equal(t, linux.EINVAL, r.fail(tUnlinkat, 0, "../f", 0))
+	require.Equal(t, linux.EBADF, r.fail(tUnlinkat, 77, "f", 0))
 
 	// A Tversion starts over: the old fids are gone.
 	r.ok(tVersion, uint32(8192), "9P2000.L")
