@@ -15,8 +15,8 @@ const (
 	MinMsize = 4096
 )
 
-// Server answers the 9P messages of one virtio-9p device from a Share:
-// one T-message in, one R-message out. It is safe for concurrent use, and
+// Server answers the 9P messages of one virtio-9p device from a Share (it
+// is the device's virtio.P9Server): one T-message in, one R-message out. It is safe for concurrent use, and
 // replies may come in any order; a request blocked on the host blocks only
 // its caller. Requests before the first Tversion, and after one that
 // failed, get EINVAL.

@@ -22,22 +22,29 @@ import (
 // and copies the reply in. Replies go back in the order they are ready,
 // not the order of the requests: the Linux client sends many requests at
 // once, and a slow one (an fsync, a large read) must not hold up the rest.
-// At most p9MaxInFlight requests run at once; the guest's further chains
-// wait in the queue. That bounds the goroutines and memory a guest can
-// make kiln spend (each request holds at most its message and reply, each
-// at most msize bytes).
+// At most 32 requests (p9MaxInFlight) run at once; the guest's further
+// chains wait in the queue. That bounds the goroutines and memory a guest
+// can make kiln spend: each request holds its message and its reply, each
+// at most msize bytes (512 KiB at most with devices/share), so about 32 MiB
+// in all at worst.
+//
+// The machine builds one from a share:
+//
+//	sh, err := share.New(hostDir, readOnly)
+//	dev, err := virtio.NewP9(tag, share.NewServer(sh))
 type P9 struct {
 	tag    string
 	server P9Server
 	run    *p9Run // the current activation; nil when reset
 }
 
-// P9Server answers 9P messages for a P9 device. It must be safe for
-// concurrent use: the device calls Handle from up to p9MaxInFlight
-// goroutines.
+// P9Server answers 9P messages for a P9 device (*share.Server is one). It
+// must be safe for concurrent use: the device calls Handle from up to
+// p9MaxInFlight goroutines.
 type P9Server interface {
 	// Handle answers the T-message at the start of req with an R-message
-	// of at most room bytes (room is at least p9MinReply). It may block.
+	// of at most room bytes (room is at least 11, an Rlerror's size). It
+	// may block.
 	Handle(req []byte, room int) []byte
 	// Reset ends the 9P session: the driver reset the device. Requests
 	// still running may finish, but their replies go nowhere.
@@ -93,6 +100,9 @@ func (p *P9) Activate(a *Activation) error {
 	q, kick := a.Queues[0], a.Kicks[0]
 	if q.Size == 0 || kick == nil {
 		return nil // the driver did not set the queue up
+	}
+	if p.run != nil {
+		p.run.stop()
 	}
 	r := &p9Run{server: p.server, a: a, q: q, kick: kick,
 		slots: make(chan struct{}, p9MaxInFlight), quit: make(chan struct{})}

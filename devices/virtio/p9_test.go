@@ -14,6 +14,9 @@ import (
 	"github.com/kiln-vmm/kiln/devices/share"
 )
 
+// The share package's server is what the machine gives the device.
+var _ P9Server = (*share.Server)(nil)
+
 // p9msg builds a 9P message: fields are uint8, uint16, uint32, uint64,
 // string or []string (a walk's names).
 func p9msg(typ byte, tag uint16, fields ...any) []byte {
