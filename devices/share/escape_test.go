@@ -76,6 +76,15 @@ func (e *escapeTree) check(t *testing.T) {
 	require.Len(t, ents, 2, "nothing created outside the root")
 	_, err = os.Lstat(filepath.Join(e.outside, "new"))
 	require.True(t, os.IsNotExist(err))
+	// Last, the content (reading it is an event of its own: drain it).
+	data, err := os.ReadFile(e.marker)
+	require.NoError(t, err)
+	require.Equal(t, "secret", string(data))
+	for {
+		if _, err := unix.Read(e.inotify, buf); err != nil {
+			break
+		}
+	}
 }
 
 func (e *escapeTree) attach(t *testing.T, ro bool) p9.File {
