@@ -100,6 +100,9 @@ func (s *session) roundTrip(m []byte, guestTag uint16, room int) []byte {
 	s.mu.Lock()
 	if s.ended || len(s.calls) >= maxCalls {
 		s.mu.Unlock()
+		if s.ended {
+			return rlerror(guestTag, linux.EIO)
+		}
 		return rlerror(guestTag, linux.EAGAIN)
 	}
 	for {
