@@ -60,6 +60,7 @@ const (
 	// p9MinReply is the smallest reply the room must take: an Rlerror
 	// (size[4] type[1] tag[2] ecode[4]). A chain with less is malformed.
 	p9MinReply = 11
+	p9HdrLen   = 7 // size[4] type[1] tag[2]
 	// p9MaxRequest bounds the bytes copied out of one chain: above any
 	// msize kiln negotiates (Linux's virtio transport stops at 512000).
 	p9MaxRequest = 1 << 20
@@ -186,12 +187,13 @@ func (r *p9Run) next() (*Chain, error) {
 }
 
 // p9Request copies the T-message out of guest memory: as many bytes as
-// its size field says, if the buffers hold them, and never more than
-// p9MaxRequest. The server finds anything wrong with it.
+// its size field says, if that covers a header and the buffers hold it,
+// and never more than p9MaxRequest. The server finds anything wrong with
+// it (and can still answer with its tag).
 func p9Request(bufs [][]byte) []byte {
 	n := min(total(bufs), p9MaxRequest)
 	if hdr, _ := splitFront(bufs, 4); hdr != nil {
-		if size := int(le.Uint32(hdr)); size >= 4 && size < n {
+		if size := int(le.Uint32(hdr)); size >= p9HdrLen && size < n {
 			n = size
 		}
 	}
