@@ -54,6 +54,8 @@ fuzz:
 	$(GO) test ./vmm/config -run '^$$' -fuzz FuzzParseSize -fuzztime $(FUZZTIME)
 	$(GO) test ./bench -run '^$$' -fuzz FuzzUnpackCpio -fuzztime $(FUZZTIME)
 	$(GO) test ./cmd/kiln -run '^$$' -fuzz FuzzRunFlags -fuzztime $(FUZZTIME)
+	$(GO) test ./devices/share -run '^$$' -fuzz FuzzMessages -fuzztime $(FUZZTIME)
+	$(GO) test ./devices/virtio -run '^$$' -fuzz FuzzP9Request -fuzztime $(FUZZTIME)
 
 # Boot and memory, kiln against QEMU microvm and containers (docs/benchmarks.md).
 BENCH_ROUNDS ?= 5

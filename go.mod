@@ -3,6 +3,7 @@ module github.com/kiln-vmm/kiln
 go 1.26.8
 
 require (
+	github.com/hugelgupf/p9 v0.3.0
 	github.com/spf13/pflag v1.0.10
 	github.com/stretchr/testify v1.12.1
 	github.com/u-root/gobusybox/src v0.0.0-20250101170133-2e884e4509c7

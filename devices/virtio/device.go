@@ -10,6 +10,7 @@ const (
 	TypeNet   DeviceType = 1
 	TypeBlock DeviceType = 2
 	TypeRNG   DeviceType = 4
+	TypeP9    DeviceType = 9
 	TypeVsock DeviceType = 19
 )
 
@@ -21,6 +22,8 @@ func (t DeviceType) String() string {
 		return "block"
 	case TypeRNG:
 		return "rng"
+	case TypeP9:
+		return "9p"
 	case TypeVsock:
 		return "vsock"
 	}

@@ -1,0 +1,237 @@
+package virtio
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// P9 is a 9P transport device (virtio-9p, device type 9), which carries a
+// file server's messages to the guest's v9fs file system. The device is
+// not in the VIRTIO 1.2 spec's body; Linux's net/9p/trans_virtio.c defines
+// it: feature VIRTIO_9P_MOUNT_TAG, a configuration space of le16 tag_len
+// and the tag (the name the guest mounts: mount -t 9p -o trans=virtio
+// TAG /mnt), and one request queue. Each chain is one request: the
+// T-message in its readable buffers, room for the R-message in its
+// writable ones.
+//
+// The 9P itself is the server's (P9Server; devices/share serves a host
+// directory). The device's part is the queue: it copies each request out
+// of guest memory, lets the server answer it in a goroutine of its own,
+// and copies the reply in. Replies go back in the order they are ready,
+// not the order of the requests: the Linux client sends many requests at
+// once, and a slow one (an fsync, a large read) must not hold up the rest.
+// At most 32 requests (p9MaxInFlight) run at once; the guest's further
+// chains wait in the queue. That bounds the goroutines and memory a guest
+// can make kiln spend: each request holds its message and its reply, each
+// at most msize bytes (512 KiB at most with devices/share), so about 32 MiB
+// in all at worst.
+//
+// The machine builds one from a share:
+//
+//	sh, err := share.New(hostDir, readOnly)
+//	dev, err := virtio.NewP9(tag, share.NewServer(sh))
+type P9 struct {
+	tag    string
+	server P9Server
+	run    *p9Run // the current activation; nil when reset
+}
+
+// P9Server answers 9P messages for a P9 device (*share.Server is one). It
+// must be safe for concurrent use: the device calls Handle from up to
+// p9MaxInFlight goroutines.
+type P9Server interface {
+	// Handle answers the T-message at the start of req with an R-message
+	// of at most room bytes (room is at least 11, an Rlerror's size). It
+	// may block.
+	Handle(req []byte, room int) []byte
+	// Reset ends the 9P session: the driver reset the device. Requests
+	// still running may finish, but their replies go nowhere.
+	Reset()
+}
+
+// virtio-9p constants.
+const (
+	p9FMountTag   = 1 << 0 // VIRTIO_9P_MOUNT_TAG: the tag is in the config space
+	p9QueueSize   = 128    // Linux's VIRTQUEUE_NUM for 9P
+	p9MaxInFlight = 32     // requests the server handles at once
+	p9MaxTagLen   = 255
+	// p9MinReply is the smallest reply the room must take: an Rlerror
+	// (size[4] type[1] tag[2] ecode[4]). A chain with less is malformed.
+	p9MinReply = 11
+	p9HdrLen   = 7 // size[4] type[1] tag[2]
+	// p9MaxRequest bounds the bytes copied out of one chain: above any
+	// msize kiln negotiates (Linux's virtio transport stops at 512000).
+	p9MaxRequest = 1 << 20
+)
+
+// ErrBadMountTag says a 9P mount tag cannot be used.
+var ErrBadMountTag = errors.New("bad 9P mount tag")
+
+// NewP9 makes a device that serves srv under the mount tag tag.
+func NewP9(tag string, srv P9Server) (*P9, error) {
+	if tag == "" || len(tag) > p9MaxTagLen || strings.ContainsRune(tag, 0) {
+		return nil, fmt.Errorf("%w %q: want 1 to %d bytes, no NUL", ErrBadMountTag, tag, p9MaxTagLen)
+	}
+	return &P9{tag: tag, server: srv}, nil
+}
+
+// Tag is the mount tag the guest sees.
+func (p *P9) Tag() string { return p.tag }
+
+func (p *P9) Type() DeviceType                 { return TypeP9 }
+func (p *P9) Features() uint64                 { return CommonFeatures | p9FMountTag }
+func (p *P9) QueueMaxSizes() []uint16          { return []uint16{p9QueueSize} }
+func (p *P9) WriteConfig(off uint64, d []byte) {} // read-only
+
+// ReadConfig reads struct virtio_9p_config: le16 tag_len, then the tag
+// (not NUL-terminated).
+func (p *P9) ReadConfig(off uint64, d []byte) {
+	c := make([]byte, 2+len(p.tag))
+	le.PutUint16(c, uint16(len(p.tag)))
+	copy(c[2:], p.tag)
+	if off < uint64(len(c)) {
+		copy(d, c[off:])
+	}
+}
+
+// Activate starts taking requests from the queue.
+func (p *P9) Activate(a *Activation) error {
+	q, kick := a.Queues[0], a.Kicks[0]
+	if q.Size == 0 || kick == nil {
+		return nil // the driver did not set the queue up
+	}
+	if p.run != nil {
+		p.run.stop()
+	}
+	r := &p9Run{server: p.server, a: a, q: q, kick: kick,
+		slots: make(chan struct{}, p9MaxInFlight), quit: make(chan struct{})}
+	p.run = r
+	r.wg.Add(1)
+	go r.pump()
+	return nil
+}
+
+// Reset stops taking requests and ends the server's session. Requests the
+// server is still working on finish in their own time; their replies are
+// dropped, so nothing touches guest memory once Reset returns.
+func (p *P9) Reset() {
+	if p.run != nil {
+		p.run.stop()
+		p.run = nil
+	}
+	p.server.Reset()
+}
+
+// p9Run is one activation: the queue, and the requests in flight.
+type p9Run struct {
+	server P9Server
+	a      *Activation
+	q      *Queue
+	kick   <-chan struct{}
+	slots  chan struct{} // one token per request in flight
+	quit   chan struct{}
+	wg     sync.WaitGroup // the pump
+
+	mu   sync.Mutex // the queue's rings, and dead
+	dead bool       // reset: replies are dropped
+}
+
+// pump takes chains while a slot is free and starts a goroutine for each.
+func (r *p9Run) pump() {
+	defer r.wg.Done()
+	for {
+		select {
+		case r.slots <- struct{}{}:
+		case <-r.quit:
+			return
+		}
+		c, err := r.next()
+		if err == nil && c != nil && c.WritableLen() < p9MinReply {
+			err = fmt.Errorf("%w: 9P request with %d bytes of room, less than an Rlerror", ErrBadChain, c.WritableLen())
+		}
+		if err != nil {
+			r.a.Fail(err)
+			return
+		}
+		if c == nil {
+			return // stopped
+		}
+		go r.serve(c, p9Request(c.Readable), c.WritableLen())
+	}
+}
+
+// next waits for the driver's next chain; nil once stopped.
+func (r *p9Run) next() (*Chain, error) {
+	for {
+		r.mu.Lock()
+		c, err := r.q.Pop()
+		more := false
+		if err == nil && c == nil {
+			more, err = r.q.ArmNotify()
+		}
+		r.mu.Unlock()
+		if err != nil || c != nil {
+			return c, err
+		}
+		if more {
+			continue
+		}
+		select {
+		case <-r.kick:
+		case <-r.quit:
+			return nil, nil
+		}
+	}
+}
+
+// p9Request copies the T-message out of guest memory: as many bytes as
+// its size field says, if that covers a header and the buffers hold it,
+// and never more than p9MaxRequest. The server finds anything wrong with
+// it (and can still answer with its tag).
+func p9Request(bufs [][]byte) []byte {
+	n := min(total(bufs), p9MaxRequest)
+	if hdr, _ := splitFront(bufs, 4); hdr != nil {
+		if size := int(le.Uint32(hdr)); size >= p9HdrLen && size < n {
+			n = size
+		}
+	}
+	req := make([]byte, 0, n)
+	for _, b := range bufs {
+		req = append(req, b[:min(len(b), n-len(req))]...)
+	}
+	return req
+}
+
+// serve answers one request and returns the chain.
+func (r *p9Run) serve(c *Chain, req []byte, room int) {
+	defer func() { <-r.slots }()
+	resp := r.server.Handle(req, room)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dead {
+		return
+	}
+	n := 0
+	for _, b := range c.Writable {
+		if n == len(resp) {
+			break
+		}
+		n += copy(b, resp[n:])
+	}
+	r.q.Push(c.Head, uint32(n))
+	if r.q.NeedInterrupt() {
+		r.a.Interrupt()
+	}
+}
+
+// stop ends the pump, then marks the run dead so that no reply still being
+// made reaches guest memory.
+func (r *p9Run) stop() {
+	close(r.quit)
+	r.wg.Wait()
+	r.mu.Lock()
+	r.dead = true
+	r.mu.Unlock()
+}
