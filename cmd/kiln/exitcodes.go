@@ -5,6 +5,7 @@ import (
 	"io/fs"
 
 	"github.com/kiln-vmm/kiln/boot"
+	"github.com/kiln-vmm/kiln/devices/share"
 	"github.com/kiln-vmm/kiln/devices/tap"
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/config"
@@ -35,7 +36,7 @@ func exitCode(err error) int {
 		return ExitNoKVM
 	case errors.Is(err, boot.ErrNotKernel), errors.Is(err, boot.ErrTooBig), errors.Is(err, virtio.ErrBadImage):
 		return ExitBadInput
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), errors.Is(err, config.ErrNotRegular), errors.Is(err, config.ErrEmptyFile), errors.Is(err, tap.ErrNoTap), errors.Is(err, virtio.ErrVsock):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), errors.Is(err, config.ErrNotRegular), errors.Is(err, config.ErrEmptyFile), errors.Is(err, tap.ErrNoTap), errors.Is(err, virtio.ErrVsock), errors.Is(err, share.ErrBadShare):
 		return ExitNoInput
 	case errors.Is(err, machine.ErrSnapshot):
 		return ExitBadInput

@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -84,4 +85,45 @@ func parseNet(s string) (config.Net, error) {
 		n.MAC = config.DefaultMAC(n.Tap)
 	}
 	return n, nil
+}
+
+// parseShare parses the i-th --share value:
+// HOSTDIR[:GUESTDIR][,ro][,tag=TAG]. GUESTDIR defaults to /mnt/ and
+// HOSTDIR's last element, TAG to kiln<i>.
+func parseShare(s string, i int) (config.Share, error) {
+	parts := strings.Split(s, ",")
+	host, guest, _ := strings.Cut(parts[0], ":")
+	if host == "" {
+		return config.Share{}, fmt.Errorf("%w: --share %q: no host directory", config.ErrUsage, s)
+	}
+	abs, err := filepath.Abs(host)
+	if err != nil {
+		return config.Share{}, fmt.Errorf("%w: --share %q: %v", config.ErrUsage, s, err)
+	}
+	sh := config.Share{HostDir: abs, GuestDir: guest, Tag: config.ShareTag(i)}
+	if sh.GuestDir == "" {
+		base := filepath.Base(abs)
+		if base == "/" {
+			base = "root"
+		}
+		sh.GuestDir = "/mnt/" + base
+	}
+	if !filepath.IsAbs(sh.GuestDir) || filepath.Clean(sh.GuestDir) == "/" {
+		return config.Share{}, fmt.Errorf("%w: --share %q: the guest directory must be an absolute path other than /", config.ErrUsage, s)
+	}
+	sh.GuestDir = filepath.Clean(sh.GuestDir)
+	for _, opt := range parts[1:] {
+		k, v, _ := strings.Cut(opt, "=")
+		switch {
+		case opt == "ro":
+			sh.ReadOnly = true
+		case opt == "rw":
+			sh.ReadOnly = false
+		case k == "tag" && v != "" && len(v) <= 255:
+			sh.Tag = v
+		default:
+			return config.Share{}, fmt.Errorf("%w: --share %q: unknown option %q (want HOSTDIR[:GUESTDIR][,ro][,tag=TAG])", config.ErrUsage, s, opt)
+		}
+	}
+	return sh, nil
 }

@@ -34,10 +34,10 @@ func defaultPath(env, name string) string {
 // vmFlags are the flags that describe a VM, shared by kiln run and kiln
 // snapshot; parse turns their values into cfg once the flag set is parsed.
 type vmFlags struct {
-	fs          *pflag.FlagSet
-	cfg         *config.Config
-	mem, vsock  *string
-	disks, nets *[]string
+	fs                  *pflag.FlagSet
+	cfg                 *config.Config
+	mem, vsock          *string
+	disks, nets, shares *[]string
 }
 
 // hardware names the flags that shape a VM's hardware: a snapshot fixes
@@ -53,6 +53,7 @@ func addVMFlags(fs *pflag.FlagSet, cfg *config.Config) *vmFlags {
 	v.mem = fs.String("memory", "128M", "guest memory (e.g. 512M, 2G)")
 	v.disks = fs.StringArray("disk", nil, "add a virtio disk backed by a raw image: PATH[,ro] (repeatable: vda, vdb, ...)")
 	v.nets = fs.StringArray("net", nil, "add a virtio network device on an existing tap: tap=NAME[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR] (ip/gw configure eth0 in the guest)")
+	v.shares = fs.StringArray("share", nil, "share a host directory with the guest over virtio-9p: HOSTDIR[:GUESTDIR][,ro][,tag=TAG] (repeatable; mounted at GUESTDIR, default /mnt/BASENAME; tag default kiln0, kiln1, ...)")
 	v.vsock = fs.String("vsock", "", "add a virtio socket device: CID,PATH (host programs reach the guest through the unix socket PATH; the guest reaches host port P at PATH_P)")
 	fs.BoolVar(&cfg.NoRNG, "no-rng", false, "leave out the virtio entropy device")
 	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
@@ -75,6 +76,13 @@ func (v *vmFlags) parse() error {
 			return err
 		}
 		cfg.Nets = append(cfg.Nets, n)
+	}
+	for i, s := range *v.shares {
+		sh, err := parseShare(s, i)
+		if err != nil {
+			return err
+		}
+		cfg.Shares = append(cfg.Shares, sh)
 	}
 	if *v.vsock != "" {
 		vs, err := parseVsock(*v.vsock)

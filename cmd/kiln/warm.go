@@ -134,8 +134,15 @@ type warmKey struct {
 	Memory  uint64       `json:"memory"`
 	Disks   []diskKey    `json:"disks"`
 	Vsock   *config.Vsock
-	NoRNG   bool   `json:"no_rng"`
-	Host    string `json:"host"` // the host's KVM kind and TSC rate
+	Shares  []shareKey `json:"shares"`
+	NoRNG   bool       `json:"no_rng"`
+	Host    string     `json:"host"` // the host's KVM kind and TSC rate
+}
+
+// shareKey is a share as far as the snapshot depends on it: its tag. The
+// directory behind it is chosen at each restore.
+type shareKey struct {
+	Tag string `json:"tag"`
 }
 
 type diskKey struct {
@@ -189,6 +196,9 @@ func warmDir(cfg *config.Config) (string, error) {
 		}
 		id.MTime, id.Size = 0, 0 // a disk's contents change with use
 		k.Disks = append(k.Disks, diskKey{File: id, ReadOnly: d.ReadOnly})
+	}
+	for _, s := range cfg.Shares {
+		k.Shares = append(k.Shares, shareKey{Tag: s.Tag})
 	}
 	k.Host = hostKey()
 	b, err := json.Marshal(k)

@@ -93,6 +93,15 @@ func (s *Server) version(m *msg, room int) []byte {
 	return r
 }
 
+// InSession reports whether a guest has started a 9P session (a
+// Tversion, which the guest sends when it mounts the share). A snapshot
+// can only hold a server without one: a session's fids are open files.
+func (s *Server) InSession() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sess != nil
+}
+
 // Reset ends the current session, as a device reset does: the guest's
 // fids are gone (their files close once no request uses them) and the
 // next message must be a Tversion.

@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,9 +34,10 @@ import (
 //	sh, err := share.New(hostDir, readOnly)
 //	dev, err := virtio.NewP9(tag, share.NewServer(sh))
 type P9 struct {
-	tag    string
-	server P9Server
-	run    *p9Run // the current activation; nil when reset
+	tag     string
+	server  P9Server
+	run     *p9Run // the current activation; nil when reset
+	workers Workers
 }
 
 // P9Server answers 9P messages for a P9 device (*share.Server is one). It
@@ -49,6 +51,9 @@ type P9Server interface {
 	// Reset ends the 9P session: the driver reset the device. Requests
 	// still running may finish, but their replies go nowhere.
 	Reset()
+	// InSession reports whether the guest has a session: it mounted the
+	// share.
+	InSession() bool
 }
 
 // virtio-9p constants.
@@ -91,9 +96,7 @@ func (p *P9) ReadConfig(off uint64, d []byte) {
 	c := make([]byte, 2+len(p.tag))
 	le.PutUint16(c, uint16(len(p.tag)))
 	copy(c[2:], p.tag)
-	if off < uint64(len(c)) {
-		copy(d, c[off:])
-	}
+	readConfig(c, off, d)
 }
 
 // Activate starts taking requests from the queue.
@@ -103,13 +106,11 @@ func (p *P9) Activate(a *Activation) error {
 		return nil // the driver did not set the queue up
 	}
 	if p.run != nil {
-		p.run.stop()
+		p.stop()
 	}
-	r := &p9Run{server: p.server, a: a, q: q, kick: kick,
-		slots: make(chan struct{}, p9MaxInFlight), quit: make(chan struct{})}
+	r := &p9Run{server: p.server, a: a, q: q, kick: kick, slots: make(chan struct{}, p9MaxInFlight)}
 	p.run = r
-	r.wg.Add(1)
-	go r.pump()
+	p.workers.Go(r.pump)
 	return nil
 }
 
@@ -118,10 +119,57 @@ func (p *P9) Activate(a *Activation) error {
 // dropped, so nothing touches guest memory once Reset returns.
 func (p *P9) Reset() {
 	if p.run != nil {
-		p.run.stop()
-		p.run = nil
+		p.stop()
 	}
 	p.server.Reset()
+}
+
+// Pause implements Pauser: the pump stops, the session stays (a snapshot
+// refuses it, SaveState says why).
+func (p *P9) Pause() {
+	if p.run != nil {
+		p.stop()
+	}
+}
+
+// stop ends the pump, then marks the run dead so that no reply still being
+// made reaches guest memory.
+func (p *P9) stop() {
+	p.workers.Stop()
+	p.run.mu.Lock()
+	p.run.dead = true
+	p.run.mu.Unlock()
+	p.run = nil
+}
+
+// p9State is what a snapshot keeps of a 9P device: its tag, which the
+// guest's driver read, and which the restored device must have.
+type p9State struct {
+	Tag string `json:"tag"`
+}
+
+// SaveState implements Snapshotter. A share the guest has mounted has a
+// session whose fids are open host files, which a snapshot cannot hold:
+// kiln's snapshots are taken before init mounts anything, and the share
+// behind the tag can be another host directory in each restored VM.
+func (p *P9) SaveState() (json.RawMessage, error) {
+	if p.server.InSession() {
+		return nil, fmt.Errorf("the guest has mounted the share %q: a snapshot cannot hold its open files", p.tag)
+	}
+	return json.Marshal(p9State{Tag: p.tag})
+}
+
+// RestoreState implements Snapshotter: the tag must be the one the guest
+// knows.
+func (p *P9) RestoreState(data json.RawMessage) error {
+	var s p9State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("9P state: %w", err)
+	}
+	if s.Tag != p.tag {
+		return fmt.Errorf("9P device with tag %q, the snapshot's had %q", p.tag, s.Tag)
+	}
+	return nil
 }
 
 // p9Run is one activation: the queue, and the requests in flight.
@@ -131,23 +179,23 @@ type p9Run struct {
 	q      *Queue
 	kick   <-chan struct{}
 	slots  chan struct{} // one token per request in flight
-	quit   chan struct{}
-	wg     sync.WaitGroup // the pump
 
 	mu   sync.Mutex // the queue's rings, and dead
 	dead bool       // reset: replies are dropped
 }
 
-// pump takes chains while a slot is free and starts a goroutine for each.
-func (r *p9Run) pump() {
-	defer r.wg.Done()
+// pump takes chains while a slot is free and starts a goroutine for each,
+// until stop is closed. The request goroutines are not among the device's
+// Workers: a request may block on the host (a FIFO, a lock) for as long as
+// the guest waits for it, and a reset must not; its reply is dropped.
+func (r *p9Run) pump(stop <-chan struct{}) {
 	for {
 		select {
 		case r.slots <- struct{}{}:
-		case <-r.quit:
+		case <-stop:
 			return
 		}
-		c, err := r.next()
+		c, err := r.next(stop)
 		if err == nil && c != nil && c.WritableLen() < p9MinReply {
 			err = fmt.Errorf("%w: 9P request with %d bytes of room, less than an Rlerror", ErrBadChain, c.WritableLen())
 		}
@@ -163,7 +211,7 @@ func (r *p9Run) pump() {
 }
 
 // next waits for the driver's next chain; nil once stopped.
-func (r *p9Run) next() (*Chain, error) {
+func (r *p9Run) next(stop <-chan struct{}) (*Chain, error) {
 	for {
 		r.mu.Lock()
 		c, err := r.q.Pop()
@@ -180,7 +228,7 @@ func (r *p9Run) next() (*Chain, error) {
 		}
 		select {
 		case <-r.kick:
-		case <-r.quit:
+		case <-stop:
 			return nil, nil
 		}
 	}
@@ -224,14 +272,4 @@ func (r *p9Run) serve(c *Chain, req []byte, room int) {
 	if r.q.NeedInterrupt() {
 		r.a.Interrupt()
 	}
-}
-
-// stop ends the pump, then marks the run dead so that no reply still being
-// made reaches guest memory.
-func (r *p9Run) stop() {
-	close(r.quit)
-	r.wg.Wait()
-	r.mu.Lock()
-	r.dead = true
-	r.mu.Unlock()
 }

@@ -188,7 +188,8 @@ func (f *fakeP9) Handle(req []byte, room int) []byte {
 	return r
 }
 
-func (f *fakeP9) Reset() { f.resets.Add(1) }
+func (f *fakeP9) Reset()          { f.resets.Add(1) }
+func (f *fakeP9) InSession() bool { return false }
 
 func TestP9SlowRequestDoesNotBlockOthers(t *testing.T) {
 	srv := &fakeP9{block: make(chan struct{})}

@@ -19,6 +19,13 @@ type Snapshotter interface {
 	RestoreState(json.RawMessage) error
 }
 
+// Pauser is a device whose Reset would lose more than its goroutines (a
+// 9P device's session): Pause stops its work and keeps the rest, so that
+// SaveState still sees it.
+type Pauser interface {
+	Pause()
+}
+
 // ErrNotSnapshottable says a device cannot be part of a snapshot.
 var ErrNotSnapshottable = errors.New("cannot be snapshotted")
 
@@ -42,12 +49,17 @@ type TransportState struct {
 // Pause stops the device's work for a snapshot: when it returns, no
 // goroutine of the device touches guest memory, and the transport's
 // registers and queues stay as they are. The device's own work is
-// stopped with its Reset; Restore starts it again where it was.
+// stopped with its Pause if it is a Pauser, else with its Reset; Restore
+// starts it again where it was.
 func (t *Transport) Pause() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.active && !t.paused {
-		t.dev.Reset()
+		if p, ok := t.dev.(Pauser); ok {
+			p.Pause()
+		} else {
+			t.dev.Reset()
+		}
 	}
 	t.paused = true
 }

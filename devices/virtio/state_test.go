@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-vmm/kiln/devices"
+	"github.com/kiln-vmm/kiln/devices/share"
 	"github.com/kiln-vmm/kiln/vmm/memory"
 )
 
@@ -106,4 +107,42 @@ func TestSnapshotRefusesAMismatchedDevice(t *testing.T) {
 	require.NoError(t, err)
 	defer b.Close()
 	require.ErrorContains(t, NewTransport(b, d.mem, d.irq).Restore(s), "the snapshot has a rng device here")
+}
+
+// TestP9SnapshotBeforeAMount: a 9P device is snapshotted before the guest
+// mounts its share, and restored behind another host directory; once the
+// guest has a session, it is refused.
+func TestP9SnapshotBeforeAMount(t *testing.T) {
+	first, second := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(second, "only-here"), []byte("x"), 0o644))
+	sh, err := share.New(first, false)
+	require.NoError(t, err)
+	t.Cleanup(func() { sh.Close() })
+	d := p9Driver(t, share.NewServer(sh))
+
+	sh2, err := share.New(second, false)
+	require.NoError(t, err)
+	t.Cleanup(func() { sh2.Close() })
+	dev, err := NewP9("kilnshare", share.NewServer(sh2))
+	require.NoError(t, err)
+	restoreInto(t, d, dev)
+
+	// The restored device serves the second directory.
+	r := d.p9rpc(p9msg(p9Tversion, 0xffff, uint32(8192), "9P2000.L"), 8192)
+	require.EqualValues(t, p9Tversion+1, r[4])
+	r = d.p9rpc(p9msg(p9Tattach, 1, uint32(0), uint32(p9NoFID), "root", "", uint32(0)), 8192)
+	require.EqualValues(t, p9Tattach+1, r[4])
+	r = d.p9rpc(p9msg(p9Twalk, 2, uint32(0), uint32(1), []string{"only-here"}), 8192)
+	require.EqualValues(t, p9Twalk+1, r[4], "a file of the directory given at restore")
+
+	// Now the guest has a session: no snapshot.
+	d.tr.Pause()
+	_, err = d.tr.Save()
+	require.ErrorContains(t, err, "has mounted the share")
+
+	// A device with another tag is not the one the guest knows.
+	other, err := NewP9("other", share.NewServer(sh2))
+	require.NoError(t, err)
+	s := TransportState{Type: TypeP9, Queues: make([]QueueState, 1), Device: json.RawMessage(`{"tag":"kilnshare"}`)}
+	require.ErrorContains(t, NewTransport(other, d.mem, d.irq).Restore(s), `the snapshot's had "kilnshare"`)
 }

@@ -123,11 +123,12 @@ type Job struct {
 }
 
 // ShareMountOptions are the 9p mount options init uses for a share:
-// 9P2000.L over virtio, 512 KiB messages, and the page cache used only for
-// mmap(2) (cache=mmap): reads and writes go to the host at once, so the
-// guest sees the host's changes and the host the guest's, and shared
-// writable mappings still work.
-const ShareMountOptions = "trans=virtio,version=9p2000.L,msize=524288,cache=mmap"
+// 9P2000.L over virtio; messages of 512000 bytes, the most Linux's virtio
+// transport takes (PAGE_SIZE * (VIRTQUEUE_NUM - 3)); and the page cache
+// used only for mmap(2) (cache=mmap): reads and writes go to the host at
+// once, so the guest sees the host's changes and the host the guest's,
+// and shared writable mappings still work.
+const ShareMountOptions = "trans=virtio,version=9p2000.L,msize=512000,cache=mmap"
 
 // Mount is a virtio-9p share as init mounts it.
 type Mount struct {

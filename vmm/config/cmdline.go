@@ -23,14 +23,19 @@ var PVMClearCPUID = []string{
 }
 
 // Job is what the guest's init is to run, as the guest-host contract
-// carries it: the command (none for a shell) and the console's mode. The
-// machine adds the entropy and the time when it hands the job over.
+// carries it: the command (none for a shell), the console's mode and the
+// shares to mount. The machine adds the entropy and the time when it
+// hands the job over.
 func (c *Config) Job() *contract.Job {
-	return &contract.Job{
+	j := &contract.Job{
 		Argv:  c.Command,
 		Raw:   !c.Interactive,
 		Quiet: len(c.Command) > 0 && !c.Verbose,
 	}
+	for _, s := range c.Shares {
+		j.Mounts = append(j.Mounts, contract.Mount{Tag: s.Tag, Dir: s.GuestDir, ReadOnly: s.ReadOnly})
+	}
+	return j
 }
 
 // KernelCmdline assembles the guest kernel's command line: kiln's defaults,

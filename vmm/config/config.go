@@ -67,6 +67,9 @@ type Config struct {
 	Nets []Net
 	// Vsock, if set, is a virtio socket device.
 	Vsock *Vsock
+	// Shares are host directories served over virtio-9p and mounted by
+	// the guest's init.
+	Shares []Share
 	// NoRNG drops the virtio entropy device that every VM has by default.
 	NoRNG bool
 
@@ -104,10 +107,36 @@ func (c *Config) Validate() error {
 	if err := readable("kernel", c.Kernel); err != nil {
 		return err
 	}
+	if err := c.validateShares(); err != nil {
+		return err
+	}
 	if c.Initrd != "" {
 		if err := readable("initrd", c.Initrd); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// validateShares checks that each share is a directory, with a tag and a
+// guest directory of its own.
+func (c *Config) validateShares() error {
+	tags, dirs := map[string]bool{}, map[string]bool{}
+	for _, s := range c.Shares {
+		st, err := os.Stat(s.HostDir)
+		if err != nil {
+			return fmt.Errorf("share: %w", err)
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("share %s: %w: not a directory", s.HostDir, ErrNotRegular)
+		}
+		if tags[s.Tag] {
+			return fmt.Errorf("%w: two shares have the tag %q", ErrUsage, s.Tag)
+		}
+		if dirs[s.GuestDir] {
+			return fmt.Errorf("%w: two shares are mounted at %s", ErrUsage, s.GuestDir)
+		}
+		tags[s.Tag], dirs[s.GuestDir] = true, true
 	}
 	return nil
 }

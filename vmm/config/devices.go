@@ -45,3 +45,15 @@ func DefaultMAC(tap string) net.HardwareAddr {
 	}
 	return net.HardwareAddr{0x02, 0x4b, byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)}
 }
+
+// Share is a host directory served to the guest over virtio-9p
+// (devices/share) and mounted by its init.
+type Share struct {
+	HostDir  string `json:"host_dir"`
+	GuestDir string `json:"guest_dir"` // where init mounts it
+	Tag      string `json:"tag"`       // the 9P mount tag the guest sees
+	ReadOnly bool   `json:"ro,omitempty"`
+}
+
+// ShareTag is the mount tag of the i-th share when none is given.
+func ShareTag(i int) string { return fmt.Sprintf("kiln%d", i) }

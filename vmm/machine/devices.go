@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiln-vmm/kiln/devices/i8042"
 	"github.com/kiln-vmm/kiln/devices/serial"
+	"github.com/kiln-vmm/kiln/devices/share"
 	"github.com/kiln-vmm/kiln/devices/signal"
 	"github.com/kiln-vmm/kiln/devices/tap"
 	"github.com/kiln-vmm/kiln/devices/virtio"
@@ -86,7 +87,8 @@ func (d *deviceManager) addLegacy(console io.Writer, onReset func(), onSignal fu
 
 // addConfigured creates the virtio devices cfg asks for, in the order the
 // guest names them: disks (vda, vdb, ...), network devices (eth0, ...),
-// the socket device, and the entropy device unless it is turned off.
+// shared directories, the socket device, and the entropy device unless it
+// is turned off.
 func (d *deviceManager) addConfigured(cfg *config.Config) error {
 	for i, disk := range cfg.Disks {
 		b, err := virtio.NewBlock(disk.Path, disk.ReadOnly, "kiln-"+config.DiskName(i))
@@ -108,6 +110,20 @@ func (d *deviceManager) addConfigured(cfg *config.Config) error {
 			return err
 		}
 		if err := d.addVirtio(dev, dev); err != nil {
+			return err
+		}
+	}
+	for _, s := range cfg.Shares {
+		sh, err := share.New(s.HostDir, s.ReadOnly)
+		if err != nil {
+			return err
+		}
+		dev, err := virtio.NewP9(s.Tag, share.NewServer(sh))
+		if err != nil {
+			sh.Close()
+			return err
+		}
+		if err := d.addVirtio(dev, sh); err != nil {
 			return err
 		}
 	}

@@ -18,7 +18,9 @@ import (
 // Observe); the VM's shape comes from the snapshot, and any cfg setting
 // that would change it is refused. cfg.Vsock may give the socket device
 // another host path and CID, since VMs restored from one snapshot at once
-// cannot share a socket path.
+// cannot share a socket path; cfg.Shares may put other host directories
+// behind the snapshot's 9P devices (same number, same tags), since the
+// guest mounts them only after the restore.
 //
 // The steps mirror New's, with state set back instead of a kernel loaded:
 // the VM with guest RAM mapped from the snapshot's memory file, the
@@ -112,12 +114,17 @@ func restoreConfig(cfg *config.Config, s *Snapshot) error {
 		return refuse("the entropy device")
 	case cfg.Vsock != nil && s.Config.Vsock == nil:
 		return fmt.Errorf("%w: the snapshot has no socket device to give --vsock to", config.ErrUsage)
+	case len(cfg.Shares) > 0 && len(cfg.Shares) != len(s.Config.Shares):
+		return fmt.Errorf("%w: %d shares given, the snapshot has %d 9P devices (a restore attaches directories to the devices it has)", config.ErrUsage, len(cfg.Shares), len(s.Config.Shares))
 	}
 	c := s.Config
 	cfg.Kernel, cfg.Initrd, cfg.CPUs, cfg.Memory = c.Kernel, c.Initrd, c.CPUs, c.Memory
 	cfg.Disks, cfg.NoRNG = c.Disks, c.NoRNG
 	if cfg.Vsock == nil {
 		cfg.Vsock = c.Vsock
+	}
+	if len(cfg.Shares) == 0 {
+		cfg.Shares = c.Shares
 	}
 	return nil
 }

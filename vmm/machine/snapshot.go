@@ -69,6 +69,9 @@ type SnapshotConfig struct {
 	Disks  []config.Disk `json:"disks,omitempty"`
 	Vsock  *config.Vsock `json:"vsock,omitempty"`
 	NoRNG  bool          `json:"no_rng,omitempty"`
+	// Shares are the 9P devices, by tag. The directories behind them
+	// are chosen anew at each restore (the guest mounts them after it).
+	Shares []config.Share `json:"shares,omitempty"`
 }
 
 // VMState is the VM's in-kernel devices: the 8254 timer, kvmclock, and
@@ -131,7 +134,7 @@ func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 	s := &Snapshot{
 		Format: SnapshotFormat, Build: build, Created: time.Now().UTC(),
 		Config: SnapshotConfig{Kernel: m.cfg.Kernel, Initrd: m.cfg.Initrd, CPUs: m.cfg.CPUs,
-			Memory: m.cfg.Memory, Disks: m.cfg.Disks, Vsock: m.cfg.Vsock, NoRNG: m.cfg.NoRNG},
+			Memory: m.cfg.Memory, Disks: m.cfg.Disks, Vsock: m.cfg.Vsock, NoRNG: m.cfg.NoRNG, Shares: m.cfg.Shares},
 		Host: m.host, Cmdline: m.cmdline, MemSize: m.mem.Size(),
 	}
 	for i, st := range m.vcpuStates {
