@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -52,4 +53,21 @@ func TestParseNet(t *testing.T) {
 	c := &config.Config{Nets: []config.Net{n}}
 	c.Nets[0].IP, c.Nets[0].Gateway = "10.0.2.2/24", "10.0.2.1"
 	require.Contains(t, config.KernelCmdline(c, config.Host{}, nil), "kiln.net=10.0.2.2/24,10.0.2.1")
+}
+
+func TestParseShare(t *testing.T) {
+	s, err := parseShare("/srv/data", 0)
+	require.NoError(t, err)
+	require.Equal(t, config.Share{HostDir: "/srv/data", GuestDir: "/mnt/data", Tag: "kiln0"}, s)
+	s, err = parseShare("/srv/data:/src,ro,tag=code", 3)
+	require.NoError(t, err)
+	require.Equal(t, config.Share{HostDir: "/srv/data", GuestDir: "/src", Tag: "code", ReadOnly: true}, s)
+	s, err = parseShare(".", 1)
+	require.NoError(t, err)
+	require.True(t, filepath.IsAbs(s.HostDir))
+	require.Equal(t, "kiln1", s.Tag)
+	for _, bad := range []string{"", ":/x", "/d:rel", "/d:/", "/d,rx", "/d,tag="} {
+		_, err := parseShare(bad, 0)
+		require.ErrorIs(t, err, config.ErrUsage, bad)
+	}
 }

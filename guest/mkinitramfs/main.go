@@ -52,6 +52,7 @@ func build(out string, all bool) error {
 		"github.com/kiln-vmm/kiln/guest/tcpcat",
 		"github.com/kiln-vmm/kiln/guest/vsockcat",
 		"github.com/kiln-vmm/kiln/guest/iobench",
+		"github.com/kiln-vmm/kiln/guest/fstest",
 	}
 	if all {
 		cmds = append(cmds, uroot+"*")
