@@ -258,7 +258,10 @@ func (t *Transport) setStatus(v uint32) {
 			v &^= StatusFeaturesOK // refused: the driver sees it unset
 		}
 	}
-	start := v&^t.status&StatusDriverOK != 0
+	// DRIVER_OK starts the device once. A driver that clears it and sets
+	// it again (2.1.2 forbids clearing status bits) must not start a
+	// second set of device goroutines on the same queues.
+	start := v&^t.status&StatusDriverOK != 0 && !t.active
 	t.status = v &^ StatusDeviceNeedsReset
 	if start && t.status&StatusFeaturesOK != 0 && t.status&StatusFailed == 0 {
 		if err := t.startLocked(true); err != nil {
