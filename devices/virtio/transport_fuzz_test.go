@@ -202,9 +202,9 @@ func (o *mmioOps) write(off uint16, v uint32) { o.op(1, off, 2, v) }
 func (o *mmioOps) kick(q int)                 { o.op(2, 0, 2, uint32(q)) }
 
 // initSequence is what Linux's virtio_mmio driver does: identify the
-// device, negotiate VERSION_1 (and the ring features), set up nq queues of
-// seedQueueSize entries, and set DRIVER_OK.
-func initSequence(nq int) mmioOps {
+// device, negotiate VERSION_1 (and the ring features), set up the queues
+// of seedQueueSize entries, and set DRIVER_OK.
+func initSequence(queues ...int) mmioOps {
 	var o mmioOps
 	o.read(RegMagicValue)
 	o.read(RegVersion)
@@ -221,7 +221,7 @@ func initSequence(nq int) mmioOps {
 	o.write(RegDriverFeatures, uint32(CommonFeatures&0xffffffff))
 	o.write(RegStatus, StatusAcknowledge|StatusDriver|StatusFeaturesOK)
 	o.read(RegStatus)
-	for q := 0; q < nq; q++ {
+	for _, q := range queues {
 		o.write(RegQueueSel, uint32(q))
 		o.read(RegQueueReady)
 		o.read(RegQueueNumMax)
@@ -246,27 +246,39 @@ type seedMem struct {
 	idx  [3]uint16 // available index of each queue
 }
 
-func newSeedMem() *seedMem { return &seedMem{raw: make([]byte, fuzzMemSize), heap: seedBuffers} }
+func newSeedMem(raw []byte) *seedMem { return &seedMem{raw: raw, heap: seedBuffers} }
 
-// chain publishes bufs as one chain on queue q.
-func (m *seedMem) chain(q int, bufs ...buf) {
-	head := m.next[q]
-	for i, b := range bufs {
-		n, flags := len(b.data), uint16(0)
-		if b.write {
-			n, flags = b.n, descFWrite
+// descr is one descriptor of a chain.
+type descr struct {
+	addr  uint64
+	n     uint32
+	write bool
+}
+
+// put copies data into the next free bytes (n of them, at least len(data))
+// and returns their address.
+func (m *seedMem) put(data []byte, n int) uint64 {
+	a := m.heap
+	copy(m.raw[a:], data)
+	m.heap += uint64(max(n, len(data))+15) &^ 15
+	return a
+}
+
+// publish links ds into a chain on queue q and makes it available.
+func (m *seedMem) publish(q int, ds ...descr) {
+	head := m.next[q] % seedQueueSize
+	for i, d := range ds {
+		var flags uint16
+		if d.write {
+			flags = descFWrite
 		}
-		a := m.heap
-		copy(m.raw[a:], b.data)
-		m.heap += uint64(n+15) &^ 15
-		d := m.next[q]
-		m.next[q]++
-		if i < len(bufs)-1 {
+		if i < len(ds)-1 {
 			flags |= descFNext
 		}
-		e := m.raw[seedDesc(q)+16*uint64(d):]
-		binary.LittleEndian.PutUint64(e, a)
-		binary.LittleEndian.PutUint32(e[8:], uint32(n))
+		e := m.raw[seedDesc(q)+16*uint64(m.next[q]%seedQueueSize):]
+		m.next[q]++
+		binary.LittleEndian.PutUint64(e, d.addr)
+		binary.LittleEndian.PutUint32(e[8:], d.n)
 		binary.LittleEndian.PutUint16(e[12:], flags)
 		binary.LittleEndian.PutUint16(e[14:], m.next[q]%seedQueueSize)
 	}
@@ -276,6 +288,19 @@ func (m *seedMem) chain(q int, bufs ...buf) {
 	binary.LittleEndian.PutUint16(av[2:], m.idx[q])
 }
 
+// chain publishes bufs as one chain on queue q.
+func (m *seedMem) chain(q int, bufs ...buf) {
+	var ds []descr
+	for _, b := range bufs {
+		n := len(b.data)
+		if b.write {
+			n = b.n
+		}
+		ds = append(ds, descr{m.put(b.data, n), uint32(n), b.write})
+	}
+	m.publish(q, ds...)
+}
+
 // image trims the memory image after the last buffer.
 func (m *seedMem) image() []byte { return m.raw[:m.heap] }
 
@@ -283,16 +308,16 @@ func (m *seedMem) image() []byte { return m.raw[:m.heap] }
 // sequence, requests that reach the device's main paths, and an
 // interrupt acknowledgement.
 func transportSeed(kind uint8) ([]byte, []byte) {
-	m := newSeedMem()
+	m := newSeedMem(make([]byte, fuzzMemSize))
 	var o mmioOps
 	switch kind % fuzzDeviceKinds {
 	case 0: // rng: two buffers to fill
-		o = initSequence(1)
+		o = initSequence(0)
 		m.chain(0, buf{n: 16, write: true})
 		m.chain(0, buf{n: 8, write: true}, buf{n: 8, write: true})
 		o.kick(0)
 	case 1: // block: read a sector, write one, flush, get the ID
-		o = initSequence(1)
+		o = initSequence(0)
 		m.chain(0, buf{data: header(blkTIn, 1)}, buf{n: SectorSize, write: true}, buf{n: 1, write: true})
 		m.chain(0, buf{data: header(blkTOut, 2)}, buf{data: make([]byte, SectorSize)}, buf{n: 1, write: true})
 		m.chain(0, buf{data: header(blkTFlush, 0)}, buf{n: 1, write: true})
@@ -300,7 +325,7 @@ func transportSeed(kind uint8) ([]byte, []byte) {
 		o.kick(0)
 		o.read(RegConfig)
 	default: // vsock: receive buffers, then a request nobody listens for (RST)
-		o = initSequence(3)
+		o = initSequence(0, 1, 2)
 		m.chain(0, buf{n: vsockHdrLen + 64, write: true})
 		m.chain(0, buf{n: vsockHdrLen + 64, write: true})
 		m.chain(1, buf{data: vsockHdr(1000, 5000, vsockOpRequest, 0, nil)})
