@@ -224,7 +224,7 @@ const (
 
 // waitTx waits until the transmit queue's used index reaches idx.
 func waitTx(tr *Transport, raw []byte, idx uint16) txResult {
-	deadline := time.Now().Add(200 * time.Millisecond)
+	deadline := time.Now().Add(50 * time.Millisecond)
 	for binary.LittleEndian.Uint16(raw[seedUsed(1)+2:]) != idx {
 		if tr.Status()&StatusDeviceNeedsReset != 0 {
 			return txNeedsReset
