@@ -87,10 +87,11 @@ func noGoroutinesAbove(t *testing.T, base int, what string) {
 //	byte 3     width: 1, 2, 4 or 8 bytes
 //	bytes 4-7  value (little endian)
 //
-// in front of each device kind: rng, block on a temp image, vsock on a temp
-// socket. Nothing may panic or hang, every window of guest memory a device
-// gets must lie inside the slice, and the final reset (status 0) must
-// return with the device's goroutines gone.
+// at most 512 of them, in front of device kind%3: rng, block on a temp
+// image (read-only if bit 7 of kind is set), vsock on a temp socket.
+// Nothing may panic or hang, every window of guest memory a device gets
+// must lie inside the slice, and the final reset (status 0) must return
+// with the device's goroutines gone.
 func FuzzTransport(f *testing.F) {
 	for kind := range uint8(fuzzDeviceKinds) {
 		mem, ops := transportSeed(kind)
