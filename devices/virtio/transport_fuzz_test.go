@@ -92,7 +92,8 @@ func noGoroutinesAbove(t *testing.T, base int, what string) {
 //	bytes 4-7  value (little endian)
 //
 // at most 512 of them, in front of device kind%3: rng, block on a temp
-// image (read-only if bit 7 of kind is set), vsock on a temp socket.
+// image (read-only if bit 7 of kind is set), vsock on a temp socket with
+// a host program listening on one port.
 // Nothing may panic or hang, every window of guest memory a device gets
 // must lie inside the slice, and the final reset (status 0) must return
 // with the device's goroutines gone.
@@ -161,7 +162,8 @@ const (
 	fuzzDeviceKinds = 3
 )
 
-// fuzzDevice makes device kind%3: rng, block on img, vsock at sock.
+// fuzzDevice makes device kind%3: rng, block on img, vsock at sock with a
+// host program listening on port fuzzVsockPort (which never reads).
 func fuzzDevice(t *testing.T, kind uint8, img, sock string) (Device, func()) {
 	switch kind % fuzzDeviceKinds {
 	case 0:
@@ -173,11 +175,12 @@ func fuzzDevice(t *testing.T, kind uint8, img, sock string) (Device, func()) {
 		}
 		return b, func() { b.Close() }
 	default:
+		host := newFuzzHost(t, fmt.Sprint(sock, "_", fuzzVsockPort), false)
 		v, err := NewVsock(3, sock)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return v, func() { v.Close() }
+		return v, func() { v.Close(); host.close() }
 	}
 }
 
@@ -333,8 +336,8 @@ func transportSeed(kind uint8) ([]byte, []byte) {
 		o = initSequence(0, 1, 2)
 		m.chain(0, buf{n: vsockHdrLen + 64, write: true})
 		m.chain(0, buf{n: vsockHdrLen + 64, write: true})
-		m.chain(1, buf{data: vsockHdr(1000, 5000, vsockOpRequest, 0, nil)})
-		m.chain(1, buf{data: vsockHdr(1000, 5000, vsockOpRW, 0, []byte("data"))})
+		m.chain(1, buf{data: vsockHdr(1000, fuzzVsockPort+1, vsockOpRequest, 0, nil)})
+		m.chain(1, buf{data: vsockHdr(1000, fuzzVsockPort+1, vsockOpRW, 0, []byte("data"))})
 		o.kick(0)
 		o.kick(1)
 		o.read(RegConfig)
