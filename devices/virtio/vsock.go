@@ -388,8 +388,11 @@ func (s *Vsock) connectHost(key connKey, bufAlloc, fwdCnt uint32) {
 	}
 	v := &vconn{key: key, c: c, connected: true, peerBufAlloc: bufAlloc, peerFwdCnt: fwdCnt, creditCh: make(chan struct{}, 1)}
 	s.mu.Lock()
-	s.conns[key] = v
+	added := s.addConnLocked(v)
 	s.mu.Unlock()
+	if !added {
+		return
+	}
 	s.send(s.packet(v, vsockOpResponse, 0, nil))
 	s.spawn(func() { s.forward(v) })
 }
@@ -425,9 +428,26 @@ func (s *Vsock) hostConnect(c net.Conn) {
 	local := s.nextPort
 	s.nextPort++
 	v := &vconn{key: connKey{local: local, peer: uint32(port)}, c: c, hostInit: true, creditCh: make(chan struct{}, 1)}
-	s.conns[v.key] = v
+	added := s.addConnLocked(v)
 	s.mu.Unlock()
-	s.send(s.packet(v, vsockOpRequest, 0, nil))
+	if added {
+		s.send(s.packet(v, vsockOpRequest, 0, nil))
+	}
+}
+
+// addConnLocked records a new connection, unless the device is stopping:
+// Reset closes the connections it finds once, so one added after that
+// would stay open, and its forward goroutine would keep Reset waiting
+// forever. Reset closes them under s.mu, as the caller holds it here.
+func (s *Vsock) addConnLocked(v *vconn) bool {
+	select {
+	case <-s.stop:
+		v.c.Close()
+		return false
+	default:
+		s.conns[v.key] = v
+		return true
+	}
 }
 
 // forward copies what the host side writes to the guest, within the
