@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -91,9 +92,10 @@ func noGoroutinesAbove(t *testing.T, base int, what string) {
 //	byte 3     width: 1, 2, 4 or 8 bytes
 //	bytes 4-7  value (little endian)
 //
-// at most 512 of them, in front of device kind%3: rng, block on a temp
+// at most 512 of them, in front of device kind%5: rng, block on a temp
 // image (read-only if bit 7 of kind is set), vsock on a temp socket with
-// a host program listening on one port.
+// a host program listening on one port, net on a back end with one frame
+// to receive, 9P on a server that answers every request with an error.
 // Nothing may panic or hang, every window of guest memory a device gets
 // must lie inside the slice, and the final reset (status 0) must return
 // with the device's goroutines gone.
@@ -159,11 +161,10 @@ func applyOps(tr *Transport, raw, ops []byte) {
 
 const (
 	fuzzMemSize     = 64 << 10
-	fuzzDeviceKinds = 3
+	fuzzDeviceKinds = 5
 )
 
-// fuzzDevice makes device kind%3: rng, block on img, vsock at sock with a
-// host program listening on port fuzzVsockPort (which never reads).
+// fuzzDevice makes device kind%5 (see FuzzTransport).
 func fuzzDevice(t *testing.T, kind uint8, img, sock string) (Device, func()) {
 	switch kind % fuzzDeviceKinds {
 	case 0:
@@ -174,14 +175,63 @@ func fuzzDevice(t *testing.T, kind uint8, img, sock string) (Device, func()) {
 			t.Fatal(err)
 		}
 		return b, func() { b.Close() }
-	default:
+	case 2:
 		host := newFuzzHost(t, fmt.Sprint(sock, "_", fuzzVsockPort), false)
 		v, err := NewVsock(3, sock)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return v, func() { v.Close(); host.close() }
+	case 3:
+		b := &chanBackend{frames: make(chan []byte, 1)}
+		b.frames <- append(make([]byte, NetHeaderLen), "a frame from the host"...)
+		n, err := NewNet(b, []byte{2, 0, 0, 0, 0, 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, func() { n.Close() }
+	default:
+		p, err := NewP9("fuzz", errorServer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, func() {}
 	}
+}
+
+// chanBackend is a network back end in memory: frames to receive come
+// from a channel, sent frames are dropped.
+type chanBackend struct{ frames chan []byte }
+
+func (b *chanBackend) WriteFrame(bufs [][]byte) error { return nil }
+func (b *chanBackend) SetOffload(_, _, _ bool) error  { return nil }
+func (b *chanBackend) Close() error                   { return nil }
+
+func (b *chanBackend) ReadFrame(bufs [][]byte, stop <-chan struct{}) (int, error) {
+	select {
+	case f := <-b.frames:
+		n := 0
+		for _, buf := range bufs {
+			n += copy(buf, f[n:])
+		}
+		return n, nil
+	case <-stop:
+		return 0, errors.New("stopped")
+	}
+}
+
+// errorServer answers every 9P request with Rlerror(EIO).
+type errorServer struct{}
+
+func (errorServer) Reset()          {}
+func (errorServer) InSession() bool { return false }
+
+func (errorServer) Handle(req []byte, room int) []byte {
+	r := []byte{11, 0, 0, 0, 7, 0xff, 0xff, 5, 0, 0, 0} // size, Rlerror, tag, EIO
+	if len(req) >= 7 {
+		copy(r[5:7], req[5:7])
+	}
+	return r
 }
 
 // The seeds' memory layout: queue q's descriptor table at 0x1000*q, its
@@ -332,6 +382,19 @@ func transportSeed(kind uint8) ([]byte, []byte) {
 		m.chain(0, buf{data: header(blkTGetID, 0)}, buf{n: blkIDLen, write: true}, buf{n: 1, write: true})
 		o.kick(0)
 		o.read(RegConfig)
+	case 3: // net: a frame to send, a buffer for the frame the back end has
+		o = initSequence(0, 1)
+		m.chain(0, buf{n: 1514 + NetHeaderLen, write: true})
+		m.chain(1, buf{data: make([]byte, NetHeaderLen)}, buf{data: []byte("a frame from the guest")})
+		o.kick(0)
+		o.kick(1)
+		o.read(RegConfig)
+	case 4: // 9P: a Tversion, and room for the reply
+		o = initSequence(0)
+		tversion := []byte{19, 0, 0, 0, 100, 0xff, 0xff, 0, 32, 0, 0, 6, 0}
+		m.chain(0, buf{data: append(tversion, "9P2000"...)}, buf{n: 64, write: true})
+		o.kick(0)
+		o.read(RegConfig)
 	default: // vsock: receive buffers, then a request nobody listens for (RST)
 		o = initSequence(0, 1, 2)
 		m.chain(0, buf{n: vsockHdrLen + 64, write: true})
@@ -364,7 +427,7 @@ func writeImage(tb testing.TB, path string, size int) {
 func TestTransportSeeds(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "disk.img")
 	writeImage(t, img, 16*SectorSize)
-	for kind, want := range map[uint8][]uint16{0: {2}, 1: {4}, 2: {2, 2}} {
+	for kind, want := range map[uint8][]uint16{0: {2}, 1: {4}, 2: {2, 2}, 3: {1, 1}, 4: {1}} {
 		image, ops := transportSeed(kind)
 		raw := make([]byte, fuzzMemSize)
 		copy(raw, image)
@@ -381,6 +444,16 @@ func TestTransportSeeds(t *testing.T) {
 			// The read request's status and data.
 			require.EqualValues(t, blkSOK, raw[seedBuffers+16+SectorSize])
 			require.EqualValues(t, 1, raw[seedBuffers+16])
+		}
+		if kind == 3 {
+			// The back end's frame, with num_buffers set.
+			require.Equal(t, "a frame from the host", string(raw[seedBuffers+NetHeaderLen:][:21]))
+			require.EqualValues(t, 1, binary.LittleEndian.Uint16(raw[seedBuffers+10:]))
+		}
+		if kind == 4 {
+			// An Rlerror with the Tversion's tag.
+			reply := raw[seedBuffers+32:]
+			require.Equal(t, []byte{11, 0, 0, 0, 7, 0xff, 0xff}, reply[:7])
 		}
 		if kind == 2 {
 			// Both vsock packets were answered with a reset.
