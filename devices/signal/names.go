@@ -20,7 +20,7 @@ func RegisterName(off uint64) string {
 }
 
 // Describe says in words what an access at off did, for traces:
-// "event <- 1 (guest user space started)".
+// "event <- 1 (guest user space started)", `job -> "KJOB"`.
 func (d *Device) Describe(off uint64, write bool, data []byte) string {
 	name := RegisterName(off)
 	if len(data) == 0 {
@@ -28,6 +28,8 @@ func (d *Device) Describe(off uint64, write bool, data []byte) string {
 	}
 	v := data[0]
 	switch {
+	case !write && off == contract.JobOffset:
+		return fmt.Sprintf("%s -> %q", name, data)
 	case !write:
 		return fmt.Sprintf("%s -> %d", name, v)
 	case off == contract.EventOffset:

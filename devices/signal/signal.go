@@ -5,8 +5,7 @@
 // Firecracker has a similar "boot timer" device; it is how a VMM learns
 // the moment the guest reaches user space without parsing console output.
 // kiln's device also carries the other direction: init asks for its job
-// and reads it here, byte by byte (with one `rep insb`, a single exit per
-// page). The protocol, offsets and event values are defined in
+// and reads it here, four bytes per read. The protocol, offsets and event values are defined in
 // guest/contract, which the guest's init shares:
 //
 //	offset 0, write: an event   EventUserspace, EventReady, EventRunning

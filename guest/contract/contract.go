@@ -17,7 +17,8 @@
 //     snapshot is taken (kiln snapshot), so every VM restored from it
 //     resumes here, as if it had just booted.
 //  4. init reads the job from JobOffset: a JobHeader, then the JSON of a
-//     Job. kiln hands every VM its job this way, cold booted or restored.
+//     Job, in four-byte reads. kiln hands every VM its job this way, cold
+//     booted or restored.
 //  5. init does what the job says: mixes the job's entropy into the
 //     kernel's pool, sets the wall clock, sets the console's mode, mounts
 //     shares; then writes EventRunning and runs the command or the shell.
@@ -61,8 +62,9 @@ const (
 	EventOffset = 0
 	// StatusOffset: init writes its command's exit status (one byte).
 	StatusOffset = 1
-	// JobOffset: init reads the job, one byte per read, from its start
-	// after each EventReady. Reads past its end return zero.
+	// JobOffset: init reads the job, as many bytes per read as the read
+	// is wide (init reads four), from its start after each EventReady.
+	// Reads past its end return zero.
 	JobOffset = 2
 )
 

@@ -7,14 +7,9 @@ TEXT ·outb(SB), NOSPLIT, $0-3
 	OUTB
 	RET
 
-// func insb(port uint16, buf []byte)
-// REP INSB: reads len(buf) bytes from one port into buf. KVM hands a
-// string I/O to the VMM a page at a time: one exit where a loop of INB
-// would take one per byte.
-TEXT ·insb(SB), NOSPLIT, $0-32
+// func inl(port uint16) uint32
+TEXT ·inl(SB), NOSPLIT, $0-12
 	MOVW port+0(FP), DX
-	MOVQ buf_base+8(FP), DI
-	MOVQ buf_len+16(FP), CX
-	CLD
-	REP; INSB
+	INL
+	MOVL AX, ret+8(FP)
 	RET

@@ -106,3 +106,13 @@ func TestLINTs(t *testing.T) {
 	require.EqualValues(t, apicModeExt, s.Regs[apicLVTLINT0+1]&7)
 	require.EqualValues(t, apicModeNMI, s.Regs[apicLVTLINT1+1]&7)
 }
+
+func TestVendorAndSVMTaskRegister(t *testing.T) {
+	amd := []kvm.CPUIDEntry{{Function: 0, EBX: 0x68747541, EDX: 0x69746e65, ECX: 0x444d4163}}
+	require.Equal(t, "AuthenticAMD", Vendor(amd))
+	require.Equal(t, "", Vendor(nil))
+	s := &State{}
+	s.Sregs.TR.Type = 11
+	ForSVM(s)
+	require.EqualValues(t, 9, s.Sregs.TR.Type)
+}

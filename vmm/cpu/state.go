@@ -88,3 +88,36 @@ func RestoreState(v *kvm.VCPU, s *State) error {
 	step("events", func() error { return v.SetVCPUEvents(s.Events) })
 	return err
 }
+
+// Vendor returns the CPU vendor string of a CPUID table: leaf 0's EBX,
+// EDX and ECX ("AuthenticAMD", "GenuineIntel").
+func Vendor(cpuid []kvm.CPUIDEntry) string {
+	for _, e := range cpuid {
+		if e.Function == 0 {
+			b := make([]byte, 12)
+			for i, r := range []uint32{e.EBX, e.EDX, e.ECX} {
+				b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(r), byte(r>>8), byte(r>>16), byte(r>>24)
+			}
+			return string(b)
+		}
+	}
+	return ""
+}
+
+// tssBusy is the busy bit of a TSS descriptor's type (11 busy, 9
+// available).
+const tssBusy = 0x2
+
+// ForSVM adapts a saved state for restoring on AMD's SVM: the task
+// register as SVM hardware holds it. KVM reports every TR as busy
+// (arch/x86/kvm/svm/svm.c, svm_get_segment: "the busy flag in the tr
+// selector isn't exposed") because Intel's VM entry requires it; an AMD
+// CPU keeps the type the descriptor had when the guest's LTR loaded it,
+// available, and does not look at it again in long mode. Writing the busy
+// type back is harmless on silicon, but an emulation of SVM that checks
+// the cached type before every user-mode I/O permission check (QEMU's
+// TCG, where kiln's nested test hosts run) would then refuse the guest
+// its ports. The TSS in guest memory is untouched.
+func ForSVM(s *State) {
+	s.Sregs.TR.Type &^= tssBusy
+}

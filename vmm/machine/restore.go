@@ -57,7 +57,14 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	}
 	m.cmdline = snap.Cmdline
 	// 3. vCPU state, then the VM's in-kernel devices.
+	svm, err := m.onSVM()
+	if err != nil {
+		return nil, err
+	}
 	for i, v := range m.vcpus {
+		if svm {
+			cpu.ForSVM(snap.VCPUs[i])
+		}
 		if err := cpu.RestoreState(v, snap.VCPUs[i]); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
 		}
@@ -242,6 +249,19 @@ func (m *Machine) restoreVM(s VMState) error {
 		}
 	}
 	return nil
+}
+
+// onSVM reports whether this host's KVM runs guests on AMD's SVM
+// (hardware, or an emulation of it), not Intel's VMX and not kvm-pvm.
+func (m *Machine) onSVM() (bool, error) {
+	if m.host.PVM {
+		return false, nil
+	}
+	supported, err := m.sys.SupportedCPUID()
+	if err != nil {
+		return false, err
+	}
+	return cpu.Vendor(supported) == "AuthenticAMD", nil
 }
 
 // Restored reports whether the machine was built from a snapshot.
