@@ -115,7 +115,7 @@ func TestGuestTraceAndStats(t *testing.T) {
 	require.Contains(t, trace, "signal: event <- 1 (guest user space started)")
 	require.Contains(t, trace, "signal: event <- 2 (guest init ready for its job)")
 	require.Contains(t, trace, "signal: event <- 3 (guest command started)")
-	require.Regexp(t, `in +port 0x442 +size 4 0x424f4a4b signal: job -> "KJOB"`, trace, "the job's header, read four bytes at a time")
+	require.Regexp(t, `in +port 0x444 +size 4 0x424f4a4b signal: job -> "KJOB"`, trace, "the job's header, read four bytes at a time")
 	require.Contains(t, trace, "signal: status <- 0 (the guest command exited with status 0)")
 	lines := strings.Split(strings.TrimSpace(trace), "\n")
 	require.Contains(t, lines[len(lines)-1], "i8042: reset (command 0xfe: pulse the CPU reset line)", "the reset is the last exit")

@@ -1,4 +1,4 @@
-// Package signal is kiln's boot-signal device: a window of four I/O ports
+// Package signal is kiln's boot-signal device: a window of eight I/O ports
 // through which the guest's init and kiln talk without a console, a disk
 // or a network.
 //
@@ -10,7 +10,7 @@
 //
 //	offset 0, write: an event   EventUserspace, EventReady, EventRunning
 //	offset 1, write: a status   the guest command exited with it
-//	offset 2, read:  the job    from its first byte after each EventReady
+//	offset 4, read:  the job    from its first byte after each EventReady
 //
 // The device records the time of each event and the status; the VMM reads
 // them when the guest ends. Other reads return zero.

@@ -56,16 +56,18 @@ const (
 // with ioperm(2) as root.
 const (
 	SignalPort = 0x440
-	SignalSize = 4
+	SignalSize = 8
 
 	// EventOffset: init writes an Event (one byte).
 	EventOffset = 0
 	// StatusOffset: init writes its command's exit status (one byte).
 	StatusOffset = 1
 	// JobOffset: init reads the job, as many bytes per read as the read
-	// is wide (init reads four), from its start after each EventReady.
-	// Reads past its end return zero.
-	JobOffset = 2
+	// is wide (init reads four: the port is four-aligned, and the window
+	// holds all four ports a four-byte read touches, which ioperm must
+	// grant), from its start after each EventReady. Reads past its end
+	// return zero.
+	JobOffset = 4
 )
 
 // Event is what init writes to EventOffset.
