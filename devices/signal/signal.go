@@ -23,9 +23,6 @@ import (
 	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
-// WindowSize is how many ports the device answers.
-const WindowSize = contract.SignalSize
-
 // Device records the guest's signals and serves its job.
 type Device struct {
 	mu        sync.Mutex
