@@ -88,7 +88,13 @@ func runCommand(t *testing.T, stdin, name string, args ...string) run {
 // runEnv is runCommand with extra environment variables.
 func runEnv(t *testing.T, env []string, stdin, name string, args ...string) run {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), bootDeadline)
+	return runEnvDeadline(t, env, bootDeadline, stdin, name, args...)
+}
+
+// runEnvDeadline is runEnv with a deadline of its own.
+func runEnvDeadline(t *testing.T, env []string, deadline time.Duration, stdin, name string, args ...string) run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -109,7 +115,7 @@ func runEnv(t *testing.T, env []string, stdin, name string, args ...string) run 
 		t.Fatalf("%s %q: %v", filepath.Base(name), args, err)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("%s %q did not finish within %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(name), args, bootDeadline, r.stdout, r.stderr)
+		t.Fatalf("%s %q did not finish within %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(name), args, deadline, r.stdout, r.stderr)
 	}
 	t.Logf("%s %q: exit %d after %.1f s", filepath.Base(name), args, r.code, time.Since(start).Seconds())
 	return r
