@@ -15,11 +15,11 @@ package i8042
 
 import "sync"
 
-// Offsets inside the device window, which starts at port 0x60.
+// Offsets inside the device window, which starts at port 0x60
+// (vmm/layout places it).
 const (
 	DataPort    = 0 // 0x60
 	CommandPort = 4 // 0x64
-	WindowSize  = 5
 )
 
 // Status register bits (read from port 0x64).

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kiln-vmm/kiln/devices/bootsignal"
 	"github.com/kiln-vmm/kiln/devices/i8042"
 	"github.com/kiln-vmm/kiln/devices/serial"
-	"github.com/kiln-vmm/kiln/devices/signal"
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
@@ -50,13 +50,13 @@ type Snapshot struct {
 	Host    config.Host    `json:"host"`
 	Cmdline string         `json:"cmdline"` // the kernel's, for the record
 
-	VM      VMState       `json:"vm"`
-	VCPUs   []*cpu.State  `json:"vcpus"`
-	Serial  serial.State  `json:"serial"`
-	I8042   i8042.State   `json:"i8042"`
-	Signal  signal.State  `json:"signal"`
-	Virtio  []VirtioState `json:"virtio"`
-	MemSize uint64        `json:"memory_size"`
+	VM      VMState          `json:"vm"`
+	VCPUs   []*cpu.State     `json:"vcpus"`
+	Serial  serial.State     `json:"serial"`
+	I8042   i8042.State      `json:"i8042"`
+	Signal  bootsignal.State `json:"signal"`
+	Virtio  []VirtioState    `json:"virtio"`
+	MemSize uint64           `json:"memory_size"`
 }
 
 // SnapshotConfig is the part of a config.Config that shapes a VM's

@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-vmm/kiln/devices"
+	"github.com/kiln-vmm/kiln/devices/bootsignal"
 	"github.com/kiln-vmm/kiln/devices/i8042"
 	"github.com/kiln-vmm/kiln/devices/serial"
-	"github.com/kiln-vmm/kiln/devices/signal"
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/bus"
 	"github.com/kiln-vmm/kiln/vmm/config"
@@ -26,8 +26,8 @@ func pioBus(t *testing.T) (*bus.Bus, *serial.UART) {
 	b := bus.New("pio")
 	uart := serial.New(&devices.CountingInterrupt{}, io.Discard)
 	require.NoError(t, b.Insert("serial", layout.COM1Port, layout.UARTSize, uart))
-	require.NoError(t, b.Insert("i8042", layout.I8042DataPort, i8042.WindowSize, i8042.New(nil)))
-	require.NoError(t, b.Insert("signal", layout.SignalPort, layout.SignalSize, signal.New(nil)))
+	require.NoError(t, b.Insert("i8042", layout.I8042DataPort, layout.I8042Size, i8042.New(nil)))
+	require.NoError(t, b.Insert("signal", layout.SignalPort, layout.SignalSize, bootsignal.New(nil)))
 	return b, uart
 }
 
