@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -31,9 +30,6 @@ type Region struct {
 	layout.Region
 	Host []byte // the host mapping; len(Host) == Size
 }
-
-// HostAddr is the host virtual address of the region, for KVM.
-func (r Region) HostAddr() uintptr { return uintptr(unsafe.Pointer(&r.Host[0])) }
 
 // Guest is the guest's RAM.
 type Guest struct {
