@@ -8,7 +8,6 @@ import (
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
-	"github.com/kiln-vmm/kiln/vmm/layout"
 	"github.com/kiln-vmm/kiln/vmm/memory"
 )
 
@@ -138,57 +137,24 @@ func restoreConfig(cfg *config.Config, s *Snapshot) error {
 
 // createRestoredVM is createVM for a snapshot: the same VM, vCPUs and
 // in-kernel devices, with RAM from the memory file and no boot setup.
-func (m *Machine) createRestoredVM(kvmPath, memPath string, snap *Snapshot) (err error) {
-	if kvmPath == "" {
-		kvmPath = kvm.DevicePath
-	}
-	if m.sys, err = kvm.OpenPath(kvmPath); err != nil {
+func (m *Machine) createRestoredVM(kvmPath, memPath string, snap *Snapshot) error {
+	if err := m.openKVM(kvmPath); err != nil {
 		return err
 	}
-	m.host.PVM = kvm.IsPVM()
 	if m.host.PVM != snap.Host.PVM {
 		return fmt.Errorf("%w: taken on a host whose KVM is %s, this one's is %s", ErrSnapshot, hostKind(snap.Host.PVM), hostKind(m.host.PVM))
 	}
-	if max := m.sys.MaxVCPUs(); m.cfg.CPUs > max {
-		return fmt.Errorf("%w: %d vCPUs, this host's KVM allows %d", ErrSnapshot, m.cfg.CPUs, max)
-	}
-	if m.vm, err = m.sys.CreateVM(); err != nil {
-		return err
-	}
-	if m.mem, err = memory.FromFile(memPath, snap.MemSize); err != nil {
+	mem, err := memory.FromFile(memPath, snap.MemSize)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}
-	if err = m.registerMemory(); err != nil {
+	if err := m.buildVM(mem); err != nil {
 		return err
 	}
-	if err = m.vm.SetTSSAddr(layout.TSSAddr); err != nil {
-		return err
-	}
-	if err = m.vm.SetIdentityMapAddr(layout.IdentityMapAddr); err != nil {
-		return err
-	}
-	if err = m.vm.CreateIRQChip(); err != nil {
-		return err
-	}
-	if err = m.vm.CreatePIT2(); err != nil {
-		return err
-	}
-	for i := 0; i < m.cfg.CPUs; i++ {
-		v, err := m.vm.CreateVCPU(i)
-		if err != nil {
-			return err
-		}
-		m.vcpus = append(m.vcpus, v)
-	}
-	khz, err := m.vcpus[0].TSCKHz()
-	if err != nil {
-		return err
-	}
-	m.host.TSCKHz = khz
 	// The guest measured its TSC once, at boot. On a host whose TSC runs
 	// at another rate (beyond 250 ppm of calibration noise), KVM must
 	// scale it, or the guest's clock would run fast or slow.
-	want := snap.VCPUs[0].TSCKHz
+	want, khz := snap.VCPUs[0].TSCKHz, m.host.TSCKHz
 	if want != 0 && absDiff(khz, want) > uint64(want)/4000 {
 		for _, v := range m.vcpus {
 			if err := v.SetTSCKHz(want); err != nil {
