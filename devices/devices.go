@@ -16,3 +16,14 @@ type CountingInterrupt struct{ N int }
 
 // Trigger counts one interrupt.
 func (c *CountingInterrupt) Trigger() error { c.N++; return nil }
+
+// ByteAccess prepares a read of an 8-bit device's register: it fills data
+// with what an unanswered read returns (fill: 0xff for floating lines, 0
+// for a register that reads as zero) and reports whether the access is
+// one byte wide, the only width such a device answers.
+func ByteAccess(data []byte, fill byte) bool {
+	for i := range data {
+		data[i] = fill
+	}
+	return len(data) == 1
+}
