@@ -5,6 +5,8 @@
 // keeps every device testable with a byte buffer and a counter.
 package devices
 
+import "strings"
+
 // Interrupt is a device's interrupt line.
 type Interrupt interface {
 	// Trigger raises the interrupt (an edge: the line pulses).
@@ -26,4 +28,26 @@ func ByteAccess(data []byte, fill byte) bool {
 		data[i] = fill
 	}
 	return len(data) == 1
+}
+
+// Bit names one bit, or a mask of bits, of a register.
+type Bit struct {
+	Mask uint64
+	Name string
+}
+
+// BitNames names the bits of v that are set, in the order bits lists
+// them, joined by sep; none when no listed bit is set. Traces use it to
+// say what a register value means ("ACKNOWLEDGE DRIVER DRIVER_OK").
+func BitNames(v uint64, bits []Bit, sep, none string) string {
+	var set []string
+	for _, b := range bits {
+		if v&b.Mask != 0 {
+			set = append(set, b.Name)
+		}
+	}
+	if len(set) == 0 {
+		return none
+	}
+	return strings.Join(set, sep)
 }
