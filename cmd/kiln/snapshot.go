@@ -27,6 +27,7 @@ func cmdSnapshot(args []string, start time.Time) int {
 		"then starts VMs from that moment. A network device cannot be snapshotted.")
 	cfg := &config.Config{}
 	out := sub.fs.String("out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
+	verify := sub.fs.String("verify", "", "check the snapshot in `DIR` against its checksums (its state and all of its memory), and exit")
 	vm := addVMFlags(sub.fs, cfg)
 	if helped, err := sub.parse(args); helped || err != nil {
 		if helped {
@@ -34,8 +35,15 @@ func cmdSnapshot(args []string, start time.Time) int {
 		}
 		return sub.fail(err)
 	}
+	if *verify != "" {
+		if err := machine.VerifyMemory(*verify); err != nil {
+			return sub.fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "kiln: snapshot %s: its state and memory match their checksums\n", *verify)
+		return 0
+	}
 	if *out == "" {
-		return sub.fail(fmt.Errorf("%w: kiln snapshot needs --out DIR", config.ErrUsage))
+		return sub.fail(fmt.Errorf("%w: kiln snapshot needs --out DIR (or --verify DIR)", config.ErrUsage))
 	}
 	cmd, err := command(sub.fs)
 	if err != nil {

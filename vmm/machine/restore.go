@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kiln-vmm/kiln/vmm/config"
@@ -55,11 +56,16 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 		return nil, err
 	}
 	m.cmdline = snap.Cmdline
-	// 3. vCPU state, then the VM's in-kernel devices.
-	svm, err := m.onSVM()
+	// 3. vCPU state, then the VM's in-kernel devices, on a host that
+	// offers the CPU features the guest booted with.
+	supported, err := m.sys.SupportedCPUID()
 	if err != nil {
 		return nil, err
 	}
+	if missing := cpu.MissingFeatures(snap.VCPUs[0].CPUID, supported); len(missing) > 0 {
+		return nil, fmt.Errorf("%w: the guest booted on a CPU with features this host's KVM does not offer (%s)", ErrSnapshot, strings.Join(missing, "; "))
+	}
+	svm := !m.host.PVM && cpu.Vendor(supported) == "AuthenticAMD"
 	for i, v := range m.vcpus {
 		if svm {
 			cpu.ForSVM(snap.VCPUs[i])
@@ -215,19 +221,6 @@ func (m *Machine) restoreVM(s VMState) error {
 		}
 	}
 	return nil
-}
-
-// onSVM reports whether this host's KVM runs guests on AMD's SVM
-// (hardware, or an emulation of it), not Intel's VMX and not kvm-pvm.
-func (m *Machine) onSVM() (bool, error) {
-	if m.host.PVM {
-		return false, nil
-	}
-	supported, err := m.sys.SupportedCPUID()
-	if err != nil {
-		return false, err
-	}
-	return cpu.Vendor(supported) == "AuthenticAMD", nil
 }
 
 // Restored reports whether the machine was built from a snapshot.
