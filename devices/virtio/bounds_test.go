@@ -6,10 +6,20 @@ package virtio
 // goroutines or work stay within it.
 
 import (
+	"encoding/binary"
+	"io"
+	"net"
+	"path/filepath"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/vmm/memory"
 )
 
 // allocated returns the bytes f allocated on the Go heap.
@@ -55,4 +65,195 @@ func TestBlockDiscardCopiesAtMostItsSegments(t *testing.T) {
 		require.EqualValues(t, blkSUnsupp, status[0], "request type %d", typ)
 		require.Less(t, n, uint64(64<<10), "request type %d: kiln allocated %d bytes", typ, n)
 	}
+}
+
+// activeVsock returns a vsock device whose driver set it up without
+// queues: the test calls its transmit handler itself and takes its
+// packets for the guest from its channel, so that thousands of packets
+// cost no ring traffic.
+func activeVsock(t *testing.T) (*Vsock, string) {
+	path := filepath.Join(t.TempDir(), "v.sock")
+	v, err := NewVsock(3, path)
+	require.NoError(t, err)
+	raw := make([]byte, 1<<16)
+	tr := NewTransport(v, memory.FromBytes(raw), &fuzzIRQ{})
+	applyOps(tr, raw, initSequence())
+	t.Cleanup(func() {
+		tr.Reset()
+		v.Close()
+	})
+	return v, path
+}
+
+// guestPacket hands the device one packet from the guest.
+func guestPacket(t *testing.T, v *Vsock, hdr []byte, payload ...[]byte) {
+	t.Helper()
+	_, err := v.transmit(&Chain{Readable: append([][]byte{hdr}, payload...)})
+	require.NoError(t, err)
+}
+
+// reply takes the device's next packet for the guest: its op and ports.
+func reply(t *testing.T, v *Vsock) (op uint16, local, peer uint32) {
+	t.Helper()
+	select {
+	case p := <-v.rx:
+		return binary.LittleEndian.Uint16(p[30:]), binary.LittleEndian.Uint32(p[16:]), binary.LittleEndian.Uint32(p[20:])
+	case <-time.After(5 * time.Second):
+		t.Fatal("the device sent the guest nothing")
+	}
+	return 0, 0, 0
+}
+
+// quietHost is a host program listening at path that accepts every
+// connection and keeps it, sending nothing; with read, it reads all the
+// guest sends. close closes it all and returns the bytes it read.
+func quietHost(t *testing.T, path string, read bool) (close func() int64) {
+	ln, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			if read {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					k, _ := io.Copy(io.Discard, c)
+					n.Add(k)
+				}()
+			}
+		}
+	}()
+	return func() int64 {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+		return n.Load()
+	}
+}
+
+// withCredit sets a header's buf_alloc.
+func withCredit(h []byte, bufAlloc uint32) []byte {
+	binary.LittleEndian.PutUint32(h[36:], bufAlloc)
+	return h
+}
+
+// TestVsockConnectionLimit: a guest asks for 10,000 connections to a
+// host program that accepts them all. The first vsockMaxConns get a
+// RESPONSE, every other one an RST; kiln holds at most vsockMaxConns
+// sockets and a goroutine for each, no more.
+func TestVsockConnectionLimit(t *testing.T) {
+	var lim unix.Rlimit
+	require.NoError(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &lim))
+	if lim.Cur < 3*vsockMaxConns {
+		t.Skipf("RLIMIT_NOFILE is %d: this test holds %d sockets", lim.Cur, 2*vsockMaxConns)
+	}
+	base := runtime.NumGoroutine()
+	v, path := activeVsock(t)
+	defer quietHost(t, path+"_5000", false)()
+
+	const requests = 10000
+	responses, resets := 0, 0
+	for i := 0; i < requests; i++ {
+		guestPacket(t, v, vsockHdr(uint32(10000+i), 5000, vsockOpRequest, 0, nil))
+		op, local, peer := reply(t, v)
+		require.EqualValues(t, 5000, local)
+		require.EqualValues(t, 10000+i, peer)
+		switch op {
+		case vsockOpResponse:
+			responses++
+			require.LessOrEqual(t, i, vsockMaxConns-1, "request %d accepted past the limit", i)
+		case vsockOpRST:
+			resets++
+			require.GreaterOrEqual(t, i, vsockMaxConns, "request %d refused under the limit", i)
+		default:
+			t.Fatalf("request %d: op %d", i, op)
+		}
+	}
+	require.Equal(t, vsockMaxConns, responses)
+	require.Equal(t, requests-vsockMaxConns, resets)
+	v.mu.Lock()
+	conns := len(v.conns)
+	v.mu.Unlock()
+	require.Equal(t, vsockMaxConns, conns)
+	// One forward goroutine a connection, the host program's, and a few
+	// of the device's own.
+	require.LessOrEqual(t, runtime.NumGoroutine(), base+vsockMaxConns+16)
+
+	// A connection that ends makes room for another.
+	guestPacket(t, v, vsockHdr(10000, 5000, vsockOpRST, 0, nil))
+	guestPacket(t, v, vsockHdr(99999, 5000, vsockOpRequest, 0, nil))
+	op, _, _ := reply(t, v)
+	require.EqualValues(t, vsockOpResponse, op)
+}
+
+// TestVsockDroppedConnectionLeavesNoGoroutine: a guest that connects
+// offering no buffer space (buf_alloc 0), so that kiln's forward
+// goroutine waits for credit, then resets the connection, 500 times.
+// Each goroutine must end with its connection (found by reading vsock.go
+// for guest/attack's "connections without credit": they waited until the
+// device was reset, without bound).
+func TestVsockDroppedConnectionLeavesNoGoroutine(t *testing.T) {
+	v, path := activeVsock(t)
+	defer quietHost(t, path+"_5000", false)()
+	base := runtime.NumGoroutine()
+	for i := 0; i < 500; i++ {
+		port := uint32(20000 + i)
+		guestPacket(t, v, withCredit(vsockHdr(port, 5000, vsockOpRequest, 0, nil), 0))
+		op, _, _ := reply(t, v)
+		require.EqualValues(t, vsockOpResponse, op)
+		guestPacket(t, v, withCredit(vsockHdr(port, 5000, []uint16{vsockOpRST, vsockOpShutdown}[i%2], 3, nil), 0))
+		if i%2 == 1 { // a full shutdown: kiln resets its side
+			op, _, _ = reply(t, v)
+			require.EqualValues(t, vsockOpRST, op)
+		}
+	}
+	// The host program keeps its ends open; kiln must not.
+	noGoroutinesAbove(t, base+8, "after 500 connections were reset")
+}
+
+// TestVsockDataPacketIsNotCopied: a data packet's chain may describe far
+// more than its header's length, or a length far past what Linux ever
+// sends. kiln writes exactly length bytes of the guest's buffers to the
+// host socket without copying them; a length over vsockMaxPayload resets
+// the connection (found by guest/attack: a packet over 32 times guest RAM
+// made kiln copy all of it).
+func TestVsockDataPacketIsNotCopied(t *testing.T) {
+	v, path := activeVsock(t)
+	hostClose := quietHost(t, path+"_5000", true)
+	guestPacket(t, v, vsockHdr(1, 5000, vsockOpRequest, 0, nil))
+	op, _, _ := reply(t, v)
+	require.EqualValues(t, vsockOpResponse, op)
+
+	ram := make([]byte, 1<<20)
+	huge := repeated(ram, 64)
+	h := vsockHdr(1, 5000, vsockOpRW, 0, nil)
+	binary.LittleEndian.PutUint32(h[24:], vsockMaxPayload)
+	n := allocated(func() { guestPacket(t, v, h, huge...) })
+	require.Less(t, n, uint64(16<<10), "a 64 KiB data packet over 64 MiB of buffers: kiln allocated %d bytes", n)
+
+	binary.LittleEndian.PutUint32(h[24:], 64<<20)
+	n = allocated(func() { guestPacket(t, v, h, huge...) })
+	require.Less(t, n, uint64(16<<10), "a 64 MiB data packet: kiln allocated %d bytes", n)
+	op, _, _ = reply(t, v)
+	require.EqualValues(t, vsockOpRST, op, "a data packet over the largest payload resets its connection")
+	v.mu.Lock()
+	require.Empty(t, v.conns)
+	v.mu.Unlock()
+	require.EqualValues(t, vsockMaxPayload, hostClose(), "the host program read the first packet's bytes, no more")
 }
