@@ -257,3 +257,82 @@ func TestVsockDataPacketIsNotCopied(t *testing.T) {
 	v.mu.Unlock()
 	require.EqualValues(t, vsockMaxPayload, hostClose(), "the host program read the first packet's bytes, no more")
 }
+
+// countingReader reads zeros and counts them.
+type countingReader struct{ n int }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	clear(p)
+	c.n += len(p)
+	return len(p), nil
+}
+
+// TestRNGFillsAtMostItsBound: a request with room for 256 MiB of
+// entropy gets rngMaxFill bytes; kiln reads no more from the host (found
+// by guest/attack: a chain of 256 descriptors over the same megabyte made
+// kiln read hundreds of MiB of getrandom(2) for one request).
+func TestRNGFillsAtMostItsBound(t *testing.T) {
+	src := &countingReader{}
+	r := &RNG{src: src}
+	n, err := r.fill(&Chain{Writable: repeated(make([]byte, 1<<20), 256)})
+	require.NoError(t, err)
+	require.EqualValues(t, rngMaxFill, n)
+	require.Equal(t, rngMaxFill, src.n)
+}
+
+// TestChainOfMoreThanFourGiB: a chain may describe at most MaxChainBytes;
+// one over it (4097 descriptors of 1 MiB, all the same megabyte, in an
+// indirect table) is malformed.
+func TestChainOfMoreThanFourGiB(t *testing.T) {
+	for _, c := range []struct {
+		entries int
+		ok      bool
+	}{{4096, true}, {4097, false}} {
+		raw := make([]byte, 2<<20)
+		mem := memory.FromBytes(raw)
+		q := &Queue{Size: 4, DescAddr: 0x1000, DriverAddr: 0x2000, DeviceAddr: 0x3000}
+		require.NoError(t, q.Activate(mem))
+		const table = 0x100000
+		for i := 0; i < c.entries; i++ {
+			e := raw[table+16*i:]
+			binary.LittleEndian.PutUint64(e, 0)         // the first megabyte
+			binary.LittleEndian.PutUint32(e[8:], 1<<20) // all of it
+			binary.LittleEndian.PutUint16(e[12:], descFWrite|descFNext)
+			binary.LittleEndian.PutUint16(e[14:], uint16(i+1))
+		}
+		binary.LittleEndian.PutUint16(raw[table+16*(c.entries-1)+12:], descFWrite)
+		d := raw[0x1000:]
+		binary.LittleEndian.PutUint64(d, table)
+		binary.LittleEndian.PutUint32(d[8:], uint32(16*c.entries))
+		binary.LittleEndian.PutUint16(d[12:], descFIndirect)
+		binary.LittleEndian.PutUint16(raw[0x2000+2:], 1) // avail idx: one chain, head 0
+		chain, err := q.Pop()
+		if c.ok {
+			require.NoError(t, err)
+			require.EqualValues(t, uint64(MaxChainBytes), chain.WritableLen())
+		} else {
+			require.ErrorIs(t, err, ErrBadChain)
+		}
+	}
+}
+
+// frameCounter is a network back end that counts frames.
+type frameCounter struct {
+	chanBackend
+	frames int
+}
+
+func (f *frameCounter) WriteFrame(bufs [][]byte) error { f.frames++; return nil }
+
+// TestNetDropsFramesOverItsBound: a transmit chain over netMaxFrame (here
+// 64 MiB over the same megabyte) is dropped before the back end sees it.
+func TestNetDropsFramesOverItsBound(t *testing.T) {
+	be := &frameCounter{}
+	n, err := NewNet(be, []byte{2, 0, 0, 0, 0, 1})
+	require.NoError(t, err)
+	_, err = n.transmit(&Chain{Readable: repeated(make([]byte, 1<<20), 64)})
+	require.NoError(t, err)
+	_, err = n.transmit(&Chain{Readable: [][]byte{make([]byte, netMaxFrame)}})
+	require.NoError(t, err)
+	require.Equal(t, 1, be.frames, "the frame of netMaxFrame bytes, not the 64 MiB one")
+}
