@@ -336,3 +336,46 @@ func TestNetDropsFramesOverItsBound(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, be.frames, "the frame of netMaxFrame bytes, not the 64 MiB one")
 }
+
+// TestP9InFlightBoundHoldsAcrossResets: requests that block on the host
+// keep their slots when the driver resets the device; a guest that resets
+// and queues again, over and over, still has at most p9MaxInFlight
+// requests running (found by reading p9.go for guest/attack's resets:
+// each activation had slots of its own, so every reset could start
+// another p9MaxInFlight goroutines).
+func TestP9InFlightBoundHoldsAcrossResets(t *testing.T) {
+	srv := &fakeP9{block: make(chan struct{})}
+	base := runtime.NumGoroutine()
+	d := p9Driver(t, srv)
+	for round := 0; round < 5; round++ {
+		if round > 0 {
+			d.w32(RegStatus, 0)
+			d.next, d.idx, d.seen, d.heap = 0, 0, 0, 0x10000
+			clear(d.raw[:d.heap])
+			d.setup(p9QueueSize, 0)
+		}
+		for i := 0; i < p9MaxInFlight+8; i++ {
+			d.submit(buf{data: p9msg(1, uint16(i), uint8(0xb1))}, buf{n: 16, write: true})
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Eventually(t, func() bool { return srv.inFlight.Load() == p9MaxInFlight }, testWait, pollEvery)
+	time.Sleep(20 * time.Millisecond)
+	require.EqualValues(t, p9MaxInFlight, srv.most.Load(), "requests at once over five activations")
+	require.LessOrEqual(t, runtime.NumGoroutine(), base+p9MaxInFlight+8)
+	close(srv.block)
+	// The last activation's requests are served once the old ones end.
+	for i := 0; i < p9MaxInFlight+8; i++ {
+		d.wait()
+	}
+}
+
+// TestP9CopiesAtMostOneRequest: a chain whose readable part describes
+// 64 MiB costs one copy of at most p9MaxRequest bytes.
+func TestP9CopiesAtMostOneRequest(t *testing.T) {
+	ram := make([]byte, 1<<20)
+	var req []byte
+	n := allocated(func() { req = p9Request(repeated(ram, 64)) })
+	require.Len(t, req, p9MaxRequest)
+	require.Less(t, n, uint64(p9MaxRequest+64<<10))
+}
