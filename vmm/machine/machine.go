@@ -131,6 +131,11 @@ func (m *Machine) ForeignCmdline() (string, error) {
 // Serial returns the console UART, whose input the host's stdin feeds.
 func (m *Machine) Serial() *serial.UART { return m.dev.serial }
 
+// Ending is closed when the VM begins to stop, whatever the reason:
+// whatever holds a vCPU for the host (console output waiting for a slow
+// stdout) must then let it go, or the stop would wait for the host.
+func (m *Machine) Ending() <-chan struct{} { return m.end }
+
 // Close releases the devices, the vCPUs, the VM and its memory.
 func (m *Machine) Close() error {
 	var errs []error
