@@ -379,3 +379,29 @@ func TestP9CopiesAtMostOneRequest(t *testing.T) {
 	require.Len(t, req, p9MaxRequest)
 	require.Less(t, n, uint64(p9MaxRequest+64<<10))
 }
+
+// TestP9ServesAfterManyBrokenActivations: a driver that breaks the
+// device (a chain with no room for a reply) and resets it, 100 times,
+// then sends a good request: it is served. (Found by guest/attack: with
+// the in-flight bound shared by all activations, each activation that
+// ended kept one slot, and after 32 the device never served again.)
+func TestP9ServesAfterManyBrokenActivations(t *testing.T) {
+	d := p9Driver(t, &fakeP9{})
+	restart := func() {
+		d.w32(RegStatus, 0)
+		d.next, d.idx, d.seen, d.heap = 0, 0, 0, 0x10000
+		clear(d.raw[:d.heap])
+		d.setup(p9QueueSize, 0)
+	}
+	for i := 0; i < 100; i++ {
+		if i%2 == 0 {
+			d.submit(buf{data: p9msg(1, 1, uint8(7))}, buf{n: 4, write: true}) // no room
+			d.waitNeedsReset()
+		}
+		restart() // a reset of a broken device, or of an idle one
+	}
+	a := d.submit(buf{data: p9msg(1, 2, uint8(9))}, buf{n: 64, write: true})
+	_, n := d.wait()
+	require.EqualValues(t, 11, n)
+	require.EqualValues(t, 9, d.raw[a[1]+7])
+}

@@ -205,12 +205,12 @@ func (r *p9Run) pump(stop <-chan struct{}) {
 		if err == nil && c != nil && c.WritableLen() < p9MinReply {
 			err = fmt.Errorf("%w: 9P request with %d bytes of room, less than an Rlerror", ErrBadChain, c.WritableLen())
 		}
-		if err != nil {
-			r.a.Fail(err)
-			return
-		}
-		if c == nil {
-			return // stopped
+		if err != nil || c == nil {
+			<-r.slots // the slot taken for a request that never came
+			if err != nil {
+				r.a.Fail(err)
+			}
+			return // malformed, or stopped
 		}
 		go r.serve(c, p9Request(c.Readable), c.WritableLen())
 	}
