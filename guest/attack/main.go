@@ -234,6 +234,7 @@ func (at *attacker) run(deadline time.Time, maxSteps int) int {
 		} else if a.name == "ports" && !at.ports {
 			continue
 		}
+		began := time.Now()
 		what := a.run(at, d)
 		at.steps[a.name]++
 		if at.verbose {
@@ -241,7 +242,7 @@ func (at *attacker) run(deadline time.Time, maxSteps int) int {
 			if d != nil {
 				where = d.w.name + ": "
 			}
-			fmt.Printf("attack: #%d %s: %s%s\n", step, a.name, where, what)
+			fmt.Printf("attack: #%d %s: %s%s (%v)\n", step, a.name, where, what, time.Since(began).Round(time.Millisecond))
 		} else if time.Since(lastNote) > 5*time.Second {
 			fmt.Printf("attack: %d steps, %v left\n", step, time.Until(deadline).Round(time.Second))
 			lastNote = time.Now()
