@@ -405,3 +405,25 @@ func TestP9ServesAfterManyBrokenActivations(t *testing.T) {
 	require.EqualValues(t, 11, n)
 	require.EqualValues(t, 9, d.raw[a[1]+7])
 }
+
+// TestQueueSizeOverTheDevicesMaximum: a driver that sets a queue larger
+// than QueueNumMax (here 512 and 32768 for the entropy device's 256)
+// gets DEVICE_NEEDS_RESET at DRIVER_OK, and the device starts no work.
+func TestQueueSizeOverTheDevicesMaximum(t *testing.T) {
+	for _, size := range []uint32{512, MaxQueueSize, 1 << 16} {
+		d := newDriver(t, NewRNG())
+		d.w32(RegStatus, StatusAcknowledge|StatusDriver)
+		d.w32(RegDriverFeaturesSel, 1)
+		d.w32(RegDriverFeatures, uint32(FeatureVersion1>>32))
+		d.w32(RegStatus, StatusAcknowledge|StatusDriver|StatusFeaturesOK)
+		d.w32(RegQueueSel, 0)
+		d.w32(RegQueueNum, size)
+		d.w32(RegQueueDescLow, uint32(d.desc))
+		d.w32(RegQueueDriverLow, uint32(d.avail))
+		d.w32(RegQueueDeviceLow, uint32(d.used))
+		d.w32(RegQueueReady, 1)
+		d.w32(RegStatus, StatusAcknowledge|StatusDriver|StatusFeaturesOK|StatusDriverOK)
+		require.NotZero(t, d.r32(RegStatus)&StatusDeviceNeedsReset, "queue size %d", size)
+		require.False(t, d.tr.active, "queue size %d: the device started", size)
+	}
+}
