@@ -109,9 +109,13 @@ func (at *attacker) vsockAttack(d *dev) string {
 		for _, e := range payload {
 			total += uint64(e.len)
 		}
+		// All of it, any part of it, or as much as Linux would send.
 		length := uint32(min(total, 1<<32-1))
-		if r.IntN(2) == 0 {
+		switch r.IntN(3) {
+		case 0:
 			length = uint32(r.Uint64N(uint64(length) + 1))
+		case 1:
+			length = uint32(r.IntN(64<<10 + 1))
 		}
 		send(vsockHdr(at.cid, 2, p, at.listenPort, vsockOpRW, 0, 64<<10, 0, length), payload...)
 		d.notify(1)
@@ -141,7 +145,8 @@ func (at *attacker) vsockAttack(d *dev) string {
 		n := 1 + r.IntN(16)
 		_, bp := d.big()
 		for i := 0; i < n; i++ {
-			l := uint32(min(d.a.bigPages*pageSize, 1<<20))
+			// 4 KiB to 128 KiB: mostly what Linux sends, now and then more.
+			l := uint32(min(d.a.bigPages*pageSize, 4096<<r.IntN(6)))
 			send(vsockHdr(at.cid, 2, p, at.listenPort, vsockOpRW, 0, 64<<10, 0, l), desc{addr: bp, len: l})
 		}
 		d.notify(1)
