@@ -51,8 +51,9 @@ unit:
 # FUZZMINIMIZETIME: its own default, 60s, would take most of a short run.
 FUZZTIME ?= 30s
 FUZZMINIMIZETIME ?= 5s
+FUZZPARALLEL ?=
 fuzz:
-	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZMINIMIZETIME=$(FUZZMINIMIZETIME) scripts/fuzz.sh
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZMINIMIZETIME=$(FUZZMINIMIZETIME) FUZZPARALLEL=$(FUZZPARALLEL) scripts/fuzz.sh
 
 # Boot and memory, kiln against QEMU microvm and containers (docs/benchmarks.md).
 BENCH_ROUNDS ?= 5

@@ -15,8 +15,14 @@
 # listed, so they are skipped; guest code that builds here is fuzzed like
 # the rest, as `go test ./...` already runs its tests.
 #
+# The summary's columns: EXECS, the inputs tried; BASELINE, the corpus the
+# target started from (its seeds, testdata/fuzz and what earlier runs kept
+# in the Go cache); NEW, the inputs that reached code no earlier input had
+# reached (coverage growth, go test's "new interesting").
+#
 # Environment: FUZZTIME (default 30s), FUZZMINIMIZETIME (passed to
-# -fuzzminimizetime when set), GO (default go).
+# -fuzzminimizetime when set), FUZZPARALLEL (passed to -parallel when set:
+# fuzzing processes per target), GO (default go).
 set -uo pipefail
 
 GO=${GO:-go}
@@ -27,6 +33,9 @@ cd "$(dirname "$0")/.."
 minimize=()
 if [ -n "${FUZZMINIMIZETIME:-}" ]; then
 	minimize=(-fuzzminimizetime "$FUZZMINIMIZETIME")
+fi
+if [ -n "${FUZZPARALLEL:-}" ]; then
+	minimize+=(-parallel "$FUZZPARALLEL")
 fi
 
 # One line per target: package directory (relative, ./...) and name.
@@ -66,6 +75,10 @@ for t in "${targets[@]}"; do
 	# go test -fuzz reports progress as "fuzz: elapsed: 3s, execs: 1234 (...)";
 	# the last report has the total.
 	execs=$(sed -n 's/.*, execs: \([0-9]*\).*/\1/p' "$log" | tail -n 1)
+	# "gathering baseline coverage: 0/N completed" names the start corpus;
+	# "new interesting: K (total: T)" counts coverage growth since.
+	baseline=$(sed -n 's/.*gathering baseline coverage: [0-9]*\/\([0-9]*\) completed.*/\1/p' "$log" | head -n 1)
+	newcov=$(sed -n 's/.*new interesting: \([0-9]*\).*/\1/p' "$log" | tail -n 1)
 	result=ok
 	if [ $rc -ne 0 ]; then
 		result=FAIL
@@ -73,7 +86,7 @@ for t in "${targets[@]}"; do
 		# Everything but the progress reports: the failure, the input, how to re-run.
 		grep -v '^fuzz: elapsed:' "$log" | head -n 60 >&2
 	fi
-	summary+=("$(printf '%-22s %-34s %-6s %s' "$name" "$pkg" "$result" "${execs:--}")")
+	summary+=("$(printf '%-22s %-24s %-6s %12s %9s %6s' "$name" "$pkg" "$result" "${execs:--}" "${baseline:--}" "${newcov:--}")")
 done
 
 if [ $ran -eq 0 ]; then
@@ -82,7 +95,7 @@ if [ $ran -eq 0 ]; then
 fi
 
 echo
-printf '%-22s %-34s %-6s %s\n' TARGET PACKAGE RESULT EXECS
+printf '%-22s %-24s %-6s %12s %9s %6s\n' TARGET PACKAGE RESULT EXECS BASELINE NEW
 printf '%s\n' "${summary[@]}"
 echo "logs: $logs"
 if [ $failed -ne 0 ]; then
