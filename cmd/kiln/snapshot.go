@@ -15,17 +15,48 @@ import (
 
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/machine"
+	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )
 
 // cmdSnapshot is kiln snapshot: boot a VM, pause it when its init is
 // ready for a job, and write it to a directory that kiln run --restore
 // starts VMs from.
 func cmdSnapshot(args []string, start time.Time) int {
+	opt, helped, err := snapshotFlags(args)
+	if helped {
+		return 0
+	}
+	if err != nil {
+		return fail(err)
+	}
+	cfg := opt.cfg
+	console := io.Discard
+	if cfg.Verbose {
+		console = os.Stderr
+	}
+	fmt.Fprintf(os.Stderr, "kiln: booting the guest to snapshot it (a cold boot: %s)\n", bootEstimate())
+	res, err := takeSnapshot(cfg, opt.out, console, start, opt.seccomp)
+	if err != nil {
+		return fail(err)
+	}
+	res.print(os.Stderr, opt.out)
+	return 0
+}
+
+// snapshotOptions are kiln snapshot's flags.
+type snapshotOptions struct {
+	cfg     *config.Config
+	out     string // --out DIR
+	seccomp seccomp.Mode
+}
+
+// snapshotFlags parses `kiln snapshot` arguments.
+func snapshotFlags(args []string) (*snapshotOptions, bool, error) {
 	fs := pflag.NewFlagSet("snapshot", pflag.ContinueOnError)
 	fs.SortFlags = false
-	cfg := &config.Config{}
-	out := fs.String("out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
-	vm := addVMFlags(fs, cfg)
+	opt := &snapshotOptions{cfg: &config.Config{}}
+	fs.StringVar(&opt.out, "out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
+	vm := addVMFlags(fs, opt.cfg)
 	help := fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: kiln snapshot --out DIR [flags]\n\n"+
@@ -36,37 +67,28 @@ func cmdSnapshot(args []string, start time.Time) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return fail(fmt.Errorf("%w: %v", config.ErrUsage, err))
+		return nil, false, fmt.Errorf("%w: %v", config.ErrUsage, err)
 	}
 	if *help {
 		fs.SetOutput(os.Stdout)
 		fs.Usage()
-		return 0
+		return nil, true, nil
 	}
-	if *out == "" {
-		return fail(fmt.Errorf("%w: kiln snapshot needs --out DIR", config.ErrUsage))
+	if opt.out == "" {
+		return nil, false, fmt.Errorf("%w: kiln snapshot needs --out DIR", config.ErrUsage)
 	}
 	cmd, err := command(fs)
 	if err != nil {
-		return fail(err)
+		return nil, false, err
 	}
 	if len(cmd) > 0 {
-		return fail(fmt.Errorf("%w: a snapshot is taken before any command runs; give the command to kiln run --restore DIR -- COMMAND", config.ErrUsage))
+		return nil, false, fmt.Errorf("%w: a snapshot is taken before any command runs; give the command to kiln run --restore DIR -- COMMAND", config.ErrUsage)
 	}
 	if err := vm.parse(); err != nil {
-		return fail(err)
+		return nil, false, err
 	}
-	console := io.Discard
-	if cfg.Verbose {
-		console = os.Stderr
-	}
-	fmt.Fprintf(os.Stderr, "kiln: booting the guest to snapshot it (a cold boot: %s)\n", bootEstimate())
-	res, err := takeSnapshot(cfg, *out, console, start)
-	if err != nil {
-		return fail(err)
-	}
-	res.print(os.Stderr, *out)
-	return 0
+	opt.seccomp = vm.seccomp()
+	return opt, false, nil
 }
 
 // bootEstimate says how long a cold boot takes on this host.
@@ -86,7 +108,7 @@ type snapshotResult struct {
 }
 
 // takeSnapshot boots cfg's VM until its init is ready and writes it to dir.
-func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time) (*snapshotResult, error) {
+func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time, mode seccomp.Mode) (*snapshotResult, error) {
 	cfg.Snapshot = true
 	if err := machine.CheckSnapshottable(cfg); err != nil {
 		return nil, err
@@ -94,7 +116,20 @@ func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := machine.New(cfg, machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM"), SnapshotAtReady: true})
+	// What needs reading and making before the filters go on: the build
+	// of this binary, which the snapshot records, and dir's parent.
+	build, err := buildID()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
+		return nil, fmt.Errorf("write snapshot: %w", err)
+	}
+	opt := machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM"), SnapshotAtReady: true, Seccomp: mode}
+	if cfg.Verbose {
+		opt.Verbose = os.Stderr
+	}
+	m, err := machine.New(cfg, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -110,13 +145,6 @@ func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time
 		return nil, fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", machine.ErrGuestCrash, res.Reason)
 	}
 	r := &snapshotResult{phases: res.Phases, paused: time.Now()}
-	build, err := buildID()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
-		return nil, fmt.Errorf("write snapshot: %w", err)
-	}
 	if r.times, err = m.SaveSnapshot(dir, build); err != nil {
 		return nil, err
 	}
