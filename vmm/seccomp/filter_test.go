@@ -128,7 +128,7 @@ func TestProcessFilter(t *testing.T) {
 
 	// What the VM has decides the rest.
 	bare := Process(Needs{})
-	for _, name := range []string{"openat", "openat2", "unlinkat", "socket", "accept4", "pread64", "readv", "mkdirat", "fallocate"} {
+	for _, name := range []string{"openat", "openat2", "unlinkat", "socket", "accept4", "pwrite64", "readv", "mkdirat", "fallocate"} {
 		require.Equal(t, forCgo(name), allowed(t, bare, name, unix.AF_UNIX), name)
 	}
 	readOnly := Process(Needs{Shares: true})

@@ -118,6 +118,11 @@ var process = []rule{
 	call("read"),      // stdin for the console; the eventfds of the guest's queue notifications (forwardKicks)
 	call("close"),     // descriptors: device connections, and everything at the end
 	call("epoll_ctl"), // descriptors join and leave the network poller
+	// The runtime's sysmon thread checks the CPUs it may use about once a
+	// second, to follow GOMAXPROCS (Go 1.25): the affinity mask, and a
+	// cgroup's CPU limit, read from a descriptor kept open since start-up.
+	call("sched_getaffinity"),
+	call("pread64"),
 }
 
 // cloneFlags are what the runtime passes to clone(2) for a new thread:
