@@ -8,27 +8,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The program a filter assembles into, for a list with ioctl(KVM_RUN) on
-// descriptor 12, and futex:
+// The program a filter assembles into, for a list that allows KVM_RUN
+// on descriptor 12, and futex (x/net/bpf's disassembly, annotated):
 //
-//	 0  ld [4]                  A = seccomp_data.arch
-//	 1  jeq #0xc000003e, +1     x86-64?
-//	 2  ret #TRAP|data          no: an i386 call (int 0x80)
-//	 3  ld [0]                  A = seccomp_data.nr
-//	 4  jge #0x40000000, +0, +1 the x32 ABI?
-//	 5  ret #TRAP|data          yes
-//	 6  jeq #16, +1             ioctl?
-//	 7  ja +6                   no: the next call
-//	 8  ld [20]                 A = args[0], high half
-//	 9  jne #0, +4              not 12: the next alternative
-//	10  ld [16]                 A = args[0], low half
-//	11  jne #12, +2
-//	    ...                     the same for args[1] and KVM_RUN
-//	12  ret #ALLOW              every condition held
-//	13  ret #TRAP|data          no alternative held
-//	14  jeq #202, +1            futex? (one jeq per call without conditions)
-//	15  ret #TRAP|data          none of the calls
-//	16  ret #ALLOW
+//	 0  ld [4]                   A = seccomp_data.arch
+//	 1  jeq #0xc000003e, +1      x86-64?
+//	 2  ret #TRAP|data           no: another ABI (i386's int 0x80)
+//	 3  ld [0]                   A = seccomp_data.nr
+//	 4  jge #0x40000000, +0, +1  one of x32's numbers?
+//	 5  ret #TRAP|data           yes
+//	 6  jeq #16, +1              ioctl?
+//	 7  ja +10                   no: on to the next call (18)
+//	 8  ld [20]                  A = args[0], high half
+//	 9  jne #0, +7               not 12: the next alternative (none: 17)
+//	10  ld [16]                  A = args[0], low half
+//	11  jne #12, +5
+//	12  ld [28]                  A = args[1], high half
+//	13  jne #0, +3
+//	14  ld [24]                  A = args[1], low half
+//	15  jne #0xae80, +1          KVM_RUN?
+//	16  ret #ALLOW               every condition held
+//	17  ret #TRAP|data           no alternative held
+//	18  jeq #202, +1             futex? (a jeq for each call allowed outright)
+//	19  ret #TRAP|data           none of them
+//	20  ret #ALLOW
 //
 // A program sees the call as struct seccomp_data (linux/seccomp.h): nr
 // (offset 0), arch (4), instruction_pointer (8), args[6] (16, 8 bytes
