@@ -173,6 +173,10 @@
 //     runtime lock; and once the listener is closed a refused call fails
 //     with ENOSYS, and kiln would go on.
 //
+// A SIGSYS that is no refusal (si_code is not SYS_SECCOMP: kill -SYS
+// from another process) ends kiln as Go's handler would, with the line
+// "kiln: SIGSYS from another process" instead of a goroutine dump.
+//
 // When the handler cannot run — SIGSYS is blocked on that thread (Go
 // blocks every signal while it makes a thread), or the handler itself
 // makes a refused call — the kernel kills kiln with SIGSYS, which a

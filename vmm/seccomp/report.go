@@ -43,7 +43,10 @@ var (
 	reportCalls [numCalls + 1]string
 	reportReq   = " with request 0x"
 	reportTail  = ", which its filter does not allow\n"
-	hexDigits   = [16]byte{'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'}
+	// A SIGSYS that is no refusal, but sent by another process, ends
+	// kiln as it would without the handler, with this line.
+	reportForeign = "kiln: SIGSYS from another process\n"
+	hexDigits     = [16]byte{'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'}
 
 	reportIov  [12]uintptr
 	reportTid  [24]byte

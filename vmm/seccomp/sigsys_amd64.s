@@ -5,14 +5,17 @@
 // DI is the signal number, SI the siginfo_t, DX the ucontext_t. It runs on
 // the thread's signal stack (SA_ONSTACK) with every signal blocked, and
 // never returns: it writes the report and ends kiln. It needs no stack
-// and no Go runtime, only registers, the tables in report.go, and three
-// system calls every filter allows: gettid, writev and exit_group.
+// and no Go runtime, only registers, the tables in report.go, and system
+// calls every filter allows: gettid, writev (or write) and exit_group.
 
+#define SYS_write		1
 #define SYS_ioctl		16
 #define SYS_rt_sigreturn	15
 #define SYS_writev		20
 #define SYS_gettid		186
 #define SYS_exit_group		231
+
+#define SYS_SECCOMP		1	// si_code of a seccomp refusal
 
 // AUDIT_ARCH_X86_64, as a signed 32-bit immediate (0xc000003e).
 #define AUDIT_ARCH_X86_64	-1073741762
@@ -27,8 +30,12 @@ TEXT ·sigsys(SB),NOSPLIT|NOFRAME,$0-0
 	JNE	wait
 
 	// siginfo_t for SIGSYS (include/uapi/asm-generic/siginfo.h):
-	// si_errno (offset 4) is the refusing filter's SECCOMP_RET_DATA;
-	// _sigsys._syscall (24) the call's number, _sigsys._arch (28) its ABI.
+	// si_code (offset 8) is SYS_SECCOMP for a filter's refusal, anything
+	// else for a SIGSYS another process sent; si_errno (4) is the
+	// refusing filter's SECCOMP_RET_DATA; _sigsys._syscall (24) the
+	// call's number, _sigsys._arch (28) its ABI.
+	CMPL	8(SI), $SYS_SECCOMP
+	JNE	foreign
 	MOVL	4(SI), R8
 	MOVL	24(SI), R9
 	MOVL	28(SI), R10
@@ -129,6 +136,18 @@ tail:
 	MOVL	$SYS_exit_group, AX
 	SYSCALL
 	// Not reached.
+
+foreign:
+	// Not a refusal: kiln ends as SIGSYS would end it, with a line.
+	MOVL	$2, DI
+	MOVQ	·reportForeign+0(SB), SI
+	MOVQ	·reportForeign+8(SB), DX
+	MOVL	$SYS_write, AX
+	SYSCALL
+	MOVL	$const_ExitCode, DI
+	MOVL	$SYS_exit_group, AX
+	SYSCALL
+
 wait:
 	PAUSE
 	JMP	wait
