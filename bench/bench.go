@@ -10,22 +10,26 @@ import (
 	"time"
 
 	"github.com/kiln-vmm/kiln/guest/contract"
+	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
 // Options are the benchmark's settings.
 type Options struct {
-	Kiln     string   // the kiln binary to start
-	Kernel   string   // guest kernel (vmlinux)
-	Initrd   string   // initramfs, also unpacked as the containers' root
-	Memory   uint64   // guest memory in bytes
-	Command  []string // the workload
-	Rounds   int      // measured rounds
-	Warmup   int      // rounds run first and not counted
-	Density  []int    // numbers of VMs to start at once
-	Only     []string // method names to run; all if empty
-	Timeout  time.Duration
-	Host     Host
-	Progress io.Writer // progress lines; nil for none
+	Kiln    string   // the kiln binary to start
+	Kernel  string   // guest kernel (vmlinux)
+	Initrd  string   // initramfs, also unpacked as the containers' root
+	Memory  uint64   // guest memory in bytes
+	Command []string // the workload
+	Rounds  int      // measured rounds
+	Warmup  int      // rounds run first and not counted
+	Density []int    // numbers of VMs to start at once
+	// RestoreDensity are numbers of VMs to restore at once from one
+	// snapshot.
+	RestoreDensity []int
+	Only           []string // method names to run; all if empty
+	Timeout        time.Duration
+	Host           Host
+	Progress       io.Writer // progress lines; nil for none
 }
 
 // KilnError is kiln refusing the benchmark's settings (a missing kernel,
@@ -46,9 +50,11 @@ type runner struct {
 
 // bench is one run of the benchmark.
 type bench struct {
-	opt     Options
-	cmdline string // kiln's guest command line, given to QEMU too
-	work    string // scratch directory (the container bundle)
+	opt      Options
+	cmdline  string // kiln's guest command line, given to QEMU too
+	work     string // scratch directory (the container bundle)
+	snapshot string // the snapshot kiln-restore restores; "" if none
+	res      *Results
 }
 
 // Run runs the benchmark: every available method interleaved for the
@@ -66,6 +72,7 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 		return nil, err
 	}
 	b.cmdline, res.Settings.Cmdline = cl, cl
+	b.res = res
 	work, err := os.MkdirTemp("", "kiln-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("make a scratch directory: %w", err)
@@ -114,7 +121,20 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 			break
 		}
 		b.progress("density: starting %d kiln VMs at once", k)
-		d := b.density(ctx, k)
+		d := b.density(ctx, k, "")
+		b.progress("density: %s", describeDensity(d))
+		res.Density = append(res.Density, d)
+	}
+	for _, k := range opt.RestoreDensity {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if b.snapshot == "" {
+			b.progress("restore density: no snapshot (the kiln-restore method did not run)")
+			break
+		}
+		b.progress("density: restoring %d kiln VMs at once", k)
+		d := b.density(ctx, k, b.snapshot)
 		b.progress("density: %s", describeDensity(d))
 		res.Density = append(res.Density, d)
 	}
@@ -202,34 +222,12 @@ func describe(s Sample) string {
 }
 
 // FormatDuration prints a duration with three significant digits.
-func FormatDuration(d time.Duration) string {
-	switch {
-	case d >= time.Minute:
-		return fmt.Sprintf("%.1f min", d.Minutes())
-	case d >= time.Second:
-		return sig3(d.Seconds(), "s")
-	case d >= time.Millisecond:
-		return sig3(float64(d)/1e6, "ms")
-	case d >= time.Microsecond:
-		return sig3(float64(d)/1e3, "µs")
-	}
-	return fmt.Sprintf("%d ns", d.Nanoseconds())
-}
-
-func sig3(v float64, unit string) string {
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f %s", v, unit)
-	case v >= 10:
-		return fmt.Sprintf("%.1f %s", v, unit)
-	}
-	return fmt.Sprintf("%.2f %s", v, unit)
-}
+var FormatDuration = trace.FormatDuration
 
 // FormatKiB prints a size given in KiB.
 func FormatKiB(k uint64) string {
 	if k < 1024 {
 		return fmt.Sprintf("%d KiB", k)
 	}
-	return sig3(float64(k)/1024, "MiB")
+	return trace.ThreeDigits(float64(k)/1024, "MiB")
 }

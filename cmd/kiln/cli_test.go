@@ -134,7 +134,7 @@ func TestSeccompFlags(t *testing.T) {
 	opt, _, err = runFlags([]string{"--no-seccomp"})
 	require.NoError(t, err)
 	require.Equal(t, seccomp.Off, opt.seccomp)
-	s, _, err := snapshotFlags([]string{"--out", "d", "--no-seccomp"})
+	s, _, _, err := snapshotFlags([]string{"--out", "d", "--no-seccomp"})
 	require.NoError(t, err)
 	require.Equal(t, seccomp.Off, s.seccomp)
 	t.Setenv("KILN_SECCOMP", "log")
@@ -151,7 +151,7 @@ func TestWarmSnapshotArgs(t *testing.T) {
 		"--share", "/h", "--no-rng", "-v", "--no-seccomp", "--", "true"})
 	require.NoError(t, err)
 	want := opt.cfg
-	s, _, err := snapshotFlags(snapshotArgs(want, "/out", opt.seccomp)[1:])
+	s, _, _, err := snapshotFlags(snapshotArgs(want, "/out", opt.seccomp)[1:])
 	require.NoError(t, err)
 	require.Equal(t, "/out", s.out)
 	require.Equal(t, seccomp.Off, s.seccomp)
@@ -166,7 +166,7 @@ func TestWarmSnapshotArgs(t *testing.T) {
 	require.Equal(t, want.Shares, got.Shares)
 	require.True(t, got.NoRNG)
 	require.True(t, got.Verbose)
-	s, _, err = snapshotFlags(snapshotArgs(want, "/out", seccomp.On)[1:])
+	s, _, _, err = snapshotFlags(snapshotArgs(want, "/out", seccomp.On)[1:])
 	require.NoError(t, err)
 	require.Equal(t, seccomp.On, s.seccomp)
 }

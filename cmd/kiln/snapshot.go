@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-vmm/kiln/vmm/config"
@@ -22,12 +21,19 @@ import (
 // ready for a job, and write it to a directory that kiln run --restore
 // starts VMs from.
 func cmdSnapshot(args []string, start time.Time) int {
-	opt, helped, err := snapshotFlags(args)
+	opt, sub, helped, err := snapshotFlags(args)
 	if helped {
 		return 0
 	}
 	if err != nil {
-		return fail(err)
+		return sub.fail(err)
+	}
+	if opt.verify != "" {
+		if err := machine.VerifyMemory(opt.verify); err != nil {
+			return sub.fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "kiln: snapshot %s: its state and memory match their checksums\n", opt.verify)
+		return 0
 	}
 	cfg := opt.cfg
 	console := io.Discard
@@ -37,7 +43,7 @@ func cmdSnapshot(args []string, start time.Time) int {
 	fmt.Fprintf(os.Stderr, "kiln: booting the guest to snapshot it (a cold boot: %s)\n", bootEstimate())
 	res, err := takeSnapshot(cfg, opt.out, console, start, opt.seccomp)
 	if err != nil {
-		return fail(err)
+		return sub.fail(err)
 	}
 	res.print(os.Stderr, opt.out)
 	return 0
@@ -47,48 +53,42 @@ func cmdSnapshot(args []string, start time.Time) int {
 type snapshotOptions struct {
 	cfg     *config.Config
 	out     string // --out DIR
+	verify  string // --verify DIR
 	seccomp seccomp.Mode
 }
 
 // snapshotFlags parses `kiln snapshot` arguments.
-func snapshotFlags(args []string) (*snapshotOptions, bool, error) {
-	fs := pflag.NewFlagSet("snapshot", pflag.ContinueOnError)
-	fs.SortFlags = false
+func snapshotFlags(args []string) (*snapshotOptions, *subcommand, bool, error) {
+	sub := newSubcommand("snapshot", "Usage: kiln snapshot --out DIR [flags]\n\n"+
+		"Boots a Linux guest with the flags kiln run takes, pauses it when its init\n"+
+		"is ready to run a command, and writes every vCPU's registers, the devices'\n"+
+		"state and the guest's memory to DIR. kiln run --restore DIR [-- COMMAND]\n"+
+		"then starts VMs from that moment. A network device cannot be snapshotted.")
 	opt := &snapshotOptions{cfg: &config.Config{}}
-	fs.StringVar(&opt.out, "out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
-	vm := addVMFlags(fs, opt.cfg)
-	help := fs.BoolP("help", "h", false, "show this help")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: kiln snapshot --out DIR [flags]\n\n"+
-			"Boots a Linux guest with the flags kiln run takes, pauses it when its init\n"+
-			"is ready to run a command, and writes every vCPU's registers, the devices'\n"+
-			"state and the guest's memory to DIR. kiln run --restore DIR [-- COMMAND]\n"+
-			"then starts VMs from that moment. A network device cannot be snapshotted.\n\nFlags:\n")
-		fs.PrintDefaults()
+	sub.fs.StringVar(&opt.out, "out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
+	sub.fs.StringVar(&opt.verify, "verify", "", "check the snapshot in `DIR` against its checksums (its state and all of its memory), and exit")
+	vm := addVMFlags(sub.fs, opt.cfg)
+	if helped, err := sub.parse(args); helped || err != nil {
+		return nil, sub, helped, err
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, false, fmt.Errorf("%w: %v", config.ErrUsage, err)
-	}
-	if *help {
-		fs.SetOutput(os.Stdout)
-		fs.Usage()
-		return nil, true, nil
+	if opt.verify != "" {
+		return opt, sub, false, nil
 	}
 	if opt.out == "" {
-		return nil, false, fmt.Errorf("%w: kiln snapshot needs --out DIR", config.ErrUsage)
+		return nil, sub, false, fmt.Errorf("%w: kiln snapshot needs --out DIR (or --verify DIR)", config.ErrUsage)
 	}
-	cmd, err := command(fs)
+	cmd, err := command(sub.fs)
 	if err != nil {
-		return nil, false, err
+		return nil, sub, false, err
 	}
 	if len(cmd) > 0 {
-		return nil, false, fmt.Errorf("%w: a snapshot is taken before any command runs; give the command to kiln run --restore DIR -- COMMAND", config.ErrUsage)
+		return nil, sub, false, fmt.Errorf("%w: a snapshot is taken before any command runs; give the command to kiln run --restore DIR -- COMMAND", config.ErrUsage)
 	}
 	if err := vm.parse(); err != nil {
-		return nil, false, err
+		return nil, sub, false, err
 	}
 	opt.seccomp = vm.seccomp()
-	return opt, false, nil
+	return opt, sub, false, nil
 }
 
 // bootEstimate says how long a cold boot takes on this host.

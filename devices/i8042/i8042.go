@@ -13,7 +13,11 @@
 // OSDev wiki page "8042 PS/2 Controller".
 package i8042
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/kiln-vmm/kiln/devices"
+)
 
 // Offsets inside the device window, which starts at port 0x60
 // (vmm/layout places it).
@@ -74,14 +78,11 @@ func (c *Controller) Resets() int {
 
 // Read implements bus.Device.
 func (c *Controller) Read(off uint64, data []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range data {
-		data[i] = 0xff
-	}
-	if len(data) != 1 {
+	if !devices.ByteAccess(data, 0xff) {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch off {
 	case DataPort:
 		data[0] = c.out

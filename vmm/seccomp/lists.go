@@ -143,10 +143,9 @@ var processWithTerminal = []rule{
 // state files, then a rename over the old snapshot, which is removed.
 var processWithSnapshot = []rule{
 	call("openat"),     // the files (os.OpenFile, os.WriteFile); directories RemoveAll reads
-	call("mkdirat"),    // os.MkdirTemp
+	call("mkdirat"),    // os.MkdirTemp (mode 0700)
 	call("pwrite64"),   // guest memory, runs of non-zero pages (memory.WriteFile)
 	call("ftruncate"),  // ... and its full size, the zero pages as holes
-	call("fchmodat"),   // the directory's mode (os.Chmod)
 	call("renameat"),   // into place (os.Rename)
 	call("unlinkat"),   // the old snapshot (os.RemoveAll)
 	call("getdents64"), // ... its directory listing

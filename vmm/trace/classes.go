@@ -3,6 +3,8 @@ package trace
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kiln-vmm/kiln/devices"
 )
 
 // ExitClass is a set of kinds of VM exit, as the user names them for
@@ -75,11 +77,9 @@ func (c ExitClass) String() string {
 	if c == AllExits {
 		return "all"
 	}
-	var words []string
-	for _, n := range exitClassNames {
-		if c&n.class != 0 {
-			words = append(words, n.name)
-		}
+	bits := make([]devices.Bit, len(exitClassNames))
+	for i, n := range exitClassNames {
+		bits[i] = devices.Bit{Mask: uint64(n.class), Name: n.name}
 	}
-	return strings.Join(words, ",")
+	return devices.BitNames(uint64(c), bits, ",", "")
 }
