@@ -33,10 +33,14 @@ var goRuntime = []rule{
 	call("getpid"),         // preempting a goroutine signals its thread: tgkill(getpid(), tid, SIGURG)
 	call("gettid"),         // ... and a thread's own id (also sigsysReport's)
 	call("tgkill"),         // ... the signal itself (also how kiln wakes a vCPU from KVM_RUN)
-	call("epoll_pwait"),    // the network poller: waiting for descriptors and timers; whichever thread restarts the world after a GC pause polls once
-	call("write"),          // waking the poller (an eventfd); crash messages to stderr
-	call("exit"),           // a thread ends: a vCPU's, when its goroutine returns
-	call("exit_group"),     // kiln ends (also sigsysReport's)
+	// The network poller: an idle thread waits in it for descriptors and
+	// timers (and reads its wake-up eventfd); whichever thread restarts
+	// the world after a GC pause, a vCPU's too, polls it once without
+	// waiting (and reads nothing).
+	call("epoll_pwait"),
+	call("write"),      // waking the poller (its eventfd); crash messages to stderr
+	call("exit"),       // a thread ends: a vCPU's, when its goroutine returns
+	call("exit_group"), // kiln ends (also sigsysReport's)
 	// os/signal sets and resets handlers; a crash resets one to die by
 	// it. Never SIGSYS's: that handler reports violations (report.go).
 	callIf("rt_sigaction", argIsNot(0, uint64(unix.SIGSYS))),
@@ -115,7 +119,7 @@ var process = []rule{
 	// kernel's log) and puts on its own filter, under this one.
 	callIf("prctl", argIs(0, unix.PR_SET_NAME)),
 	callIf("seccomp", argIs(0, unix.SECCOMP_SET_MODE_FILTER)),
-	call("read"),      // stdin for the console; the eventfds of the guest's queue notifications (forwardKicks)
+	call("read"),      // stdin for the console; the guest's queue notifications (forwardKicks' eventfds); the poller's wake-up
 	call("close"),     // descriptors: device connections, and everything at the end
 	call("epoll_ctl"), // descriptors join and leave the network poller
 	// The runtime's sysmon thread checks the CPUs it may use about once a
