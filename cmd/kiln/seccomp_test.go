@@ -25,24 +25,27 @@ func TestSeccompFilters(t *testing.T) {
 	t.Parallel()
 	k, i := guestFiles(t)
 
-	stderr, threads := runWatchingThreads(t, "run", "-v", "--kernel", k, "--initrd", i, "--cpus", "2", "--", "sleep", "2")
+	filtered := func(m map[string]string) bool { return m["kiln-vcpu0"] == "2" && m["kiln-vcpu1"] == "2" }
+	stderr, threads := runWatchingThreads(t, filtered, "run", "-v", "--kernel", k, "--initrd", i, "--cpus", "2", "--", "sleep", "2")
 	require.Regexp(t, `kiln: seccomp: filters on: the process's on every thread \(\d+ system calls\), each vCPU's on its thread \(\d+\)`, stderr)
 	require.Equal(t, "2", threads["kiln-vcpu0"], "vCPU 0's thread: the process's filter and its own")
 	require.Equal(t, "2", threads["kiln-vcpu1"], "vCPU 1's thread")
 	require.Equal(t, "1", threads["kiln"], "every other thread: the process's")
 
-	stderr, threads = runWatchingThreads(t, "run", "-v", "--no-seccomp", "--kernel", k, "--initrd", i, "--", "sleep", "1")
+	running := func(m map[string]string) bool { _, ok := m["kiln-vcpu0"]; return ok }
+	stderr, threads = runWatchingThreads(t, running, "run", "-v", "--no-seccomp", "--kernel", k, "--initrd", i, "--", "sleep", "1")
 	require.NotContains(t, stderr, "kiln: seccomp")
 	require.Equal(t, "0", threads["kiln-vcpu0"])
 	require.Equal(t, "0", threads["kiln"])
 }
 
 // runWatchingThreads runs kiln with args, which must succeed, and reads
-// its threads' seccomp filters while the guest runs: it returns kiln's
-// stderr, and for each thread name (kiln, kiln-vcpuN) the number of
-// filters /proc/PID/task/TID/status gave its threads, "1/2" if they
-// differed.
-func runWatchingThreads(t *testing.T, args ...string) (string, map[string]string) {
+// its threads' seccomp filters while the guest runs, until ready says
+// they are what it waits for (the vCPU threads name themselves, then put
+// on their filters), and once more: it returns kiln's stderr, and for
+// each thread name (kiln, kiln-vcpuN) the number of filters
+// /proc/PID/task/TID/status gave its threads, "1/2" if they differed.
+func runWatchingThreads(t *testing.T, ready func(map[string]string) bool, args ...string) (string, map[string]string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), bootDeadline)
 	defer cancel()
@@ -54,18 +57,15 @@ func runWatchingThreads(t *testing.T, args ...string) (string, map[string]string
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 
-	// The vCPU threads name themselves, then put on their filters; read
-	// until they are there, and then once more.
 	var threads map[string]string
-	seen := 0
-	for seen < 2 {
+	for seen := 0; seen < 2; {
 		select {
 		case err := <-done:
-			t.Fatalf("kiln %q ended (%v) before its threads were seen\nstdout:\n%s\nstderr:\n%s", args, err, stdout.String(), stderr.String())
+			t.Fatalf("kiln %q ended (%v) before its threads were seen (last: %v)\nstdout:\n%s\nstderr:\n%s", args, err, threads, stdout.String(), stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		threads = filters(cmd.Process.Pid)
-		if _, ok := threads["kiln-vcpu0"]; ok {
+		if seen > 0 || ready(threads) {
 			seen++
 		}
 	}
