@@ -73,7 +73,7 @@ func install(f *Filter, mode Mode, flags uintptr) error {
 	}
 	switch {
 	case errno != 0:
-		return fmt.Errorf("%w: install the %s filter (%d instructions): %v", ErrInstall, f.Name, len(filter), errno)
+		return fmt.Errorf("%w: install the %s filter (%d instructions): %v (--no-seccomp runs without filters)", ErrInstall, f.Name, len(filter), errno)
 	case r != 0:
 		// TSYNC names the thread it could not give the filter to.
 		return fmt.Errorf("%w: install the %s filter: thread %d has a filter of its own", ErrInstall, f.Name, r)
