@@ -137,7 +137,11 @@
 // descriptor, so InstallProcess starts it, rather than allow
 // epoll_create1 and eventfd2; and the thread that restarts the world
 // after a garbage collection pause polls the network once, which may be
-// a vCPU's. A cgo build (go build without CGO_ENABLED=0; go test's
+// a vCPU's. And since Go 1.25 sysmon checks once a second which CPUs it
+// may use, to follow GOMAXPROCS (sched_getaffinity, and a cgroup's CPU
+// limit read with pread64 from a descriptor opened at start-up): kiln's
+// tests in L1 found that with KILN_SECCOMP=log. A cgo build (go build
+// without CGO_ENABLED=0; go test's
 // default) makes threads with glibc's pthread_create, which needs clone3,
 // mprotect and more (cgo.go); kiln itself is built without cgo.
 //
