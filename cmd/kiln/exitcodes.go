@@ -11,6 +11,7 @@ import (
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/machine"
+	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )
 
 // kiln's own exit codes, from BSD's sysexits.h where one fits. A guest
@@ -25,6 +26,10 @@ const (
 	ExitGuestCrash  = 71 // the guest crashed: triple fault, panic, init died
 	ExitCantCreate  = 73 // EX_CANTCREAT: an output file (kiln bench --json/--svg) cannot be written
 	ExitInterrupted = 130
+	// ExitSeccomp: a seccomp filter refused one of kiln's system calls
+	// (vmm/seccomp): 128 + SIGSYS, as a shell shows a process SIGSYS
+	// killed. The SIGSYS handler exits with it, after its one line.
+	ExitSeccomp = seccomp.ExitCode
 )
 
 // exitCode maps an error from building or running a VM to an exit code.

@@ -69,6 +69,6 @@ Usage:
 Exit codes: the guest command's status, or
   64 usage error, 65 bad kernel, initrd or snapshot, 66 file not found or unreadable,
   69 KVM not available, 70 VMM error, 71 guest crashed,
-  73 cannot write an output file.
+  73 cannot write an output file, 159 a seccomp filter refused a system call.
 `)
 }

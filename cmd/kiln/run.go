@@ -16,6 +16,7 @@ import (
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/console"
 	"github.com/kiln-vmm/kiln/vmm/machine"
+	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )
 
 // defaultPath returns name next to the kiln binary (where make puts the
@@ -38,6 +39,7 @@ type vmFlags struct {
 	cfg                 *config.Config
 	mem, vsock          *string
 	disks, nets, shares *[]string
+	noSeccomp           *bool
 }
 
 // hardware names the flags that shape a VM's hardware: a snapshot fixes
@@ -56,8 +58,22 @@ func addVMFlags(fs *pflag.FlagSet, cfg *config.Config) *vmFlags {
 	v.shares = fs.StringArray("share", nil, "share a host directory with the guest over virtio-9p: HOSTDIR[:GUESTDIR][,ro][,tag=TAG] (repeatable; mounted at GUESTDIR, default /mnt/BASENAME; tag default kiln0, kiln1, ...)")
 	v.vsock = fs.String("vsock", "", "add a virtio socket device: CID,PATH (host programs reach the guest through the unix socket PATH; the guest reaches host port P at PATH_P)")
 	fs.BoolVar(&cfg.NoRNG, "no-rng", false, "leave out the virtio entropy device")
-	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command")
+	fs.BoolVarP(&cfg.Verbose, "verbose", "v", false, "show the kernel's boot messages when running a command, and say when the seccomp filters are on")
+	v.noSeccomp = fs.Bool("no-seccomp", false, "run without kiln's seccomp filters, which otherwise end kiln when one of its threads makes a system call outside its list (for debugging)")
 	return v
+}
+
+// seccomp is the filter mode the flags and KILN_SECCOMP ask for: on,
+// unless --no-seccomp; KILN_SECCOMP=log logs the calls outside the lists
+// instead of refusing them (vmm/seccomp).
+func (v *vmFlags) seccomp() seccomp.Mode {
+	switch {
+	case *v.noSeccomp:
+		return seccomp.Off
+	case os.Getenv("KILN_SECCOMP") == "log":
+		return seccomp.Log
+	}
+	return seccomp.On
 }
 
 // parse reads the device flags' values into the config.
@@ -166,6 +182,7 @@ func runFlags(args []string) (*runOptions, bool, error) {
 		return nil, false, fmt.Errorf("%w: --warm: a network device cannot be snapshotted", config.ErrUsage)
 	}
 	cfg.BootTime = *bootTime
+	opt.seccomp = vm.seccomp()
 	return opt, false, nil
 }
 
@@ -176,6 +193,7 @@ type runOptions struct {
 	report  string // --report PATH
 	restore string // --restore DIR
 	warm    bool   // --warm
+	seccomp seccomp.Mode
 }
 
 func cmdRun(args []string, start time.Time) int {
@@ -197,7 +215,10 @@ func cmdRun(args []string, start time.Time) int {
 	out := console.NewWriter(os.Stdout)
 	// KILN_KVM names another KVM device; tests use it to check the error
 	// for a missing /dev/kvm.
-	mopt := machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM")}
+	mopt := machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM"), Seccomp: opt.seccomp}
+	if cfg.Verbose {
+		mopt.Verbose = os.Stderr
+	}
 	var m *machine.Machine
 	switch {
 	case opt.restore != "":
@@ -339,6 +360,10 @@ func fail(err error) int { return failIn("run", err) }
 // ("cpus"); here they become the flags that set them.
 func failIn(cmd string, err error) int {
 	msg := err.Error()
+	var ce *childError
+	if errors.As(err, &ce) {
+		return ce.code // the child said why, in its own one line
+	}
 	var se *config.SettingError
 	if errors.As(err, &se) {
 		msg = "--" + se.Error()

@@ -14,58 +14,81 @@ import (
 
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/machine"
+	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )
 
 // cmdSnapshot is kiln snapshot: boot a VM, pause it when its init is
 // ready for a job, and write it to a directory that kiln run --restore
 // starts VMs from.
 func cmdSnapshot(args []string, start time.Time) int {
-	sub := newSubcommand("snapshot", "Usage: kiln snapshot --out DIR [flags]\n\n"+
-		"Boots a Linux guest with the flags kiln run takes, pauses it when its init\n"+
-		"is ready to run a command, and writes every vCPU's registers, the devices'\n"+
-		"state and the guest's memory to DIR. kiln run --restore DIR [-- COMMAND]\n"+
-		"then starts VMs from that moment. A network device cannot be snapshotted.")
-	cfg := &config.Config{}
-	out := sub.fs.String("out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
-	verify := sub.fs.String("verify", "", "check the snapshot in `DIR` against its checksums (its state and all of its memory), and exit")
-	vm := addVMFlags(sub.fs, cfg)
-	if helped, err := sub.parse(args); helped || err != nil {
-		if helped {
-			return 0
-		}
-		return sub.fail(err)
-	}
-	if *verify != "" {
-		if err := machine.VerifyMemory(*verify); err != nil {
-			return sub.fail(err)
-		}
-		fmt.Fprintf(os.Stderr, "kiln: snapshot %s: its state and memory match their checksums\n", *verify)
+	opt, sub, helped, err := snapshotFlags(args)
+	if helped {
 		return 0
 	}
-	if *out == "" {
-		return sub.fail(fmt.Errorf("%w: kiln snapshot needs --out DIR (or --verify DIR)", config.ErrUsage))
-	}
-	cmd, err := command(sub.fs)
 	if err != nil {
 		return sub.fail(err)
 	}
-	if len(cmd) > 0 {
-		return sub.fail(fmt.Errorf("%w: a snapshot is taken before any command runs; give the command to kiln run --restore DIR -- COMMAND", config.ErrUsage))
+	if opt.verify != "" {
+		if err := machine.VerifyMemory(opt.verify); err != nil {
+			return sub.fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "kiln: snapshot %s: its state and memory match their checksums\n", opt.verify)
+		return 0
 	}
-	if err := vm.parse(); err != nil {
-		return sub.fail(err)
-	}
+	cfg := opt.cfg
 	console := io.Discard
 	if cfg.Verbose {
 		console = os.Stderr
 	}
 	fmt.Fprintf(os.Stderr, "kiln: booting the guest to snapshot it (a cold boot: %s)\n", bootEstimate())
-	res, err := takeSnapshot(cfg, *out, console, start)
+	res, err := takeSnapshot(cfg, opt.out, console, start, opt.seccomp)
 	if err != nil {
 		return sub.fail(err)
 	}
-	res.print(os.Stderr, *out)
+	res.print(os.Stderr, opt.out)
 	return 0
+}
+
+// snapshotOptions are kiln snapshot's flags.
+type snapshotOptions struct {
+	cfg     *config.Config
+	out     string // --out DIR
+	verify  string // --verify DIR
+	seccomp seccomp.Mode
+}
+
+// snapshotFlags parses `kiln snapshot` arguments.
+func snapshotFlags(args []string) (*snapshotOptions, *subcommand, bool, error) {
+	sub := newSubcommand("snapshot", "Usage: kiln snapshot --out DIR [flags]\n\n"+
+		"Boots a Linux guest with the flags kiln run takes, pauses it when its init\n"+
+		"is ready to run a command, and writes every vCPU's registers, the devices'\n"+
+		"state and the guest's memory to DIR. kiln run --restore DIR [-- COMMAND]\n"+
+		"then starts VMs from that moment. A network device cannot be snapshotted.")
+	opt := &snapshotOptions{cfg: &config.Config{}}
+	sub.fs.StringVar(&opt.out, "out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
+	sub.fs.StringVar(&opt.verify, "verify", "", "check the snapshot in `DIR` against its checksums (its state and all of its memory), and exit")
+	vm := addVMFlags(sub.fs, opt.cfg)
+	if helped, err := sub.parse(args); helped || err != nil {
+		return nil, sub, helped, err
+	}
+	if opt.verify != "" {
+		return opt, sub, false, nil
+	}
+	if opt.out == "" {
+		return nil, sub, false, fmt.Errorf("%w: kiln snapshot needs --out DIR (or --verify DIR)", config.ErrUsage)
+	}
+	cmd, err := command(sub.fs)
+	if err != nil {
+		return nil, sub, false, err
+	}
+	if len(cmd) > 0 {
+		return nil, sub, false, fmt.Errorf("%w: a snapshot is taken before any command runs; give the command to kiln run --restore DIR -- COMMAND", config.ErrUsage)
+	}
+	if err := vm.parse(); err != nil {
+		return nil, sub, false, err
+	}
+	opt.seccomp = vm.seccomp()
+	return opt, sub, false, nil
 }
 
 // bootEstimate says how long a cold boot takes on this host.
@@ -85,7 +108,7 @@ type snapshotResult struct {
 }
 
 // takeSnapshot boots cfg's VM until its init is ready and writes it to dir.
-func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time) (*snapshotResult, error) {
+func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time, mode seccomp.Mode) (*snapshotResult, error) {
 	cfg.Snapshot = true
 	if err := machine.CheckSnapshottable(cfg); err != nil {
 		return nil, err
@@ -93,7 +116,20 @@ func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := machine.New(cfg, machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM"), SnapshotAtReady: true})
+	// What needs reading and making before the filters go on: the build
+	// of this binary, which the snapshot records, and dir's parent.
+	build, err := buildID()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
+		return nil, fmt.Errorf("write snapshot: %w", err)
+	}
+	opt := machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM"), SnapshotAtReady: true, Seccomp: mode}
+	if cfg.Verbose {
+		opt.Verbose = os.Stderr
+	}
+	m, err := machine.New(cfg, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -109,13 +145,6 @@ func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time
 		return nil, fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", machine.ErrGuestCrash, res.Reason)
 	}
 	r := &snapshotResult{phases: res.Phases, paused: time.Now()}
-	build, err := buildID()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
-		return nil, fmt.Errorf("write snapshot: %w", err)
-	}
 	if r.times, err = m.SaveSnapshot(dir, build); err != nil {
 		return nil, err
 	}

@@ -6,17 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/machine"
+	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )
 
 // kiln run --warm: start the VM from a snapshot of itself, kept in a
@@ -25,6 +26,11 @@ import (
 // another kernel, initramfs, command line, size or devices, or a kiln
 // binary of another build, gets a snapshot of its own; and a snapshot
 // that is stale or corrupt is taken again, never used.
+//
+// The snapshot is taken by a kiln snapshot of its own, a child process:
+// a kiln runs one VM, whose seccomp filters go on once it is built and
+// stay until kiln ends, and the restored VM must still be built after
+// the snapshot's VM has run.
 
 // warmStart returns a machine restored from cfg's warm snapshot, taking
 // the snapshot first if there is none that can be used.
@@ -47,7 +53,7 @@ func warmStart(cfg *config.Config, opt machine.Options) (*machine.Machine, error
 		if why != "none yet" {
 			fmt.Fprintf(os.Stderr, "kiln: warm snapshot %s: %s; taking it again\n", dir, why)
 		}
-		if err := takeWarm(cfg, dir); err != nil {
+		if err := takeWarm(cfg, dir, opt.Seccomp); err != nil {
 			return nil, err
 		}
 	}
@@ -56,7 +62,7 @@ func warmStart(cfg *config.Config, opt machine.Options) (*machine.Machine, error
 		// Valid on disk yet refused (a host that changed under it): take
 		// it again, once.
 		fmt.Fprintf(os.Stderr, "kiln: warm snapshot %s: %v; taking it again\n", dir, err)
-		if err := takeWarm(cfg, dir); err != nil {
+		if err := takeWarm(cfg, dir, opt.Seccomp); err != nil {
 			return nil, err
 		}
 		m, err = machine.Restore(dir, restoreConfig(cfg), opt)
@@ -73,16 +79,25 @@ func restoreConfig(cfg *config.Config) *config.Config {
 	return &c
 }
 
-// takeWarm boots cfg's VM and snapshots it into dir.
-func takeWarm(cfg *config.Config, dir string) error {
-	fmt.Fprintf(os.Stderr, "kiln: no warm snapshot of this VM yet: booting one (%s), then restoring it\n", bootEstimate())
-	c := *cfg
-	c.Command, c.Observe, c.BootTime = nil, config.Observe{}, false
-	var out io.Writer = io.Discard
-	if cfg.Verbose {
-		out = os.Stderr
+// takeWarm snapshots cfg's VM into dir with kiln snapshot, which says
+// on stderr what it does, and why if it fails.
+func takeWarm(cfg *config.Config, dir string, mode seccomp.Mode) error {
+	fmt.Fprintf(os.Stderr, "kiln: no warm snapshot of this VM yet: taking one (kiln snapshot), then restoring it\n")
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("take the warm snapshot: find the kiln binary: %w", err)
 	}
-	r, err := takeSnapshot(&c, dir, out, time.Now())
+	cmd := exec.Command(exe, snapshotArgs(cfg, dir, mode)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code := ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+		return &childError{code}
+	}
 	if err != nil {
 		return fmt.Errorf("take the warm snapshot: %w", err)
 	}
@@ -91,9 +106,49 @@ func takeWarm(cfg *config.Config, dir string) error {
 		os.RemoveAll(dir)
 		return fmt.Errorf("take the warm snapshot: %w", err)
 	}
-	r.print(os.Stderr, dir)
 	return nil
 }
+
+// snapshotArgs are the kiln snapshot arguments that build cfg's VM, with
+// its console (-v) and filters, and write it to dir.
+func snapshotArgs(cfg *config.Config, dir string, mode seccomp.Mode) []string {
+	args := []string{"snapshot", "--out", dir, "--kernel", cfg.Kernel, "--initrd", cfg.Initrd,
+		"--cmdline", cfg.Cmdline, "--cpus", strconv.Itoa(cfg.CPUs), "--memory", config.FormatSize(cfg.Memory)}
+	for _, d := range cfg.Disks {
+		v := d.Path
+		if d.ReadOnly {
+			v += ",ro"
+		}
+		args = append(args, "--disk", v)
+	}
+	if v := cfg.Vsock; v != nil {
+		args = append(args, "--vsock", fmt.Sprintf("%d,%s", v.CID, v.Path))
+	}
+	for _, s := range cfg.Shares {
+		v := s.HostDir + ":" + s.GuestDir + ",tag=" + s.Tag
+		if s.ReadOnly {
+			v += ",ro"
+		}
+		args = append(args, "--share", v)
+	}
+	if cfg.NoRNG {
+		args = append(args, "--no-rng")
+	}
+	if cfg.Verbose {
+		args = append(args, "-v")
+	}
+	if mode == seccomp.Off {
+		args = append(args, "--no-seccomp")
+	}
+	return args
+}
+
+// childError is the exit status of a kiln run as a child, which has
+// already said what went wrong: kiln passes it on without a line of its
+// own.
+type childError struct{ code int }
+
+func (e *childError) Error() string { return fmt.Sprintf("kiln exited with status %d", e.code) }
 
 // usable says why the snapshot in dir cannot be used, or "" if it can.
 func usable(dir string) string {

@@ -181,7 +181,7 @@ func fuzzDevice(t *testing.T, kind uint8, img, sock string) (Device, func()) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return v, func() { v.Close(); host.close() }
+		return v, func() { v.Close(); host.close(0) }
 	case 3:
 		b := &chanBackend{frames: make(chan []byte, 1)}
 		b.frames <- append(make([]byte, NetHeaderLen), "a frame from the host"...)

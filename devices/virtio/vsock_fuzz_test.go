@@ -123,7 +123,7 @@ func runVsockPackets(t *testing.T, path string, hostReads bool, packets []byte) 
 		tr.Write(RegStatus, []byte{0, 0, 0, 0})
 	})
 	v.Close()
-	run.hostBytes = host.close()
+	run.hostBytes = host.close(run.accepted)
 	noGoroutinesAbove(t, base, "after reset")
 	return run
 }
@@ -318,9 +318,22 @@ func newFuzzHost(t *testing.T, path string, reads bool) *fuzzHost {
 	return h
 }
 
-// close ends the host program once the device closed its side of every
-// connection, and returns how many bytes it read.
-func (h *fuzzHost) close() int64 {
+// close ends the host program once it has accepted the device's conns
+// connections (one a device connected, as a program's, may still wait in
+// the listener's backlog) and the device closed its side of every one,
+// and returns how many bytes it read.
+func (h *fuzzHost) close(conns int) int64 {
+	within(h.t, 5*time.Second, "the host's accepts", func() {
+		for {
+			h.mu.Lock()
+			n := len(h.conns)
+			h.mu.Unlock()
+			if n >= conns {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
 	h.ln.Close()
 	h.accept.Wait()
 	within(h.t, 5*time.Second, "the host's reads (is a connection left open?)", h.readers.Wait)

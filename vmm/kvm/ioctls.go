@@ -55,6 +55,33 @@ const (
 	kvmKVMClockCtrl    = 0xAEAD     // _IO(KVMIO, 0xad)
 )
 
+// Requests made once the VM runs, named for vmm/seccomp, whose filters
+// allow exactly these KVM ioctls after setup: every other request above
+// builds or restores a VM, before the filters go on.
+const (
+	// A vCPU's thread, on its own vCPU: entering the guest, and reading
+	// registers for error messages and --trace.
+	IoctlRun      = kvmRun
+	IoctlGetRegs  = kvmGetRegs
+	IoctlGetSregs = kvmGetSregs
+	// The VM's: the serial port's interrupt line, raised by the vCPU
+	// that writes the port and by the console's input.
+	IoctlIRQLine = kvmIRQLine
+	// Pausing for a snapshot: each vCPU saves itself on its own thread...
+	IoctlGetMPState    = kvmGetMPState
+	IoctlGetXSave      = kvmGetXSave
+	IoctlGetXCRs       = kvmGetXCRs
+	IoctlGetDebugRegs  = kvmGetDebugRegs
+	IoctlGetLAPIC      = kvmGetLAPIC
+	IoctlGetTSCKHz     = kvmGetTSCKHz
+	IoctlGetMSRs       = kvmGetMSRs
+	IoctlGetVCPUEvents = kvmGetVCPUEvents
+	// ... then the VM's in-kernel devices are read.
+	IoctlGetPIT2    = kvmGetPIT2
+	IoctlGetClock   = kvmGetClock
+	IoctlGetIRQChip = kvmGetIRQChip
+)
+
 // ioctlNames gives each request a name for error messages and traces.
 var ioctlNames = map[uintptr]string{
 	kvmGetAPIVersion:       "KVM_GET_API_VERSION",

@@ -15,6 +15,10 @@ type VCPU struct {
 	run []byte // the shared struct kvm_run, mmapped from fd
 }
 
+// FD is the vCPU's descriptor, for a seccomp filter that allows its
+// ioctls on it alone (vmm/seccomp). Nothing else should use it.
+func (v *VCPU) FD() int { return v.fd }
+
 // Close unmaps the run area and closes the vCPU.
 func (v *VCPU) Close() error {
 	unix.Munmap(v.run)

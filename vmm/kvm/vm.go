@@ -13,6 +13,10 @@ type VM struct {
 	runSize int
 }
 
+// FD is the VM's descriptor, for a seccomp filter that allows its
+// ioctls on it alone (vmm/seccomp). Nothing else should use it.
+func (vm *VM) FD() int { return vm.fd }
+
 // Close closes the VM's file descriptor.
 func (vm *VM) Close() error { return unix.Close(vm.fd) }
 

@@ -10,15 +10,16 @@
 //	loadKernel     boot.go     the kernel, initrd, command line and MP table
 //	setupVCPUs     boot.go     CPUID, MSRs, registers: vCPU 0 at the entry point
 //
-// Run starts one goroutine per vCPU, each pinned to its own OS thread,
-// and dispatches every VM exit to the port-I/O or MMIO bus (run.go,
-// exits.go). With --trace or --stats an observer watches the exits
-// (observe.go).
+// Run puts on the seccomp filters (seccomp.go), starts one goroutine per
+// vCPU, each pinned to its own OS thread, and dispatches every VM exit to
+// the port-I/O or MMIO bus (run.go, exits.go). With --trace or --stats an
+// observer watches the exits (observe.go).
 package machine
 
 import (
 	"errors"
 	"io"
+	"os"
 	"time"
 
 	"github.com/kiln-vmm/kiln/boot"
@@ -27,6 +28,7 @@ import (
 	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/memory"
+	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )
 
 // Machine is a built VM, ready to Run.
@@ -52,6 +54,10 @@ type Machine struct {
 	saveErrs        []error      // or why a vCPU could not save its state
 	restored        bool         // built from a snapshot
 
+	seccomp seccomp.Mode // filters for kiln's threads (seccomp.go)
+	verbose io.Writer    // -v: what the VMM does; nil for nothing
+	stderr  io.Writer    // where Log mode says it is on
+
 	firstRun time.Time     // when vCPU 0 first entered KVM_RUN
 	end      chan struct{} // closed when the VM must stop
 	stop     stopOnce
@@ -68,11 +74,18 @@ type Options struct {
 	// SnapshotAtReady pauses the VM when the guest's init is ready for
 	// its job, for SaveSnapshot, instead of giving it the job.
 	SnapshotAtReady bool
+	// Seccomp filters kiln's system calls from the moment Run starts
+	// the vCPUs (seccomp.go). Off, the zero value, lets a process build
+	// many machines; with filters, a process runs one.
+	Seccomp seccomp.Mode
+	// Verbose, if not nil, hears what the VMM does (kiln run -v).
+	Verbose io.Writer
 }
 
 // New builds the VM described by cfg.
 func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), snapshotAtReady: opt.SnapshotAtReady}
+	m.setOptions(opt)
 	if m.start.IsZero() {
 		m.start = time.Now()
 	}
@@ -113,6 +126,11 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// setOptions keeps the options Run needs.
+func (m *Machine) setOptions(opt Options) {
+	m.seccomp, m.verbose, m.stderr = opt.Seccomp, opt.Verbose, os.Stderr
 }
 
 // Host returns what the machine found out about the host.

@@ -36,6 +36,7 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 		return nil, err
 	}
 	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), restored: true}
+	m.setOptions(opt)
 	if m.start.IsZero() {
 		m.start = time.Now()
 	}

@@ -139,8 +139,14 @@ func (m *Machine) Stop() { m.stop.Do(m, Result{Reason: ReasonStopped}) }
 
 // Run runs the VM until it ends and returns how it ended.
 func (m *Machine) Run() Result {
+	// The build is done: the process's seccomp filter goes on every
+	// thread, before any vCPU's goes on its own (seccomp.go).
+	if err := m.installProcessFilter(); err != nil {
+		return m.finish(Result{Reason: ReasonError, Err: err})
+	}
 	var wg sync.WaitGroup
 	tids := make([]int, len(m.vcpus))
+	filterErrs := make([]error, len(m.vcpus))
 	ready := make(chan struct{}, len(m.vcpus))
 	for i, v := range m.vcpus {
 		wg.Add(1)
@@ -153,18 +159,28 @@ func (m *Machine) Run() Result {
 					m.stop.Do(m, Result{Reason: ReasonError, Err: fmt.Errorf("vCPU %d: internal error: %v", i, r)})
 				}
 			}()
-			// KVM requires a vCPU's ioctls to come from one thread.
+			// KVM requires a vCPU's ioctls to come from one thread, and
+			// the thread carries the vCPU's seccomp filter, which no
+			// other goroutine may run under: the goroutine never unlocks
+			// it, so Go ends the thread when the goroutine returns.
 			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
 			tids[i] = unix.Gettid()
+			err := m.installVCPUFilter(v)
+			filterErrs[i] = err
 			ready <- struct{}{}
-			if err := m.runVCPU(v); err != nil {
+			if err == nil {
+				err = m.runVCPU(v)
+			}
+			if err != nil {
 				m.stop.Do(m, Result{Reason: ReasonError, Err: err})
 			}
 		}(i, v)
 	}
 	for range m.vcpus {
 		<-ready
+	}
+	if errors.Join(filterErrs...) == nil {
+		m.reportSeccomp(m.verbose)
 	}
 
 	<-m.end
