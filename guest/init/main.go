@@ -30,7 +30,7 @@ import (
 	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
-const path = "/bbin:/bin:/usr/bin:/sbin:/usr/sbin"
+const searchPath = "/bbin:/bin:/usr/bin:/sbin:/usr/sbin"
 
 func main() {
 	// ioperm(2) grants port access to the calling thread only: keep this
@@ -53,6 +53,9 @@ func main() {
 		end(125, false)
 	}
 	apply(job)
+	if job.Container != nil {
+		runContainer(job.Container, job.Quiet) // container.go
+	}
 	argv := job.Argv
 	if len(argv) == 0 {
 		argv = []string{"gosh"}
@@ -104,7 +107,7 @@ func apply(job *contract.Job) {
 	if job.Raw {
 		rawConsole()
 	}
-	os.Setenv("PATH", path)
+	os.Setenv("PATH", searchPath)
 	os.Setenv("HOME", "/")
 	os.Setenv("TERM", "linux")
 	for _, kv := range job.Env {

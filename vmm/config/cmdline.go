@@ -30,8 +30,9 @@ func (c *Config) Job() *contract.Job {
 	j := &contract.Job{
 		Argv:  c.Command,
 		Raw:   !c.Interactive,
-		Quiet: len(c.Command) > 0 && !c.Verbose,
+		Quiet: (len(c.Command) > 0 || c.Container != nil) && !c.Verbose,
 	}
+	j.Container = c.Container
 	for _, s := range c.Shares {
 		j.Mounts = append(j.Mounts, contract.Mount{Tag: s.Tag, Dir: s.GuestDir, ReadOnly: s.ReadOnly})
 	}
