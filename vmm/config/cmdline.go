@@ -33,6 +33,9 @@ func (c *Config) Job() *contract.Job {
 		Quiet: (len(c.Command) > 0 || c.Container != nil) && !c.Verbose,
 	}
 	j.Container = c.Container
+	if c.Container != nil {
+		return j // its init mounts the shares the container uses itself
+	}
 	for _, s := range c.Shares {
 		j.Mounts = append(j.Mounts, contract.Mount{Tag: s.Tag, Dir: s.GuestDir, ReadOnly: s.ReadOnly})
 	}
