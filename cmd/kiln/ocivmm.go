@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,16 @@ var forwarded = []os.Signal{
 	unix.SIGFPE, unix.SIGUSR1, unix.SIGSEGV, unix.SIGUSR2, unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT,
 	unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGVTALRM,
 	unix.SIGPROF, unix.SIGWINCH, unix.SIGIO, unix.SIGPWR, unix.SIGSYS,
+}
+
+// init keeps a VMM's main goroutine on the process's main thread. kiln
+// create starts the VMM with a parent-death signal, so that it dies with a
+// create that dies; the signal belongs to the thread that exec'd (threads
+// made later have none), and the VMM clears it there once created.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "_oci-vmm" {
+		runtime.LockOSThread()
+	}
 }
 
 // cmdOCIVMM runs a container's VMM; it reports to kiln create on fd 3.
@@ -143,7 +154,8 @@ func (v *containerVM) run(report *os.File) (int, error) {
 	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE) // a closed stdout is an error, not death
 	go v.relay(sigs)
 
-	// Created: from here on the VMM outlives kiln create.
+	// Created: from here on the VMM outlives kiln create (this is the
+	// main thread, see init).
 	unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0)
 	if _, err := fmt.Fprintln(report, "ok"); err != nil {
 		v.m.Stop() // kiln create is gone

@@ -80,6 +80,14 @@ type Container struct {
 	ControlPort uint32 `json:"control_port"`
 }
 
+// RootMountOptions are the 9p mount options of a container's root file
+// system: as ShareMountOptions, but with the guest's page cache for all
+// reads and metadata (cache=loose), so that a binary run twice, or a
+// library many programs map, is read from the host once. A container's
+// root is its own: the engine does not change it under a running
+// container, so the guest need not see host changes at once.
+const RootMountOptions = "trans=virtio,version=9p2000.L,msize=512000,cache=loose"
+
 // Stdio ports, as offsets from Container.ControlPort. init connects to
 // each (the host listens on the vsock device's PATH_port sockets) and
 // hands the connection to the process as that stream, so the process

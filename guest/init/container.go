@@ -81,13 +81,13 @@ type container struct {
 
 // setupContainer does everything before the process runs.
 func setupContainer(c *contract.Container) (*container, error) {
-	if err := mountShareAt(c.Root.Tag, containerRoot); err != nil {
+	if err := mountShareAt(c.Root.Tag, containerRoot, contract.RootMountOptions); err != nil {
 		return nil, fmt.Errorf("root file system: %w", err)
 	}
 	mounted := map[string]bool{}
 	for _, m := range c.Mounts {
 		if m.Type == "bind" && !mounted[m.Tag] {
-			if err := mountShareAt(m.Tag, path.Join(sharesDir, m.Tag)); err != nil {
+			if err := mountShareAt(m.Tag, path.Join(sharesDir, m.Tag), contract.ShareMountOptions); err != nil {
 				return nil, err
 			}
 			mounted[m.Tag] = true

@@ -25,12 +25,12 @@ const (
 	sharesDir     = "/kiln/shares" // the other shares, by tag
 )
 
-// mountShareAt mounts the 9P share tag at dir.
-func mountShareAt(tag, dir string) error {
+// mountShareAt mounts the 9P share tag at dir with options.
+func mountShareAt(tag, dir, options string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("share %s: %w", tag, err)
 	}
-	if err := unix.Mount(tag, dir, "9p", 0, contract.ShareMountOptions); err != nil {
+	if err := unix.Mount(tag, dir, "9p", 0, options); err != nil {
 		return fmt.Errorf("mount share %s: %w", tag, err)
 	}
 	return nil
