@@ -1,0 +1,326 @@
+package main
+
+// kiln as an OCI runtime, driven directly as an engine drives it (create,
+// start, state, kill, delete on a bundle), with real guests under KVM.
+// Like an engine, the test process is a subreaper: a container's VMM,
+// whose parent kiln create exits, becomes its child, and its exit status
+// is the container's.
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/bench"
+)
+
+var (
+	ociOnce   sync.Once
+	ociRootfs string // the initramfs unpacked: the image of every test container
+	ociErr    error
+)
+
+// ociGuest makes what the OCI tests share: the guest kernel and
+// initramfs beside the kiln binary (where kiln finds them when podman
+// runs it), the rootfs, and this process a subreaper. It skips where
+// guestFiles does.
+func ociGuest(t *testing.T) string {
+	t.Helper()
+	k, i := guestFiles(t)
+	ociOnce.Do(func() {
+		dir := filepath.Dir(kilnBinary)
+		for name, target := range map[string]string{"vmlinux": k, "initramfs.cpio": i} {
+			if err := os.Symlink(target, filepath.Join(dir, name)); err != nil && !os.IsExist(err) {
+				ociErr = err
+				return
+			}
+		}
+		ociRootfs = filepath.Join(dir, "rootfs")
+		if ociErr = bench.UnpackRootfs(i, ociRootfs); ociErr != nil {
+			return
+		}
+		ociErr = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	})
+	require.NoError(t, ociErr)
+	return ociRootfs
+}
+
+// writeBundle writes a bundle whose root is rootfs (read-only), running
+// args, with the mounts an engine asks for.
+func writeBundle(t *testing.T, rootfs string, args ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	spec := specs.Spec{
+		Version: "1.0.2",
+		Root:    &specs.Root{Path: rootfs, Readonly: true},
+		Process: &specs.Process{
+			Args: args,
+			Env:  []string{"PATH=/bbin:/bin", "HOME=/"},
+			Cwd:  "/",
+			Rlimits: []specs.POSIXRlimit{
+				{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 1024},
+			},
+		},
+		Hostname: "kiln-oci",
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev"}},
+		},
+		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "pid"}, {Type: "mount"}, {Type: "network"}}},
+	}
+	b, err := json.Marshal(spec)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644))
+	return dir
+}
+
+// ociRuntime runs kiln's OCI commands with one state root and cache.
+type ociRuntime struct {
+	t     *testing.T
+	root  string
+	env   []string
+	files string // where containers' stdout and stderr go
+}
+
+func newOCIRuntime(t *testing.T, cache string) *ociRuntime {
+	return &ociRuntime{t: t, root: t.TempDir(), env: []string{"KILN_CACHE=" + cache}, files: t.TempDir()}
+}
+
+// run runs `kiln --root ROOT args...`.
+func (o *ociRuntime) run(args ...string) run {
+	o.t.Helper()
+	return runEnv(o.t, o.env, "", kilnBinary, append([]string{"--root", o.root}, args...)...)
+}
+
+// create creates a container whose stdio are files (an engine's pipes
+// would hold the test's own reads open for as long as the VMM lives).
+func (o *ociRuntime) create(id, bundle string) *exec.Cmd {
+	o.t.Helper()
+	cmd := exec.Command(kilnBinary, "--root", o.root, "create", "--bundle", bundle, "--pid-file", o.pidFile(id), id)
+	cmd.Env = append(os.Environ(), o.env...)
+	stdout, err := os.Create(filepath.Join(o.files, id+".out"))
+	require.NoError(o.t, err)
+	defer stdout.Close()
+	stderr, err := os.Create(filepath.Join(o.files, id+".err"))
+	require.NoError(o.t, err)
+	defer stderr.Close()
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd
+}
+
+func (o *ociRuntime) pidFile(id string) string { return filepath.Join(o.files, id+".pid") }
+
+// output returns what the container wrote to stdout and stderr.
+func (o *ociRuntime) output(id string) (string, string) {
+	out, _ := os.ReadFile(filepath.Join(o.files, id+".out"))
+	errb, _ := os.ReadFile(filepath.Join(o.files, id+".err"))
+	return string(out), string(errb)
+}
+
+// createOK creates the container and returns its VMM's pid.
+func (o *ociRuntime) createOK(id, bundle string) int {
+	o.t.Helper()
+	cmd := o.create(id, bundle)
+	start := time.Now()
+	err := cmd.Run()
+	out, errs := o.output(id)
+	require.NoError(o.t, err, "create %s: stdout %q stderr %q", id, out, errs)
+	o.t.Logf("kiln create %s: %.1f s", id, time.Since(start).Seconds())
+	return o.pid(id)
+}
+
+func (o *ociRuntime) pid(id string) int {
+	o.t.Helper()
+	b, err := os.ReadFile(o.pidFile(id))
+	require.NoError(o.t, err)
+	pid, err := strconv.Atoi(string(b))
+	require.NoError(o.t, err, "the pid file holds bare digits: %q", b)
+	return pid
+}
+
+// state returns the container's OCI state.
+func (o *ociRuntime) state(id string) specs.State {
+	o.t.Helper()
+	r := o.run("state", id)
+	require.Equal(o.t, 0, r.code, r.stderr)
+	var st specs.State
+	require.NoError(o.t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
+	require.Equal(o.t, id, st.ID)
+	require.True(o.t, strings.HasPrefix(st.Version, "1."), st.Version)
+	require.NotEmpty(o.t, st.Bundle)
+	return st
+}
+
+// waitExit waits for the VMM (this process's child, adopted as a
+// subreaper) and returns its exit code as an engine computes it.
+func waitExit(t *testing.T, pid int) int {
+	t.Helper()
+	done := make(chan int, 1)
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				done <- -1
+				return
+			}
+			break
+		}
+		if ws.Signaled() {
+			done <- 128 + int(ws.Signal())
+			return
+		}
+		done <- ws.ExitStatus()
+	}()
+	select {
+	case code := <-done:
+		require.NotEqual(t, -1, code, "the VMM %d is not a child of the test (subreaper)", pid)
+		return code
+	case <-time.After(bootDeadline):
+		t.Fatalf("the VMM %d did not exit within %v", pid, bootDeadline)
+		return 0
+	}
+}
+
+// requireGone checks that nothing of the container is left: no state
+// directory, no VMM process (none with its state directory in its
+// command line, reaped or not).
+func (o *ociRuntime) requireGone(id string, pid int) {
+	o.t.Helper()
+	dir := filepath.Join(o.root, id)
+	require.NoDirExists(o.t, dir)
+	if pid > 0 {
+		err := unix.Kill(pid, 0)
+		require.ErrorIs(o.t, err, unix.ESRCH, "the VMM %d is gone", pid)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 1 && args[1] == "_oci-vmm" && strings.Contains(string(b), dir) {
+			o.t.Fatalf("a VMM of %s is left: %s %q", id, p, args)
+		}
+	}
+}
+
+// TestOCILifecycle takes containers through the OCI states: creating (the
+// first, which takes the warm snapshot: a cold boot), created, running,
+// stopped; their exit status, stdio and signals; and a container the
+// guest cannot set up, which leaves nothing behind.
+func TestOCILifecycle(t *testing.T) {
+	t.Parallel()
+	rootfs := ociGuest(t)
+	o := newOCIRuntime(t, t.TempDir())
+
+	// c1: sleeps until signalled. While create works, state says
+	// creating.
+	b1 := writeBundle(t, rootfs, "sleep", "1000")
+	create := o.create("c1", b1)
+	require.NoError(t, create.Start())
+	created := make(chan error, 1)
+	go func() { created <- create.Wait() }()
+	seen := map[specs.ContainerState]bool{}
+wait:
+	for {
+		select {
+		case err := <-created:
+			out, errs := o.output("c1")
+			require.NoError(t, err, "create: %s %s", out, errs)
+			break wait
+		case <-time.After(50 * time.Millisecond):
+			r := runEnv(t, o.env, "", kilnBinary, "--root", o.root, "state", "c1")
+			if r.code == 0 {
+				var st specs.State
+				require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
+				seen[st.Status] = true
+			}
+		case <-time.After(bootDeadline):
+			t.Fatal("create did not finish")
+		}
+	}
+	require.True(t, seen[specs.StateCreating], "state during a cold create: %v", seen)
+	pid1 := o.pid("c1")
+	st := o.state("c1")
+	require.Equal(t, specs.StateCreated, st.Status)
+	require.Equal(t, pid1, st.Pid)
+	require.NoError(t, unix.Kill(pid1, 0), "the VMM runs")
+
+	r := o.run("create", "--bundle", b1, "c1")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "already exists")
+
+	r = o.run("start", "c1")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, specs.StateRunning, o.state("c1").Status)
+	r = o.run("start", "c1")
+	require.Equal(t, 1, r.code, "a second start")
+
+	r = o.run("kill", "c1", "15")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, 128+int(syscall.SIGTERM), waitExit(t, pid1), "SIGTERM reached the process in the guest")
+	require.Equal(t, specs.StateStopped, o.state("c1").Status)
+	r = o.run("kill", "c1", "15")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "not running")
+	r = o.run("delete", "c1")
+	require.Equal(t, 0, r.code, r.stderr)
+	o.requireGone("c1", pid1)
+
+	// c2: stdout, stderr and the exit status, from a restored VM.
+	pid2 := o.createOK("c2", writeBundle(t, rootfs, "sh", "-c", "echo out; echo err >&2; hostname; exit 7"))
+	r = o.run("start", "c2")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, 7, waitExit(t, pid2))
+	out, errs := o.output("c2")
+	require.Equal(t, "out\nkiln-oci\n", out)
+	require.Equal(t, "err\n", errs)
+	require.Equal(t, specs.StateStopped, o.state("c2").Status)
+	r = o.run("delete", "c2")
+	require.Equal(t, 0, r.code, r.stderr)
+	o.requireGone("c2", pid2)
+
+	// c3: running, deleted: refused without --force.
+	pid3 := o.createOK("c3", b1)
+	r = o.run("start", "c3")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = o.run("ps", "--format", "json", "c3")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "["+strconv.Itoa(pid3)+"]\n", r.stdout)
+	r = o.run("delete", "c3")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "not stopped")
+	r = o.run("delete", "--force", "c3")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, 128+int(syscall.SIGKILL), waitExit(t, pid3))
+	o.requireGone("c3", pid3)
+
+	// c4: the guest cannot set it up: create fails with the guest's
+	// words, and leaves no process and no state.
+	create = o.create("c4", writeBundle(t, rootfs, "no-such-command"))
+	err := create.Run()
+	_, errs = o.output("c4")
+	require.Error(t, err)
+	require.Contains(t, errs, "executable file not found")
+	require.Equal(t, 1, strings.Count(errs, "\n"), "one line: %q", errs)
+	o.requireGone("c4", 0)
+	require.NoFileExists(t, o.pidFile("c4"))
+	entries, err := os.ReadDir(o.root)
+	require.NoError(t, err)
+	require.Empty(t, entries)
+}
