@@ -113,10 +113,10 @@ func (o *ociRuntime) create(id, bundle string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), o.env...)
 	stdout, err := os.Create(filepath.Join(o.files, id+".out"))
 	require.NoError(o.t, err)
-	defer stdout.Close()
 	stderr, err := os.Create(filepath.Join(o.files, id+".err"))
 	require.NoError(o.t, err)
-	defer stderr.Close()
+	// Open until create has started the VMM with them.
+	o.t.Cleanup(func() { stdout.Close(); stderr.Close() })
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	return cmd
 }
