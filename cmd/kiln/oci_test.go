@@ -283,7 +283,7 @@ wait:
 	o.requireGone("c1", pid1)
 
 	// c2: stdout, stderr and the exit status, from a restored VM.
-	pid2 := o.createOK("c2", writeBundle(t, rootfs, "sh", "-c", "echo out; echo err >&2; hostname; exit 7"))
+	pid2 := o.createOK("c2", writeBundle(t, rootfs, "sh", "-c", "echo out; echo err >&2; cat /proc/sys/kernel/hostname; exit 7"))
 	r = o.run("start", "c2")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Equal(t, 7, waitExit(t, pid2))
