@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-vmm/kiln/guest/contract"
+	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
 // Options are the benchmark's settings.
@@ -202,34 +203,12 @@ func describe(s Sample) string {
 }
 
 // FormatDuration prints a duration with three significant digits.
-func FormatDuration(d time.Duration) string {
-	switch {
-	case d >= time.Minute:
-		return fmt.Sprintf("%.1f min", d.Minutes())
-	case d >= time.Second:
-		return sig3(d.Seconds(), "s")
-	case d >= time.Millisecond:
-		return sig3(float64(d)/1e6, "ms")
-	case d >= time.Microsecond:
-		return sig3(float64(d)/1e3, "µs")
-	}
-	return fmt.Sprintf("%d ns", d.Nanoseconds())
-}
-
-func sig3(v float64, unit string) string {
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f %s", v, unit)
-	case v >= 10:
-		return fmt.Sprintf("%.1f %s", v, unit)
-	}
-	return fmt.Sprintf("%.2f %s", v, unit)
-}
+var FormatDuration = trace.FormatDuration
 
 // FormatKiB prints a size given in KiB.
 func FormatKiB(k uint64) string {
 	if k < 1024 {
 		return fmt.Sprintf("%d KiB", k)
 	}
-	return sig3(float64(k)/1024, "MiB")
+	return trace.ThreeDigits(float64(k)/1024, "MiB")
 }

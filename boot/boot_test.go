@@ -18,8 +18,8 @@ var u64 = binary.LittleEndian.Uint64
 func TestMemoryMap(t *testing.T) {
 	m := MemoryMap(256 << 20)
 	require.Equal(t, []E820Entry{
-		{0, layout.EBDAStart, E820RAM},
-		{layout.EBDAStart, layout.HighMemory - layout.EBDAStart, E820Reserved},
+		{0, layout.MPTableAddr, E820RAM},
+		{layout.MPTableAddr, layout.HighMemory - layout.MPTableAddr, E820Reserved},
 		{layout.HighMemory, 256<<20 - layout.HighMemory, E820RAM},
 	}, m)
 

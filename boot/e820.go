@@ -22,8 +22,8 @@ type E820Entry struct {
 // split around the MMIO gap by layout.RAMRegions.
 func MemoryMap(memSize uint64) []E820Entry {
 	m := []E820Entry{
-		{0, layout.EBDAStart, E820RAM},
-		{layout.EBDAStart, layout.HighMemory - layout.EBDAStart, E820Reserved},
+		{0, layout.MPTableAddr, E820RAM},
+		{layout.MPTableAddr, layout.HighMemory - layout.MPTableAddr, E820Reserved},
 	}
 	for _, r := range layout.RAMRegions(memSize) {
 		start := r.Addr

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-vmm/kiln/bench"
@@ -25,7 +24,15 @@ import (
 // the memory and the goals (see bench and
 // docs/benchmarks.md).
 func cmdBench(args []string) int {
-	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
+	sub := newSubcommand("bench", "Usage: kiln bench [flags] [-- COMMAND [ARG...]]\n\n"+
+		"Starts the same workload (COMMAND, default true) as a kiln microVM, a kiln\n"+
+		"microVM restored from a snapshot, a QEMU microvm, with crun, with runc, with\n"+
+		"unshare and chroot, and by fork/exec, interleaved for --rounds rounds after\n"+
+		"--warmup, and reports min, median, p90 and max of launch → user space (VMs)\n"+
+		"and launch → exit, memory, density, and whether kiln meets its goals.\n"+
+		"Methods that cannot run say why.")
+	fs := sub.fs
+	fs.SortFlags = true
 	kernel := fs.String("kernel", defaultPath("KILN_KERNEL", "vmlinux"), "guest kernel (vmlinux)")
 	initrd := fs.String("initrd", defaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs; also unpacked as the containers' root file system")
 	rounds := fs.Int("rounds", 5, "measured rounds (each starts every method once)")
@@ -36,24 +43,11 @@ func cmdBench(args []string) int {
 	timeout := fs.Duration("timeout", 5*time.Minute, "longest a single start may take")
 	jsonOut := fs.String("json", "", "write every sample as JSON to `FILE`")
 	svgOut := fs.String("svg", "", "draw the distributions as an SVG chart in `FILE`")
-	help := fs.BoolP("help", "h", false, "show this help")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: kiln bench [flags] [-- COMMAND [ARG...]]\n\n"+
-			"Starts the same workload (COMMAND, default true) as a kiln microVM, a QEMU\n"+
-			"microvm, with crun, with runc, with unshare and chroot, and by fork/exec,\n"+
-			"interleaved for --rounds rounds after --warmup, and reports min, median, p90\n"+
-			"and max of launch → user space (VMs) and launch → exit, memory, density, and\n"+
-			"whether kiln meets its goals. Methods that cannot run say why.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(os.Stderr, "kiln: %v\nkiln: see kiln bench --help\n", err)
-		return ExitUsage
-	}
-	if *help {
-		fs.SetOutput(os.Stdout)
-		fs.Usage()
-		return 0
+	if helped, err := sub.parse(args); helped || err != nil {
+		if helped {
+			return 0
+		}
+		return sub.fail(err)
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "kiln: bench: "+format+"\n", a...)

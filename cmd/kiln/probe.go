@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/spf13/pflag"
-
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
@@ -19,27 +17,18 @@ import (
 // changes for it. It opens /dev/kvm (or $KILN_KVM) and asks, without
 // booting anything.
 func cmdProbe(args []string) int {
-	fs := pflag.NewFlagSet("probe", pflag.ContinueOnError)
-	help := fs.BoolP("help", "h", false, "show this help")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: kiln probe\n\n"+
-			"Shows what this host's KVM offers: the API version, the capabilities kiln\n"+
-			"uses, the most vCPUs a VM may have, the CPUID leaves KVM can give a guest,\n"+
-			"whether it is hardware KVM or kvm-pvm, and what kiln adapts for it.\n\nFlags:\n")
-		fs.PrintDefaults()
+	sub := newSubcommand("probe", "Usage: kiln probe\n\n"+
+		"Shows what this host's KVM offers: the API version, the capabilities kiln\n"+
+		"uses, the most vCPUs a VM may have, the CPUID leaves KVM can give a guest,\n"+
+		"whether it is hardware KVM or kvm-pvm, and what kiln adapts for it.")
+	if helped, err := sub.parse(args); helped || err != nil {
+		if helped {
+			return 0
+		}
+		return sub.fail(err)
 	}
-	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(os.Stderr, "kiln: %v\nkiln: see kiln probe --help\n", err)
-		return ExitUsage
-	}
-	if *help {
-		fs.SetOutput(os.Stdout)
-		fs.Usage()
-		return 0
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "kiln: probe takes no arguments, not %q\nkiln: see kiln probe --help\n", fs.Arg(0))
-		return ExitUsage
+	if sub.fs.NArg() > 0 {
+		return sub.fail(fmt.Errorf("%w: probe takes no arguments, not %q", config.ErrUsage, sub.fs.Arg(0)))
 	}
 
 	path := os.Getenv("KILN_KVM")

@@ -127,8 +127,11 @@ func command(fs *pflag.FlagSet) ([]string, error) {
 
 // runFlags parses `kiln run` arguments into a config.
 func runFlags(args []string) (*runOptions, bool, error) {
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	fs.SortFlags = false
+	sub := newSubcommand("run", "Usage: kiln run [flags] [-- COMMAND [ARG...]]\n\n"+
+		"Boots a Linux guest, or restores one from a snapshot (--restore, --warm).\n"+
+		"With COMMAND, runs it in the guest and exits with its status; without,\n"+
+		"starts an interactive shell (Ctrl-A X quits).")
+	fs := sub.fs
 	cfg := &config.Config{}
 	opt := &runOptions{cfg: cfg}
 	vm := addVMFlags(fs, cfg)
@@ -138,21 +141,8 @@ func runFlags(args []string) (*runOptions, bool, error) {
 	fs.BoolVar(&cfg.PrintCmdline, "print-cmdline", false, "print the kernel command line for this guest under another VMM (with the job that kiln hands over its signal device), and exit")
 	fs.StringVar(&opt.report, "report", "", "write a machine-readable report to `PATH`: a JSON object a line for user space, the command's start, and the end (boot phases, exit status, exit counts with --stats)")
 	addObserveFlags(fs, cfg)
-	help := fs.BoolP("help", "h", false, "show this help")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: kiln run [flags] [-- COMMAND [ARG...]]\n\n"+
-			"Boots a Linux guest, or restores one from a snapshot (--restore, --warm).\n"+
-			"With COMMAND, runs it in the guest and exits with its status; without,\n"+
-			"starts an interactive shell (Ctrl-A X quits).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, false, fmt.Errorf("%w: %v", config.ErrUsage, err)
-	}
-	if *help {
-		fs.SetOutput(os.Stdout)
-		fs.Usage()
-		return nil, true, nil
+	if helped, err := sub.parse(args); helped || err != nil {
+		return nil, helped, err
 	}
 	var err error
 	if cfg.Command, err = command(fs); err != nil {
@@ -335,9 +325,13 @@ func resultCode(cfg *config.Config, res machine.Result, interrupted bool) int {
 	return 0
 }
 
-// fail prints err as one line and returns its exit code. The VMM core
-// names settings ("cpus"); here they become the flags that set them.
-func fail(err error) int {
+// fail prints err as one line and returns its exit code, for kiln run.
+func fail(err error) int { return failIn("run", err) }
+
+// failIn prints err as one line and returns its exit code; a usage error
+// adds a line pointing at `kiln CMD --help`. The VMM core names settings
+// ("cpus"); here they become the flags that set them.
+func failIn(cmd string, err error) int {
 	msg := err.Error()
 	var se *config.SettingError
 	if errors.As(err, &se) {
@@ -349,7 +343,7 @@ func fail(err error) int {
 	msg = strings.TrimPrefix(msg, config.ErrUsage.Error()+": ")
 	fmt.Fprintf(os.Stderr, "kiln: %s\n", msg)
 	if errors.Is(err, config.ErrUsage) {
-		fmt.Fprintln(os.Stderr, "kiln: see kiln run --help")
+		fmt.Fprintf(os.Stderr, "kiln: see kiln %s --help\n", cmd)
 	}
 	return exitCode(err)
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-vmm/kiln/vmm/config"
@@ -21,40 +20,40 @@ import (
 // ready for a job, and write it to a directory that kiln run --restore
 // starts VMs from.
 func cmdSnapshot(args []string, start time.Time) int {
-	fs := pflag.NewFlagSet("snapshot", pflag.ContinueOnError)
-	fs.SortFlags = false
+	sub := newSubcommand("snapshot", "Usage: kiln snapshot --out DIR [flags]\n\n"+
+		"Boots a Linux guest with the flags kiln run takes, pauses it when its init\n"+
+		"is ready to run a command, and writes every vCPU's registers, the devices'\n"+
+		"state and the guest's memory to DIR. kiln run --restore DIR [-- COMMAND]\n"+
+		"then starts VMs from that moment. A network device cannot be snapshotted.")
 	cfg := &config.Config{}
-	out := fs.String("out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
-	vm := addVMFlags(fs, cfg)
-	help := fs.BoolP("help", "h", false, "show this help")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: kiln snapshot --out DIR [flags]\n\n"+
-			"Boots a Linux guest with the flags kiln run takes, pauses it when its init\n"+
-			"is ready to run a command, and writes every vCPU's registers, the devices'\n"+
-			"state and the guest's memory to DIR. kiln run --restore DIR [-- COMMAND]\n"+
-			"then starts VMs from that moment. A network device cannot be snapshotted.\n\nFlags:\n")
-		fs.PrintDefaults()
+	out := sub.fs.String("out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
+	verify := sub.fs.String("verify", "", "check the snapshot in `DIR` against its checksums (its state and all of its memory), and exit")
+	vm := addVMFlags(sub.fs, cfg)
+	if helped, err := sub.parse(args); helped || err != nil {
+		if helped {
+			return 0
+		}
+		return sub.fail(err)
 	}
-	if err := fs.Parse(args); err != nil {
-		return fail(fmt.Errorf("%w: %v", config.ErrUsage, err))
-	}
-	if *help {
-		fs.SetOutput(os.Stdout)
-		fs.Usage()
+	if *verify != "" {
+		if err := machine.VerifyMemory(*verify); err != nil {
+			return sub.fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "kiln: snapshot %s: its state and memory match their checksums\n", *verify)
 		return 0
 	}
 	if *out == "" {
-		return fail(fmt.Errorf("%w: kiln snapshot needs --out DIR", config.ErrUsage))
+		return sub.fail(fmt.Errorf("%w: kiln snapshot needs --out DIR (or --verify DIR)", config.ErrUsage))
 	}
-	cmd, err := command(fs)
+	cmd, err := command(sub.fs)
 	if err != nil {
-		return fail(err)
+		return sub.fail(err)
 	}
 	if len(cmd) > 0 {
-		return fail(fmt.Errorf("%w: a snapshot is taken before any command runs; give the command to kiln run --restore DIR -- COMMAND", config.ErrUsage))
+		return sub.fail(fmt.Errorf("%w: a snapshot is taken before any command runs; give the command to kiln run --restore DIR -- COMMAND", config.ErrUsage))
 	}
 	if err := vm.parse(); err != nil {
-		return fail(err)
+		return sub.fail(err)
 	}
 	console := io.Discard
 	if cfg.Verbose {
@@ -63,7 +62,7 @@ func cmdSnapshot(args []string, start time.Time) int {
 	fmt.Fprintf(os.Stderr, "kiln: booting the guest to snapshot it (a cold boot: %s)\n", bootEstimate())
 	res, err := takeSnapshot(cfg, *out, console, start)
 	if err != nil {
-		return fail(err)
+		return sub.fail(err)
 	}
 	res.print(os.Stderr, *out)
 	return 0

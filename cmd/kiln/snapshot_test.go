@@ -190,7 +190,7 @@ func TestSnapshotRefusals(t *testing.T) {
 	// A directory that is not a snapshot.
 	bad := filepath.Join(dir, "bad")
 	require.NoError(t, os.MkdirAll(bad, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(bad, machine.StateFile), []byte(`{"format":99}`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(bad, machine.StateFile), []byte(`{"kiln_snapshot":99}`), 0o644))
 	r := kiln(t, "", "run", "--restore", bad, "--", "true")
 	require.Equal(t, ExitBadInput, r.code, r.stderr)
 	require.Contains(t, r.stderr, "format 99")

@@ -85,6 +85,11 @@ func takeWarm(cfg *config.Config, dir string) error {
 	if err != nil {
 		return fmt.Errorf("take the warm snapshot: %w", err)
 	}
+	// Read back what was written, once, before any VM relies on it.
+	if err := machine.VerifyMemory(dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("take the warm snapshot: %w", err)
+	}
 	r.print(os.Stderr, dir)
 	return nil
 }

@@ -13,13 +13,17 @@
 // OSDev wiki page "8042 PS/2 Controller".
 package i8042
 
-import "sync"
+import (
+	"sync"
 
-// Offsets inside the device window, which starts at port 0x60.
+	"github.com/kiln-vmm/kiln/devices"
+)
+
+// Offsets inside the device window, which starts at port 0x60
+// (vmm/layout places it).
 const (
 	DataPort    = 0 // 0x60
 	CommandPort = 4 // 0x64
-	WindowSize  = 5
 )
 
 // Status register bits (read from port 0x64).
@@ -74,14 +78,11 @@ func (c *Controller) Resets() int {
 
 // Read implements bus.Device.
 func (c *Controller) Read(off uint64, data []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range data {
-		data[i] = 0xff
-	}
-	if len(data) != 1 {
+	if !devices.ByteAccess(data, 0xff) {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch off {
 	case DataPort:
 		data[0] = c.out

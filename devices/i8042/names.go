@@ -2,7 +2,8 @@ package i8042
 
 import (
 	"fmt"
-	"strings"
+
+	"github.com/kiln-vmm/kiln/devices"
 )
 
 // RegisterName names the register at offset off: the data port, and at
@@ -76,24 +77,13 @@ func (c *Controller) Describe(off uint64, write bool, data []byte) string {
 	return fmt.Sprintf("%s -> %#02x", name, v)
 }
 
-// statusBits names the set bits of a status register value.
-func statusBits(v byte) string {
-	var set []string
-	for _, b := range []struct {
-		bit  byte
-		name string
-	}{
-		{StatusOutputFull, "output full"},
-		{StatusInputFull, "input full"},
-		{StatusSystem, "self-test passed"},
-		{StatusCommand, "last write was a command"},
-	} {
-		if v&b.bit != 0 {
-			set = append(set, b.name)
-		}
-	}
-	if len(set) == 0 {
-		return "idle"
-	}
-	return strings.Join(set, ", ")
+// statusNames name the bits of the status register.
+var statusNames = []devices.Bit{
+	{Mask: StatusOutputFull, Name: "output full"},
+	{Mask: StatusInputFull, Name: "input full"},
+	{Mask: StatusSystem, Name: "self-test passed"},
+	{Mask: StatusCommand, Name: "last write was a command"},
 }
+
+// statusBits names the set bits of a status register value.
+func statusBits(v byte) string { return devices.BitNames(uint64(v), statusNames, ", ", "idle") }

@@ -3,7 +3,8 @@ package serial
 import (
 	"fmt"
 	"strconv"
-	"strings"
+
+	"github.com/kiln-vmm/kiln/devices"
 )
 
 // RegisterName names the register at offset off. On the 16550A the name
@@ -78,26 +79,29 @@ func (u *UART) Describe(off uint64, write bool, data []byte) string {
 	return fmt.Sprintf("%s %s %#02x", name, arrow, v)
 }
 
-// The names of register bits, lowest bit first; "" for bits not named.
+// The names of register bits, lowest bit first.
 var (
-	ierBits = [8]string{"RDI", "THRI", "RLSI", "MSI"}
-	mcrBits = [8]string{"DTR", "RTS", "OUT1", "OUT2", "LOOP"}
-	lsrBits = [8]string{"DR", "OE", "PE", "FE", "BI", "THRE", "TEMT", "FIFOERR"}
-	msrBits = [8]string{"DCTS", "DDSR", "TERI", "DDCD", "CTS", "DSR", "RI", "DCD"}
+	ierBits = lowFirst("RDI", "THRI", "RLSI", "MSI")
+	mcrBits = lowFirst("DTR", "RTS", "OUT1", "OUT2", "LOOP")
+	lsrBits = lowFirst("DR", "OE", "PE", "FE", "BI", "THRE", "TEMT", "FIFOERR")
+	msrBits = lowFirst("DCTS", "DDSR", "TERI", "DDCD", "CTS", "DSR", "RI", "DCD")
 )
 
+// lowFirst names bits 0, 1, 2, ... in turn.
+func lowFirst(names ...string) []devices.Bit {
+	bits := make([]devices.Bit, len(names))
+	for i, n := range names {
+		bits[i] = devices.Bit{Mask: 1 << i, Name: n}
+	}
+	return bits
+}
+
 // withBits prints a register value with the names of its set bits.
-func withBits(name, arrow string, v byte, bits [8]string) string {
-	var set []string
-	for i, b := range bits {
-		if b != "" && v&(1<<i) != 0 {
-			set = append(set, b)
-		}
+func withBits(name, arrow string, v byte, bits []devices.Bit) string {
+	if set := devices.BitNames(uint64(v), bits, " ", ""); set != "" {
+		return fmt.Sprintf("%s %s %#02x (%s)", name, arrow, v, set)
 	}
-	if len(set) == 0 {
-		return fmt.Sprintf("%s %s %#02x", name, arrow, v)
-	}
-	return fmt.Sprintf("%s %s %#02x (%s)", name, arrow, v, strings.Join(set, " "))
+	return fmt.Sprintf("%s %s %#02x", name, arrow, v)
 }
 
 // LCR bits that only traces look at; the UART itself ignores them.

@@ -103,14 +103,11 @@ func New(irq devices.Interrupt, out io.Writer) *UART {
 
 // Read implements bus.Device.
 func (u *UART) Read(off uint64, data []byte) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for i := range data {
-		data[i] = 0
-	}
-	if len(data) != 1 {
+	if !devices.ByteAccess(data, 0) {
 		return
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
 	data[0] = u.readReg(off)
 }
 

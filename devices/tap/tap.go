@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,12 +57,12 @@ func Open(name string) (*Tap, error) {
 	var req ifreq
 	copy(req.Name[:], name)
 	req.Flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
+	if e := ioctlPtr(fd, unix.TUNSETIFF, &req); e != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: TUNSETIFF %s: %v (is it a tap, not a tun? does another process hold it?)", ErrNoTap, name, e)
 	}
 	hdr := int32(HeaderLen)
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETVNETHDRSZ, uintptr(unsafe.Pointer(&hdr))); e != 0 {
+	if e := ioctlPtr(fd, unix.TUNSETVNETHDRSZ, &hdr); e != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: TUNSETVNETHDRSZ %s: %v", ErrNoTap, name, e)
 	}

@@ -3,7 +3,8 @@ package virtio
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
+
+	"github.com/kiln-vmm/kiln/devices"
 )
 
 // The transport's register window in words, for kiln run --trace (VIRTIO
@@ -40,16 +41,19 @@ var registerNames = map[uint64]string{
 }
 
 // statusBits name the device status bits (2.1 "Device Status Field").
-var statusBits = []struct {
-	bit  uint64
-	name string
-}{
-	{StatusAcknowledge, "ACKNOWLEDGE"},
-	{StatusDriver, "DRIVER"},
-	{StatusDriverOK, "DRIVER_OK"},
-	{StatusFeaturesOK, "FEATURES_OK"},
-	{StatusDeviceNeedsReset, "DEVICE_NEEDS_RESET"},
-	{StatusFailed, "FAILED"},
+var statusBits = []devices.Bit{
+	{Mask: StatusAcknowledge, Name: "ACKNOWLEDGE"},
+	{Mask: StatusDriver, Name: "DRIVER"},
+	{Mask: StatusDriverOK, Name: "DRIVER_OK"},
+	{Mask: StatusFeaturesOK, Name: "FEATURES_OK"},
+	{Mask: StatusDeviceNeedsReset, Name: "DEVICE_NEEDS_RESET"},
+	{Mask: StatusFailed, Name: "FAILED"},
+}
+
+// interruptBits name the causes in an interrupt status.
+var interruptBits = []devices.Bit{
+	{Mask: InterruptUsedBuffer, Name: "used buffer"},
+	{Mask: InterruptConfigChange, Name: "configuration change"},
 }
 
 // Describe says in words what an access to the window did, for traces:
@@ -84,30 +88,7 @@ func (t *Transport) Describe(off uint64, write bool, data []byte) string {
 }
 
 // statusWords names the set bits of a device status; 0 is a reset.
-func statusWords(v uint64) string {
-	if v == 0 {
-		return "reset"
-	}
-	var set []string
-	for _, b := range statusBits {
-		if v&b.bit != 0 {
-			set = append(set, b.name)
-		}
-	}
-	return strings.Join(set, " ")
-}
+func statusWords(v uint64) string { return devices.BitNames(v, statusBits, " ", "reset") }
 
 // interruptWords names the causes in an interrupt status.
-func interruptWords(v uint64) string {
-	var set []string
-	if v&InterruptUsedBuffer != 0 {
-		set = append(set, "used buffer")
-	}
-	if v&InterruptConfigChange != 0 {
-		set = append(set, "configuration change")
-	}
-	if len(set) == 0 {
-		return "none"
-	}
-	return strings.Join(set, ", ")
-}
+func interruptWords(v uint64) string { return devices.BitNames(v, interruptBits, ", ", "none") }

@@ -111,30 +111,16 @@ func (n *Net) transmit(c *Chain) (uint32, error) {
 // back end, reads it into the chain and returns the chain.
 func (n *Net) receive(a *Activation, q *Queue, kick <-chan struct{}, stop <-chan struct{}) {
 	for {
-		c, err := q.Pop()
+		c, err := next(q, kick, stop)
+		if err == nil && c != nil && (len(c.Writable) == 0 || len(c.Writable[0]) < NetHeaderLen) {
+			err = fmt.Errorf("%w: receive buffer without room for a header", ErrBadChain)
+		}
 		if err != nil {
 			a.Fail(err)
 			return
 		}
 		if c == nil {
-			// No buffers: wait for the guest to add some.
-			more, err := q.ArmNotify()
-			if err != nil {
-				a.Fail(err)
-				return
-			}
-			if !more {
-				select {
-				case <-kick:
-				case <-stop:
-					return
-				}
-			}
-			continue
-		}
-		if len(c.Writable) == 0 || len(c.Writable[0]) < NetHeaderLen {
-			a.Fail(fmt.Errorf("%w: receive buffer without room for a header", ErrBadChain))
-			return
+			return // stopped
 		}
 		k, err := n.backend.ReadFrame(c.Writable, stop)
 		if err != nil {
@@ -144,9 +130,6 @@ func (n *Net) receive(a *Activation, q *Queue, kick <-chan struct{}, stop <-chan
 			return
 		}
 		le.PutUint16(c.Writable[0][10:], 1) // num_buffers: one chain a frame
-		q.Push(c.Head, uint32(k))
-		if q.NeedInterrupt() {
-			a.Interrupt()
-		}
+		give(q, a, c.Head, uint32(k))
 	}
 }

@@ -166,35 +166,19 @@ func (s *Vsock) RestoreState(json.RawMessage) error {
 // transportReset puts a TRANSPORT_RESET event in the first buffer the
 // driver gives the event queue.
 func (s *Vsock) transportReset(a *Activation, q *Queue, kick <-chan struct{}) {
-	for {
-		c, err := q.Pop()
-		if err != nil {
-			a.Fail(err)
-			return
-		}
-		if c != nil {
-			if c.WritableLen() < 4 || len(c.Writable[0]) < 4 {
-				a.Fail(fmt.Errorf("%w: vsock event buffer of %d bytes", ErrBadChain, c.WritableLen()))
-				return
-			}
-			le.PutUint32(c.Writable[0], vsockEventTransportReset)
-			q.Push(c.Head, 4)
-			if q.NeedInterrupt() {
-				a.Interrupt()
-			}
-			return
-		}
-		if more, err := q.ArmNotify(); err != nil {
-			a.Fail(err)
-			return
-		} else if !more {
-			select {
-			case <-kick:
-			case <-s.stop:
-				return
-			}
-		}
+	c, err := next(q, kick, s.stop)
+	if err == nil && c != nil && (c.WritableLen() < 4 || len(c.Writable[0]) < 4) {
+		err = fmt.Errorf("%w: vsock event buffer of %d bytes", ErrBadChain, c.WritableLen())
 	}
+	if err != nil {
+		a.Fail(err)
+		return
+	}
+	if c == nil {
+		return // stopped
+	}
+	le.PutUint32(c.Writable[0], vsockEventTransportReset)
+	give(q, a, c.Head, 4)
 }
 
 // spawn runs f as one of the device's workers; f watches s.stop.
@@ -265,38 +249,22 @@ func (s *Vsock) receive(a *Activation, q *Queue, kick <-chan struct{}) {
 		case <-s.stop:
 			return
 		}
-		for {
-			c, err := q.Pop()
-			if err != nil {
-				a.Fail(err)
-				return
-			}
-			if c != nil {
-				if c.WritableLen() < len(p) {
-					a.Fail(fmt.Errorf("%w: vsock receive buffer of %d bytes for a %d-byte packet", ErrBadChain, c.WritableLen(), len(p)))
-					return
-				}
-				n := 0
-				for _, b := range c.Writable {
-					n += copy(b, p[n:])
-				}
-				q.Push(c.Head, uint32(len(p)))
-				if q.NeedInterrupt() {
-					a.Interrupt()
-				}
-				break
-			}
-			if more, err := q.ArmNotify(); err != nil {
-				a.Fail(err)
-				return
-			} else if !more {
-				select {
-				case <-kick:
-				case <-s.stop:
-					return
-				}
-			}
+		c, err := next(q, kick, s.stop)
+		if err == nil && c != nil && c.WritableLen() < len(p) {
+			err = fmt.Errorf("%w: vsock receive buffer of %d bytes for a %d-byte packet", ErrBadChain, c.WritableLen(), len(p))
 		}
+		if err != nil {
+			a.Fail(err)
+			return
+		}
+		if c == nil {
+			return // stopped
+		}
+		n := 0
+		for _, b := range c.Writable {
+			n += copy(b, p[n:])
+		}
+		give(q, a, c.Head, uint32(len(p)))
 	}
 }
 

@@ -83,6 +83,40 @@ func (w *Workers) Stop(wake ...func()) {
 	w.wg.Wait()
 }
 
+// next takes the driver's next chain from q, waiting for a kick while
+// there is none. It returns nil once stop is closed. A device that does
+// not answer every chain at once (a receive queue fills a buffer only
+// when data comes) takes its chains this way.
+func next(q *Queue, kick, stop <-chan struct{}) (*Chain, error) {
+	for {
+		c, err := q.Pop()
+		if err != nil || c != nil {
+			return c, err
+		}
+		more, err := q.ArmNotify()
+		if err != nil {
+			return nil, err
+		}
+		if more {
+			continue
+		}
+		select {
+		case <-kick:
+		case <-stop:
+			return nil, nil
+		}
+	}
+}
+
+// give returns a chain the device wrote n bytes into, interrupting the
+// driver if it wants to hear of it.
+func give(q *Queue, a *Activation, head uint16, n uint32) {
+	q.Push(head, n)
+	if q.NeedInterrupt() {
+		a.Interrupt()
+	}
+}
+
 // drain handles every available chain, interrupting the driver as it asks,
 // until the queue is empty with notifications re-armed.
 func drain(q *Queue, h Handler, interrupt func()) error {

@@ -52,7 +52,7 @@ const (
 )
 
 // The boot-signal device: a window of SignalSize I/O ports at SignalPort
-// (devices/signal implements it; vmm/layout places it). init gains access
+// (devices/bootsignal implements it; vmm/layout places it). init gains access
 // with ioperm(2) as root.
 const (
 	SignalPort = 0x440

@@ -5,21 +5,13 @@ import (
 	"strings"
 
 	"github.com/kiln-vmm/kiln/guest/contract"
+	"github.com/kiln-vmm/kiln/vmm/cpu"
 )
 
 // Host is what the kernel command line depends on about the host.
 type Host struct {
 	PVM    bool   // /dev/kvm is kvm-pvm, a software nested KVM
 	TSCKHz uint32 // the guest TSC frequency, 0 if unknown
-}
-
-// PVMClearCPUID lists CPU features a guest kernel must not use under
-// kvm-pvm: its instruction emulator lacks them (xsave, popcnt, clac/stac)
-// or they are only precautions for the same reason. See docs/pvm.md.
-var PVMClearCPUID = []string{
-	"xsave", "popcnt", "smap", "smep", "fsgsbase", "rdpid", "invpcid", "pcid",
-	"umip", "erms", "fsrm", "avx", "avx2", "bmi1", "bmi2", "movbe", "rdrand",
-	"rdseed", "adx", "sha_ni", "aes", "f16c", "fma",
 }
 
 // Job is what the guest's init is to run, as the guest-host contract
@@ -60,7 +52,7 @@ func KernelCmdline(c *Config, h Host, devices []string) string {
 		args = append(args, "quiet")
 	}
 	if h.PVM {
-		args = append(args, "clearcpuid="+strings.Join(PVMClearCPUID, ","), "rodata=off")
+		args = append(args, "clearcpuid="+strings.Join(cpu.PVMClearCPUID, ","), "rodata=off")
 		if h.TSCKHz != 0 {
 			args = append(args, fmt.Sprintf("tsc_early_khz=%d", h.TSCKHz))
 		}

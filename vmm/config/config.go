@@ -52,16 +52,17 @@ var (
 
 // Config is one VM.
 type Config struct {
-	Kernel   string   // ELF vmlinux with a PVH note, or a bzImage
-	Initrd   string   // initramfs, or "" for none
-	Cmdline  string   // extra kernel command-line arguments, appended
-	CPUs     int      // number of vCPUs
-	Memory   uint64   // guest RAM in bytes
-	Command  []string // command for the guest init to run; empty: a shell
-	Verbose  bool     // show the kernel's boot messages in command mode
+	Kernel  string   // ELF vmlinux with a PVH note, or a bzImage
+	Initrd  string   // initramfs, or "" for none
+	Cmdline string   // extra kernel command-line arguments, appended
+	CPUs    int      // number of vCPUs
+	Memory  uint64   // guest RAM in bytes
+	Command []string // command for the guest init to run; empty: a shell
+	Verbose bool     // show the kernel's boot messages in command mode
+	// BootTime: report the time from launch to guest user space.
 	BootTime bool
 	// PrintCmdline: build the VM, print its kernel command line, stop.
-	PrintCmdline bool // report the time from launch to guest user space
+	PrintCmdline bool
 
 	// Disks are virtio block devices, in order: vda, vdb, ...
 	Disks []Disk

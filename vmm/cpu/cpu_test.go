@@ -116,3 +116,11 @@ func TestVendorAndSVMTaskRegister(t *testing.T) {
 	ForSVM(s)
 	require.EqualValues(t, 9, s.Sregs.TR.Type)
 }
+
+func TestMissingFeatures(t *testing.T) {
+	host := []kvm.CPUIDEntry{{Function: 1, ECX: 0x0000_0201}, {Function: 7, Index: 0, Flags: kvm.CPUIDFlagSignificantIndex, EBX: 0x1}}
+	guest := []kvm.CPUIDEntry{{Function: 1, ECX: 0x8000_0201, EDX: edxHTT}, {Function: 7, Index: 0, Flags: kvm.CPUIDFlagSignificantIndex, EBX: 0x1}}
+	require.Empty(t, MissingFeatures(guest, host), "the hypervisor bit and HTT are kiln's own")
+	guest[1].EBX |= 0x20
+	require.Equal(t, []string{"leaf 0x7.0 ebx bits 0x20"}, MissingFeatures(guest, host))
+}

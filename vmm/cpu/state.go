@@ -121,3 +121,61 @@ const tssBusy = 0x2
 func ForSVM(s *State) {
 	s.Sregs.TR.Type &^= tssBusy
 }
+
+// featureWords are the CPUID registers that list CPU features a guest
+// kernel relies on once it has booted: it chose its code paths (and
+// patched itself) by them.
+var featureWords = []struct {
+	function, index uint32
+	reg             string
+	ignore          uint32 // bits kiln sets itself (HTT, the hypervisor bit)
+}{
+	{1, 0, "ecx", ecxHypervisor},
+	{1, 0, "edx", edxHTT},
+	{7, 0, "ebx", 0},
+	{7, 0, "ecx", 0},
+	{7, 0, "edx", 0},
+	{0xd, 1, "eax", 0},
+	{0x80000001, 0, "ecx", 0},
+	{0x80000001, 0, "edx", 0},
+}
+
+// MissingFeatures lists the CPU features a saved guest's CPUID has that
+// this host's KVM does not offer (supported, KVM_GET_SUPPORTED_CPUID): a
+// guest restored here would run into instructions the CPU lacks.
+func MissingFeatures(guest, supported []kvm.CPUIDEntry) []string {
+	var missing []string
+	for _, w := range featureWords {
+		g, ok := leaf(guest, w.function, w.index)
+		if !ok {
+			continue
+		}
+		h, _ := leaf(supported, w.function, w.index)
+		if extra := register(g, w.reg) &^ register(h, w.reg) &^ w.ignore; extra != 0 {
+			missing = append(missing, fmt.Sprintf("leaf %#x.%d %s bits %#x", w.function, w.index, w.reg, extra))
+		}
+	}
+	return missing
+}
+
+// leaf finds a CPUID leaf and subleaf.
+func leaf(entries []kvm.CPUIDEntry, function, index uint32) (kvm.CPUIDEntry, bool) {
+	for _, e := range entries {
+		if e.Function == function && (e.Index == index || e.Flags&kvm.CPUIDFlagSignificantIndex == 0) {
+			return e, true
+		}
+	}
+	return kvm.CPUIDEntry{}, false
+}
+
+func register(e kvm.CPUIDEntry, name string) uint32 {
+	switch name {
+	case "eax":
+		return e.EAX
+	case "ebx":
+		return e.EBX
+	case "ecx":
+		return e.ECX
+	}
+	return e.EDX
+}

@@ -52,10 +52,11 @@ const (
 	CmdlineAddr = 0x20000
 	CmdlineMax  = 4096
 
-	// MPTableAddr is where the MP floating pointer and table are written.
+	// MPTableAddr is where the MP floating pointer and table are written:
+	// the last KiB below 640 KiB, where a PC's BIOS keeps its extended data
+	// area (EBDA) and Linux scans for the table. The memory map reserves
+	// from here to HighMemory.
 	MPTableAddr = 0x9fc00
-	// EBDAStart is the start of the reserved area below 1 MiB.
-	EBDAStart = 0x9fc00
 
 	// HighMemory is the first byte above the legacy 1 MiB area.
 	HighMemory = 0x100000
@@ -90,11 +91,13 @@ const (
 	UARTSize = 8
 
 	// I8042DataPort and I8042CommandPort are the keyboard controller,
-	// used by the guest to reset the machine (reboot=k).
+	// used by the guest to reset the machine (reboot=k); I8042Size spans
+	// both.
 	I8042DataPort    = 0x60
 	I8042CommandPort = 0x64
+	I8042Size        = I8042CommandPort - I8042DataPort + 1
 
-	// SignalPort is kiln's boot-signal device (devices/signal), through
+	// SignalPort is kiln's boot-signal device (devices/bootsignal), through
 	// which the guest's init reports and reads its job. Its place is part
 	// of the guest-host contract, which the guest's init imports too.
 	SignalPort = contract.SignalPort

@@ -8,10 +8,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-vmm/kiln/devices/bootsignal"
 	"github.com/kiln-vmm/kiln/devices/i8042"
 	"github.com/kiln-vmm/kiln/devices/serial"
 	"github.com/kiln-vmm/kiln/devices/share"
-	"github.com/kiln-vmm/kiln/devices/signal"
 	"github.com/kiln-vmm/kiln/devices/tap"
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/guest/contract"
@@ -41,7 +41,7 @@ type deviceManager struct {
 
 	serial *serial.UART
 	i8042  *i8042.Controller
-	signal *signal.Device
+	signal *bootsignal.Device
 	virtio []*virtioDevice
 	params []string // kernel parameters announcing the devices
 }
@@ -68,14 +68,14 @@ func newDeviceManager(vm *kvm.VM, mem *memory.Guest) *deviceManager {
 func (d *deviceManager) addLegacy(console io.Writer, onReset func(), onSignal func(contract.Event)) error {
 	d.serial = serial.New(d.vm.IRQLine(layout.COM1IRQ), console)
 	d.i8042 = i8042.New(onReset)
-	d.signal = signal.New(onSignal)
+	d.signal = bootsignal.New(onSignal)
 	for _, r := range []struct {
 		name       string
 		base, size uint64
 		dev        bus.Device
 	}{
 		{"serial", layout.COM1Port, layout.UARTSize, d.serial},
-		{"i8042", layout.I8042DataPort, i8042.WindowSize, d.i8042},
+		{"i8042", layout.I8042DataPort, layout.I8042Size, d.i8042},
 		{"signal", layout.SignalPort, layout.SignalSize, d.signal},
 	} {
 		if err := d.pio.Insert(r.name, r.base, r.size, r.dev); err != nil {

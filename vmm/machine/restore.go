@@ -3,12 +3,12 @@ package machine
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
-	"github.com/kiln-vmm/kiln/vmm/layout"
 	"github.com/kiln-vmm/kiln/vmm/memory"
 )
 
@@ -56,11 +56,16 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 		return nil, err
 	}
 	m.cmdline = snap.Cmdline
-	// 3. vCPU state, then the VM's in-kernel devices.
-	svm, err := m.onSVM()
+	// 3. vCPU state, then the VM's in-kernel devices, on a host that
+	// offers the CPU features the guest booted with.
+	supported, err := m.sys.SupportedCPUID()
 	if err != nil {
 		return nil, err
 	}
+	if missing := cpu.MissingFeatures(snap.VCPUs[0].CPUID, supported); len(missing) > 0 {
+		return nil, fmt.Errorf("%w: the guest booted on a CPU with features this host's KVM does not offer (%s)", ErrSnapshot, strings.Join(missing, "; "))
+	}
+	svm := !m.host.PVM && cpu.Vendor(supported) == "AuthenticAMD"
 	for i, v := range m.vcpus {
 		if svm {
 			cpu.ForSVM(snap.VCPUs[i])
@@ -138,57 +143,24 @@ func restoreConfig(cfg *config.Config, s *Snapshot) error {
 
 // createRestoredVM is createVM for a snapshot: the same VM, vCPUs and
 // in-kernel devices, with RAM from the memory file and no boot setup.
-func (m *Machine) createRestoredVM(kvmPath, memPath string, snap *Snapshot) (err error) {
-	if kvmPath == "" {
-		kvmPath = kvm.DevicePath
-	}
-	if m.sys, err = kvm.OpenPath(kvmPath); err != nil {
+func (m *Machine) createRestoredVM(kvmPath, memPath string, snap *Snapshot) error {
+	if err := m.openKVM(kvmPath); err != nil {
 		return err
 	}
-	m.host.PVM = kvm.IsPVM()
 	if m.host.PVM != snap.Host.PVM {
 		return fmt.Errorf("%w: taken on a host whose KVM is %s, this one's is %s", ErrSnapshot, hostKind(snap.Host.PVM), hostKind(m.host.PVM))
 	}
-	if max := m.sys.MaxVCPUs(); m.cfg.CPUs > max {
-		return fmt.Errorf("%w: %d vCPUs, this host's KVM allows %d", ErrSnapshot, m.cfg.CPUs, max)
-	}
-	if m.vm, err = m.sys.CreateVM(); err != nil {
-		return err
-	}
-	if m.mem, err = memory.FromFile(memPath, snap.MemSize); err != nil {
+	mem, err := memory.FromFile(memPath, snap.MemSize)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}
-	if err = m.registerMemory(); err != nil {
+	if err := m.buildVM(mem); err != nil {
 		return err
 	}
-	if err = m.vm.SetTSSAddr(layout.TSSAddr); err != nil {
-		return err
-	}
-	if err = m.vm.SetIdentityMapAddr(layout.IdentityMapAddr); err != nil {
-		return err
-	}
-	if err = m.vm.CreateIRQChip(); err != nil {
-		return err
-	}
-	if err = m.vm.CreatePIT2(); err != nil {
-		return err
-	}
-	for i := 0; i < m.cfg.CPUs; i++ {
-		v, err := m.vm.CreateVCPU(i)
-		if err != nil {
-			return err
-		}
-		m.vcpus = append(m.vcpus, v)
-	}
-	khz, err := m.vcpus[0].TSCKHz()
-	if err != nil {
-		return err
-	}
-	m.host.TSCKHz = khz
 	// The guest measured its TSC once, at boot. On a host whose TSC runs
 	// at another rate (beyond 250 ppm of calibration noise), KVM must
 	// scale it, or the guest's clock would run fast or slow.
-	want := snap.VCPUs[0].TSCKHz
+	want, khz := snap.VCPUs[0].TSCKHz, m.host.TSCKHz
 	if want != 0 && absDiff(khz, want) > uint64(want)/4000 {
 		for _, v := range m.vcpus {
 			if err := v.SetTSCKHz(want); err != nil {
@@ -249,19 +221,6 @@ func (m *Machine) restoreVM(s VMState) error {
 		}
 	}
 	return nil
-}
-
-// onSVM reports whether this host's KVM runs guests on AMD's SVM
-// (hardware, or an emulation of it), not Intel's VMX and not kvm-pvm.
-func (m *Machine) onSVM() (bool, error) {
-	if m.host.PVM {
-		return false, nil
-	}
-	supported, err := m.sys.SupportedCPUID()
-	if err != nil {
-		return false, err
-	}
-	return cpu.Vendor(supported) == "AuthenticAMD", nil
 }
 
 // Restored reports whether the machine was built from a snapshot.

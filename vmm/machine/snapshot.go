@@ -1,16 +1,15 @@
 package machine
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/kiln-vmm/kiln/devices/bootsignal"
 	"github.com/kiln-vmm/kiln/devices/i8042"
 	"github.com/kiln-vmm/kiln/devices/serial"
-	"github.com/kiln-vmm/kiln/devices/signal"
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
@@ -38,10 +37,11 @@ const (
 // another format is refused, never restored half-understood.
 const SnapshotFormat = 1
 
-// Snapshot is the contents of state.json.
+// Snapshot is the state state.json holds (snapfile.go has the file's
+// layout).
 type Snapshot struct {
-	Format  int       `json:"format"`
-	Build   string    `json:"kiln_build"` // the kiln binary that wrote it
+	Format  int       `json:"-"` // from state.json's envelope (snapfile.go)
+	Build   string    `json:"-"` // the kiln binary that wrote it
 	Created time.Time `json:"created"`
 
 	// Config is the VM's shape: what a restore rebuilds before it sets
@@ -50,13 +50,13 @@ type Snapshot struct {
 	Host    config.Host    `json:"host"`
 	Cmdline string         `json:"cmdline"` // the kernel's, for the record
 
-	VM      VMState       `json:"vm"`
-	VCPUs   []*cpu.State  `json:"vcpus"`
-	Serial  serial.State  `json:"serial"`
-	I8042   i8042.State   `json:"i8042"`
-	Signal  signal.State  `json:"signal"`
-	Virtio  []VirtioState `json:"virtio"`
-	MemSize uint64        `json:"memory_size"`
+	VM      VMState          `json:"vm"`
+	VCPUs   []*cpu.State     `json:"vcpus"`
+	Serial  serial.State     `json:"serial"`
+	I8042   i8042.State      `json:"i8042"`
+	Signal  bootsignal.State `json:"signal"`
+	Virtio  []VirtioState    `json:"virtio"`
+	MemSize uint64           `json:"memory_size"`
 }
 
 // SnapshotConfig is the part of a config.Config that shapes a VM's
@@ -160,12 +160,9 @@ func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 		}
 		s.Virtio = append(s.Virtio, VirtioState{Name: v.name, Base: v.base, IRQ: v.irq, State: ts})
 	}
-	state, err := json.Marshal(s)
-	if err != nil {
-		return times, fmt.Errorf("%w: encode the state: %v", ErrSnapshot, err)
-	}
 	times.Devices = time.Since(t0)
 
+	// MkdirTemp makes the directory 0700; the files are 0600.
 	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return times, fmt.Errorf("write snapshot: %w", err)
@@ -175,11 +172,13 @@ func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 	if times.Written, err = m.mem.WriteFile(filepath.Join(tmp, MemoryFile)); err != nil {
 		return times, err
 	}
+	mem := MemoryFileInfo{Size: m.mem.Size(), CRC32C: fmt.Sprintf("%08x", m.mem.Checksum(castagnoli))}
 	times.Memory, times.MemTotal = time.Since(t1), m.mem.Size()
-	if err := os.WriteFile(filepath.Join(tmp, StateFile), state, 0o644); err != nil {
-		return times, fmt.Errorf("write snapshot: %w", err)
+	state, err := encodeSnapshot(s, mem)
+	if err != nil {
+		return times, err
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, StateFile), state, 0o600); err != nil {
 		return times, fmt.Errorf("write snapshot: %w", err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -223,31 +222,4 @@ func (m *Machine) saveVCPU(v *kvm.VCPU) {
 		return
 	}
 	m.vcpuStates[v.ID] = s
-}
-
-// ReadSnapshot reads and checks the state of the snapshot in dir.
-func ReadSnapshot(dir string) (*Snapshot, error) {
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrSnapshot, dir, err)
-	}
-	var s Snapshot
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%w %s: %s is corrupt: %v", ErrSnapshot, dir, StateFile, err)
-	}
-	if s.Format != SnapshotFormat {
-		return nil, fmt.Errorf("%w %s: format %d, this kiln reads format %d (take the snapshot again)", ErrSnapshot, dir, s.Format, SnapshotFormat)
-	}
-	if s.Config.CPUs < 1 || len(s.VCPUs) != s.Config.CPUs || s.MemSize != s.Config.Memory || s.VM.PIT == nil ||
-		s.VM.PICMaster == nil || s.VM.PICSlave == nil || s.VM.IOAPIC == nil {
-		return nil, fmt.Errorf("%w %s: %s is incomplete", ErrSnapshot, dir, StateFile)
-	}
-	st, err := os.Stat(filepath.Join(dir, MemoryFile))
-	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrSnapshot, dir, err)
-	}
-	if uint64(st.Size()) != s.MemSize {
-		return nil, fmt.Errorf("%w %s: %s holds %d bytes, the VM had %d", ErrSnapshot, dir, MemoryFile, st.Size(), s.MemSize)
-	}
-	return &s, nil
 }

@@ -18,7 +18,20 @@ import (
 // createVM opens KVM, checks what it offers, and creates the VM: guest
 // RAM registered as memory slots, the interrupt controllers and timer in
 // the kernel, and the vCPUs.
-func (m *Machine) createVM(kvmPath string) (err error) {
+func (m *Machine) createVM(kvmPath string) error {
+	if err := m.openKVM(kvmPath); err != nil {
+		return err
+	}
+	// Guest RAM: anonymous host memory.
+	mem, err := memory.New(m.cfg.Memory)
+	if err != nil {
+		return err
+	}
+	return m.buildVM(mem)
+}
+
+// openKVM opens the KVM device and creates an empty VM.
+func (m *Machine) openKVM(kvmPath string) (err error) {
 	if kvmPath == "" {
 		kvmPath = kvm.DevicePath
 	}
@@ -30,13 +43,14 @@ func (m *Machine) createVM(kvmPath string) (err error) {
 			Problem: fmt.Sprintf("is more than this host's KVM allows (%d)", max), Max: uint64(max)}
 	}
 	m.host.PVM = kvm.IsPVM()
-	if m.vm, err = m.sys.CreateVM(); err != nil {
-		return err
-	}
-	// Guest RAM: anonymous host memory, registered as memory slots.
-	if m.mem, err = memory.New(m.cfg.Memory); err != nil {
-		return err
-	}
+	m.vm, err = m.sys.CreateVM()
+	return err
+}
+
+// buildVM gives the VM its RAM (registered as memory slots), the
+// interrupt controllers and timer, and its vCPUs.
+func (m *Machine) buildVM(mem *memory.Guest) (err error) {
+	m.mem = mem
 	if err = m.registerMemory(); err != nil {
 		return err
 	}
@@ -63,9 +77,11 @@ func (m *Machine) createVM(kvmPath string) (err error) {
 		}
 		m.vcpus = append(m.vcpus, v)
 	}
-	if khz, err := m.vcpus[0].TSCKHz(); err == nil {
-		m.host.TSCKHz = khz
+	khz, err := m.vcpus[0].TSCKHz()
+	if err != nil {
+		return err
 	}
+	m.host.TSCKHz = khz
 	return nil
 }
 

@@ -15,8 +15,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -31,9 +31,6 @@ type Region struct {
 	layout.Region
 	Host []byte // the host mapping; len(Host) == Size
 }
-
-// HostAddr is the host virtual address of the region, for KVM.
-func (r Region) HostAddr() uintptr { return uintptr(unsafe.Pointer(&r.Host[0])) }
 
 // Guest is the guest's RAM.
 type Guest struct {
@@ -161,7 +158,7 @@ func FromFile(path string, size uint64) (*Guest, error) {
 // few MiB of its RAM makes a file of a few MiB on disk, whatever its
 // size. It returns the bytes of RAM written (not holes).
 func (g *Guest) WriteFile(path string) (written uint64, err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("write guest memory: %w", err)
 	}
@@ -183,6 +180,16 @@ func (g *Guest) WriteFile(path string) (written uint64, err error) {
 		return written, fmt.Errorf("write guest memory to %s: %w", path, err)
 	}
 	return written, nil
+}
+
+// Checksum is the CRC-32 (in table's polynomial) of guest RAM, region
+// after region: of the file WriteFile writes.
+func (g *Guest) Checksum(table *crc32.Table) uint32 {
+	var sum uint32
+	for _, r := range g.regions {
+		sum = crc32.Update(sum, table, r.Host)
+	}
+	return sum
 }
 
 // pageSize is the unit in which WriteFile looks for zeros.

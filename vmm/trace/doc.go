@@ -30,6 +30,6 @@
 //     device and per vCPU; its Report, printed by Report.WriteTo, adds
 //     the phases of the boot: VMM setup, kernel, user space.
 //
-// The kinds of exit --trace selects are config.ExitClass values; ClassOf
+// The kinds of exit --trace selects are ExitClass values; ClassOf
 // says which kind an exit reason is.
 package trace

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/kiln-vmm/kiln/vmm/bus"
-	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 )
 
@@ -70,18 +69,18 @@ type CPUState struct {
 }
 
 // ClassOf says which kind of exit, as --trace names them, a reason is.
-func ClassOf(r kvm.ExitReason) config.ExitClass {
+func ClassOf(r kvm.ExitReason) ExitClass {
 	switch r {
 	case kvm.ExitIO:
-		return config.ExitsIO
+		return ExitsIO
 	case kvm.ExitMMIO:
-		return config.ExitsMMIO
+		return ExitsMMIO
 	case kvm.ExitHLT:
-		return config.ExitsHLT
+		return ExitsHLT
 	case kvm.ExitShutdown, kvm.ExitSystemEvent:
-		return config.ExitsShutdown
+		return ExitsShutdown
 	case kvm.ExitInternalError, kvm.ExitFailEntry:
-		return config.ExitsError
+		return ExitsError
 	}
-	return config.ExitsOther
+	return ExitsOther
 }

@@ -136,24 +136,34 @@ func perExit(t Tally) string {
 	return duration(t.Time / time.Duration(t.Exits))
 }
 
-// duration prints d in a unit that suits it, with three significant
-// digits: "812 ns", "4.25 µs", "31.4 ms", "27.1 s".
-func duration(d time.Duration) string {
-	unit, name := time.Second, "s"
+// duration is how the tables print a time (FormatDuration).
+func duration(d time.Duration) string { return FormatDuration(d) }
+
+// FormatDuration prints d in a unit that suits it, with three significant
+// digits: "812 ns", "4.25 µs", "31.4 ms", "27.1 s", "1.5 min". kiln bench
+// prints its times the same way.
+func FormatDuration(d time.Duration) string {
 	switch {
-	case d < time.Microsecond:
-		return fmt.Sprintf("%d ns", d.Nanoseconds())
-	case d < time.Millisecond:
-		unit, name = time.Microsecond, "µs"
-	case d < time.Second:
-		unit, name = time.Millisecond, "ms"
+	case d >= time.Minute:
+		return fmt.Sprintf("%.1f min", d.Minutes())
+	case d >= time.Second:
+		return ThreeDigits(d.Seconds(), "s")
+	case d >= time.Millisecond:
+		return ThreeDigits(float64(d)/1e6, "ms")
+	case d >= time.Microsecond:
+		return ThreeDigits(float64(d)/1e3, "µs")
 	}
-	v := float64(d) / float64(unit)
+	return fmt.Sprintf("%d ns", d.Nanoseconds())
+}
+
+// ThreeDigits prints v with unit and three significant digits (for v
+// from 1 to 999): "4.25 MiB", "31.4 ms", "812 µs".
+func ThreeDigits(v float64, unit string) string {
 	switch {
 	case v >= 100:
-		return fmt.Sprintf("%.0f %s", v, name)
+		return fmt.Sprintf("%.0f %s", v, unit)
 	case v >= 10:
-		return fmt.Sprintf("%.1f %s", v, name)
+		return fmt.Sprintf("%.1f %s", v, unit)
 	}
-	return fmt.Sprintf("%.2f %s", v, name)
+	return fmt.Sprintf("%.2f %s", v, unit)
 }

@@ -97,7 +97,7 @@ func TestDuration(t *testing.T) {
 		4250:                     "4.25 µs",
 		31400 * time.Microsecond: "31.4 ms",
 		27100 * time.Millisecond: "27.1 s",
-		312 * time.Second:        "312 s",
+		312 * time.Second:        "5.2 min",
 	} {
 		require.Equal(t, want, duration(d))
 	}

@@ -10,12 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-vmm/kiln/devices"
+	"github.com/kiln-vmm/kiln/devices/bootsignal"
 	"github.com/kiln-vmm/kiln/devices/i8042"
 	"github.com/kiln-vmm/kiln/devices/serial"
-	"github.com/kiln-vmm/kiln/devices/signal"
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/bus"
-	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/layout"
 )
@@ -26,8 +25,8 @@ func pioBus(t *testing.T) (*bus.Bus, *serial.UART) {
 	b := bus.New("pio")
 	uart := serial.New(&devices.CountingInterrupt{}, io.Discard)
 	require.NoError(t, b.Insert("serial", layout.COM1Port, layout.UARTSize, uart))
-	require.NoError(t, b.Insert("i8042", layout.I8042DataPort, i8042.WindowSize, i8042.New(nil)))
-	require.NoError(t, b.Insert("signal", layout.SignalPort, layout.SignalSize, signal.New(nil)))
+	require.NoError(t, b.Insert("i8042", layout.I8042DataPort, layout.I8042Size, i8042.New(nil)))
+	require.NoError(t, b.Insert("signal", layout.SignalPort, layout.SignalSize, bootsignal.New(nil)))
 	return b, uart
 }
 
@@ -142,7 +141,7 @@ func TestModes(t *testing.T) {
 
 func TestTracerFiltersByClass(t *testing.T) {
 	var out bytes.Buffer
-	tr := NewTracer(&out, config.ExitsHLT|config.ExitsShutdown)
+	tr := NewTracer(&out, ExitsHLT|ExitsShutdown)
 	require.True(t, tr.Wants(kvm.ExitHLT))
 	require.True(t, tr.Wants(kvm.ExitShutdown))
 	require.True(t, tr.Wants(kvm.ExitSystemEvent))
@@ -159,11 +158,11 @@ func TestTracerFiltersByClass(t *testing.T) {
 }
 
 func TestClassOf(t *testing.T) {
-	for r, c := range map[kvm.ExitReason]config.ExitClass{
-		kvm.ExitIO: config.ExitsIO, kvm.ExitMMIO: config.ExitsMMIO, kvm.ExitHLT: config.ExitsHLT,
-		kvm.ExitShutdown: config.ExitsShutdown, kvm.ExitSystemEvent: config.ExitsShutdown,
-		kvm.ExitInternalError: config.ExitsError, kvm.ExitFailEntry: config.ExitsError,
-		kvm.ExitIRQWindowOpen: config.ExitsOther, kvm.ExitDebug: config.ExitsOther,
+	for r, c := range map[kvm.ExitReason]ExitClass{
+		kvm.ExitIO: ExitsIO, kvm.ExitMMIO: ExitsMMIO, kvm.ExitHLT: ExitsHLT,
+		kvm.ExitShutdown: ExitsShutdown, kvm.ExitSystemEvent: ExitsShutdown,
+		kvm.ExitInternalError: ExitsError, kvm.ExitFailEntry: ExitsError,
+		kvm.ExitIRQWindowOpen: ExitsOther, kvm.ExitDebug: ExitsOther,
 	} {
 		require.Equal(t, c, ClassOf(r), "%v", r)
 	}

@@ -1,4 +1,4 @@
-// Package signal is kiln's boot-signal device: a window of eight I/O ports
+// Package bootsignal is kiln's boot-signal device: a window of eight I/O ports
 // through which the guest's init and kiln talk without a console, a disk
 // or a network.
 //
@@ -14,7 +14,7 @@
 //
 // The device records the time of each event and the status; the VMM reads
 // them when the guest ends. Other reads return zero.
-package signal
+package bootsignal
 
 import (
 	"sync"

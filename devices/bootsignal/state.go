@@ -1,4 +1,4 @@
-package signal
+package bootsignal
 
 // State is the signal device as a snapshot holds it. A snapshot is taken
 // when init waits for its job, after it reported user space: what the VM
