@@ -6,9 +6,6 @@ package main
 // every container with --network none (a kiln VM has no network).
 
 import (
-	"archive/tar"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/bench"
 )
 
 // podmanUlimits are needed on this project's hosts, whose hard nofile
@@ -49,7 +48,7 @@ func newPodman(t *testing.T) *podman {
 		p.run("rmi", "--all", "--force")
 	})
 	tarball := filepath.Join(dir, "rootfs.tar")
-	require.NoError(t, tarDir(rootfs, tarball))
+	require.NoError(t, bench.TarDir(rootfs, tarball))
 	r := p.run("import", "--change", "ENV PATH=/bbin:/bin", tarball, podmanImage)
 	require.Equal(t, 0, r.code, "podman import: %s", r.stderr)
 	return p
@@ -65,58 +64,6 @@ func (p *podman) runKiln(args ...string) run {
 	p.t.Helper()
 	full := append([]string{"run", "--runtime", kilnBinary, "--network", "none"}, podmanUlimits...)
 	return p.run(append(full, args...)...)
-}
-
-// tarDir writes the directory dir as a tar archive: the image podman
-// imports.
-func tarDir(dir, out string) error {
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		if rel == "." {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(path); err != nil {
-				return err
-			}
-		}
-		h, err := tar.FileInfoHeader(info, link)
-		if err != nil {
-			return err
-		}
-		h.Name = rel
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() {
-			src, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, src)
-			src.Close()
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }
 
 func TestPodman(t *testing.T) {
