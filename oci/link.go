@@ -101,8 +101,10 @@ func (l *Link) acceptControl() {
 var ErrGuestSetup = errors.New("container setup in the VM")
 
 // Ready waits until the guest reports the container set up, or its
-// failure, or the VM ends (ended closes), or timeout passes.
-func (l *Link) Ready(ended <-chan struct{}, timeout time.Duration) error {
+// failure, or the VM ends (ended closes), or timeout passes. commandStarted
+// closes if the guest's init starts a command instead (an init that does
+// not know container jobs).
+func (l *Link) Ready(ended, commandStarted <-chan struct{}, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
@@ -116,6 +118,8 @@ func (l *Link) Ready(ended <-chan struct{}, timeout time.Duration) error {
 			}
 		case <-ended:
 			return errors.New("the VM ended before the container was set up")
+		case <-commandStarted:
+			return errors.New("the guest's init started a command, not the container: is the initramfs kiln's, of this version?")
 		case <-t.C:
 			return fmt.Errorf("the container was not set up within %v", timeout)
 		}

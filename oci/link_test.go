@@ -40,7 +40,7 @@ func TestLinkStreams(t *testing.T) {
 	out := guestDial(t, vsock, ControlPort+contract.PortStdout)
 	errc := guestDial(t, vsock, ControlPort+contract.PortStderr)
 	ctl.Write(contract.MarshalControl(contract.Control{Op: contract.ControlReady}))
-	require.NoError(t, l.Ready(nil, 10*time.Second))
+	require.NoError(t, l.Ready(nil, nil, 10*time.Second))
 
 	require.NoError(t, l.Send(contract.Control{Op: contract.ControlStart}))
 	line, err := bufio.NewReader(ctl).ReadBytes('\n')
@@ -77,13 +77,13 @@ func TestLinkSetupError(t *testing.T) {
 	defer l.Close()
 	ctl := guestDial(t, vsock, ControlPort)
 	ctl.Write(contract.MarshalControl(contract.Control{Op: contract.ControlError, Error: `exec: "nope": executable file not found in $PATH`}))
-	err = l.Ready(nil, 10*time.Second)
+	err = l.Ready(nil, nil, 10*time.Second)
 	require.ErrorIs(t, err, ErrGuestSetup)
 	require.Contains(t, err.Error(), "executable file not found")
 
 	ended := make(chan struct{})
 	close(ended)
-	require.Error(t, l.Ready(ended, time.Minute), "the VM ended")
+	require.Error(t, l.Ready(ended, nil, time.Minute), "the VM ended")
 }
 
 func TestConsoleSocket(t *testing.T) {

@@ -136,7 +136,7 @@ func (v *containerVM) run(report *os.File) (int, error) {
 		res = v.m.Run()
 		close(ended)
 	}()
-	if err := v.link.Ready(ended, readyTimeout); err != nil {
+	if err := v.link.Ready(ended, v.m.CommandStarted(), readyTimeout); err != nil {
 		v.m.Stop()
 		<-ended
 		return 0, err
