@@ -34,8 +34,10 @@
 //	console.go    the pseudo-terminal for a container with a terminal, its
 //	              master handed to the engine over --console-socket
 //	link.go       the host side of the guest's control and stdio streams
+//	vmmctl.go     the VMM's own control socket, for kiln start and kill
 //	log.go        error lines in --log, JSON as runc writes them
 //	pidfile.go    the pid file: bare digits, written atomically
+//	features.go   what kiln features prints
 //
 // cmd/kiln has the command line and the VMM process itself.
 package oci

@@ -10,7 +10,8 @@
 // exactly there, so it gets a fresh job, fresh entropy and the right time.
 // init runs the command, reports its exit status through the device and
 // resets the machine, which ends the VM; or it starts the u-root shell on
-// the console and ends the VM when the shell exits.
+// the console and ends the VM when the shell exits; or, for kiln as an OCI
+// runtime, it sets up and runs a container (container.go).
 //
 // As PID 1 it also reaps orphaned processes, and it never exits: if init
 // returned, the kernel would panic.
