@@ -82,5 +82,11 @@ func takeOCISnapshot(cfg *config.Config, dir string) error {
 	if _, err := takeSnapshot(shape, dir, io.Discard, time.Now()); err != nil {
 		return fmt.Errorf("take the OCI snapshot: %w", err)
 	}
+	// Read back what was written, once, before any VM relies on it (as
+	// kiln run --warm does).
+	if err := machine.VerifyMemory(dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("take the OCI snapshot: %w", err)
+	}
 	return nil
 }
