@@ -324,3 +324,60 @@ wait:
 	require.NoError(t, err)
 	require.Empty(t, entries)
 }
+
+// TestOCIRootfsLinksStayInside gives the guest's init an image whose
+// links point out of it (absolute and with ".."), and mount destinations
+// through them: every mount must land inside the container's root, where
+// the container sees it, never in the guest's own tree.
+func TestOCIRootfsLinksStayInside(t *testing.T) {
+	t.Parallel()
+	shared := ociGuest(t)
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "bbin"), 0o755))
+	for _, d := range []string{"proc", "dev", "tmp"} {
+		require.NoError(t, os.Mkdir(filepath.Join(root, d), 0o755))
+	}
+	bb, err := os.ReadFile(filepath.Join(shared, "bbin", "bb"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "bbin", "bb"), bb, 0o755))
+	for _, tool := range []string{"sh", "cat", "ls"} {
+		require.NoError(t, os.Symlink("bb", filepath.Join(root, "bbin", tool)))
+	}
+	// In the guest, /kiln holds the container's root and the shares, and
+	// /tmp is init's own: links that would reach them from a walk that
+	// left the root.
+	require.NoError(t, os.Symlink("/kiln", filepath.Join(root, "abs")))
+	require.NoError(t, os.Symlink("../../../../tmp", filepath.Join(root, "up")))
+	vol := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(vol, "marker"), []byte("marker\n"), 0o644))
+
+	b := writeBundle(t, root, "sh", "-c", "cat /kiln/shares/m/marker /tmp/u/marker; ls /kiln")
+	data, err := os.ReadFile(filepath.Join(b, "config.json"))
+	require.NoError(t, err)
+	var spec specs.Spec
+	require.NoError(t, json.Unmarshal(data, &spec))
+	spec.Root.Readonly = false
+	spec.Mounts = append(spec.Mounts,
+		specs.Mount{Destination: "/abs/shares/m", Type: "bind", Source: vol, Options: []string{"rbind", "ro"}},
+		specs.Mount{Destination: "/up/u", Type: "bind", Source: vol, Options: []string{"rbind", "ro"}},
+	)
+	data, err = json.Marshal(spec)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(b, "config.json"), data, 0o644))
+
+	o := newOCIRuntime(t, "") // the default warm cache, the podman tests' too
+	pid := o.createOK("c1", b)
+	r := o.run("start", "c1")
+	require.Equal(t, 0, r.code, r.stderr)
+	code := waitExit(t, pid)
+	out, errs := o.output("c1")
+	require.Equal(t, 0, code, "stdout %q stderr %q", out, errs)
+	// Both mounts are in the container, at the links' targets taken
+	// inside its root: /kiln/shares/m and /tmp/u.
+	require.Equal(t, "marker\nmarker\nshares\n", out)
+	// On the host, the image has the mount points the guest made, inside
+	// it.
+	require.DirExists(t, filepath.Join(root, "kiln", "shares", "m"))
+	r = o.run("delete", "c1")
+	require.Equal(t, 0, r.code, r.stderr)
+}
