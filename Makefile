@@ -10,7 +10,7 @@ export KILN_CACHE ?= $(HOME)/.cache/kiln
 GO_SRC := $(shell find cmd vmm devices boot bench oci guest/contract -name '*.go' -not -name '*_test.go') go.mod go.sum
 GUEST_SRC := $(shell find guest -name '*.go' -not -name '*_test.go' -o -name '*.s') go.mod go.sum
 
-.PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps bench bench-io
+.PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps bench bench-io soak
 
 all: bin/kiln bin/vmlinux bin/initramfs.cpio
 
@@ -58,6 +58,10 @@ fuzz:
 BENCH_ROUNDS ?= 5
 bench: all
 	bin/kiln bench --rounds $(BENCH_ROUNDS) --json bin/bench.json --svg bin/bench.svg
+
+# 100 VMs one after another and 16 at once from one parent (docs/reliability.md).
+soak: all
+	KILN_SOAK=100,16 $(GO) test -count=1 -v -timeout 120m -run '^TestSoak$$' ./cmd/kiln
 
 # virtio-blk throughput and IOPS inside the guest, kiln against QEMU microvm.
 bench-io: all

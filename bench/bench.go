@@ -15,18 +15,21 @@ import (
 
 // Options are the benchmark's settings.
 type Options struct {
-	Kiln     string   // the kiln binary to start
-	Kernel   string   // guest kernel (vmlinux)
-	Initrd   string   // initramfs, also unpacked as the containers' root
-	Memory   uint64   // guest memory in bytes
-	Command  []string // the workload
-	Rounds   int      // measured rounds
-	Warmup   int      // rounds run first and not counted
-	Density  []int    // numbers of VMs to start at once
-	Only     []string // method names to run; all if empty
-	Timeout  time.Duration
-	Host     Host
-	Progress io.Writer // progress lines; nil for none
+	Kiln    string   // the kiln binary to start
+	Kernel  string   // guest kernel (vmlinux)
+	Initrd  string   // initramfs, also unpacked as the containers' root
+	Memory  uint64   // guest memory in bytes
+	Command []string // the workload
+	Rounds  int      // measured rounds
+	Warmup  int      // rounds run first and not counted
+	Density []int    // numbers of VMs to start at once
+	// RestoreDensity are numbers of VMs to restore at once from one
+	// snapshot.
+	RestoreDensity []int
+	Only           []string // method names to run; all if empty
+	Timeout        time.Duration
+	Host           Host
+	Progress       io.Writer // progress lines; nil for none
 }
 
 // KilnError is kiln refusing the benchmark's settings (a missing kernel,
@@ -47,9 +50,11 @@ type runner struct {
 
 // bench is one run of the benchmark.
 type bench struct {
-	opt     Options
-	cmdline string // kiln's guest command line, given to QEMU too
-	work    string // scratch directory (the container bundle)
+	opt      Options
+	cmdline  string // kiln's guest command line, given to QEMU too
+	work     string // scratch directory (the container bundle)
+	snapshot string // the snapshot kiln-restore restores; "" if none
+	res      *Results
 }
 
 // Run runs the benchmark: every available method interleaved for the
@@ -67,6 +72,7 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 		return nil, err
 	}
 	b.cmdline, res.Settings.Cmdline = cl, cl
+	b.res = res
 	work, err := os.MkdirTemp("", "kiln-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("make a scratch directory: %w", err)
@@ -115,7 +121,20 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 			break
 		}
 		b.progress("density: starting %d kiln VMs at once", k)
-		d := b.density(ctx, k)
+		d := b.density(ctx, k, "")
+		b.progress("density: %s", describeDensity(d))
+		res.Density = append(res.Density, d)
+	}
+	for _, k := range opt.RestoreDensity {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if b.snapshot == "" {
+			b.progress("restore density: no snapshot (the kiln-restore method did not run)")
+			break
+		}
+		b.progress("density: restoring %d kiln VMs at once", k)
+		d := b.density(ctx, k, b.snapshot)
 		b.progress("density: %s", describeDensity(d))
 		res.Density = append(res.Density, d)
 	}

@@ -12,12 +12,19 @@ import (
 // density starts k kiln VMs at the same moment and measures how long until
 // every one reported user space, and their memory at that point: how many
 // microVMs a host holds, and how boots slow down as they share its CPUs.
-// Each guest then idles in `sleep` until all are up and is stopped.
-func (b *bench) density(ctx context.Context, k int) Density {
-	d := Density{VMs: k}
+// Each guest then idles in `sleep` until all are up and is stopped. With
+// snapshot set, the VMs are restored from it instead of booted: they share
+// the snapshot's memory file in the host's page cache, which their PSS
+// shows.
+func (b *bench) density(ctx context.Context, k int, snapshot string) Density {
+	d := Density{VMs: k, Restored: snapshot != ""}
 	args := append([]string{b.opt.Kiln, "run"}, reportArgs...)
-	args = append(args, "--kernel", b.opt.Kernel, "--initrd", b.opt.Initrd,
-		"--memory", fmt.Sprintf("%dM", b.opt.Memory>>20), "--", "sleep", "3600")
+	if snapshot != "" {
+		args = append(args, "--restore", snapshot, "--", "sleep", "3600")
+	} else {
+		args = append(args, "--kernel", b.opt.Kernel, "--initrd", b.opt.Initrd,
+			"--memory", fmt.Sprintf("%dM", b.opt.Memory>>20), "--", "sleep", "3600")
+	}
 	// Booting k guests on the host's CPUs takes about k/CPUs times as long.
 	cpus := max(b.opt.Host.CPUs, 1)
 	timeout := b.opt.Timeout * time.Duration((k+cpus-1)/cpus+1)
@@ -103,8 +110,12 @@ func describeDensity(d Density) string {
 	if d.VMs == 1 {
 		vms = "VM"
 	}
-	s := fmt.Sprintf("%d %s: all in user space after %s; total RSS %s, PSS %s, VMM overhead %s",
-		d.VMs, vms, FormatDuration(d.AllUserspace), FormatKiB(d.TotalRSS), FormatKiB(d.TotalPSS), FormatKiB(d.TotalOverhead))
+	how := "booted"
+	if d.Restored {
+		how = "restored"
+	}
+	s := fmt.Sprintf("%d %s %s: all in user space after %s; total RSS %s, PSS %s, VMM overhead %s",
+		d.VMs, vms, how, FormatDuration(d.AllUserspace), FormatKiB(d.TotalRSS), FormatKiB(d.TotalPSS), FormatKiB(d.TotalOverhead))
 	if d.Err != "" {
 		s += "; failed: " + d.Err
 	}

@@ -12,6 +12,9 @@ type Results struct {
 	Methods  []Method  `json:"methods"`
 	Density  []Density `json:"density,omitempty"`
 	Goals    []Goal    `json:"goals,omitempty"`
+	// Snapshot is the one the kiln-restore rows and the restore
+	// density runs restore, if they ran.
+	Snapshot *SnapshotInfo `json:"snapshot,omitempty"`
 }
 
 // Host describes the machine the numbers come from. KVM says whether
@@ -86,9 +89,19 @@ type Phases struct {
 	UserSpace time.Duration `json:"user_space_ns"`
 }
 
+// SnapshotInfo is the snapshot the kiln-restore rows restore: how long
+// taking it took and the disk space it takes, in KiB.
+type SnapshotInfo struct {
+	Took   time.Duration `json:"took_ns"`
+	Memory uint64        `json:"memory_kib"`
+	State  uint64        `json:"state_kib"`
+}
+
 // Density is one run of K VMs started at once.
 type Density struct {
 	VMs int `json:"vms"`
+	// Restored: restored from one snapshot, not booted.
+	Restored bool `json:"restored,omitempty"`
 	// AllUserspace is from the first launch until the last VM reported user space.
 	AllUserspace time.Duration `json:"all_userspace_ns"`
 	// Each VM's own launch to user space.

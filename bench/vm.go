@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -51,8 +53,12 @@ func (b *bench) kilnRestoreMethod() runner {
 		r.Unavailable = fmt.Sprintf("kiln snapshot failed: %v: %s", err, strings.TrimSpace(string(out)))
 		return r
 	}
-	r.Detail += fmt.Sprintf("; taking it took %s", FormatDuration(time.Since(start)))
-	b.progress("kiln-restore: snapshot taken in %s", FormatDuration(time.Since(start)))
+	took := time.Since(start)
+	b.snapshot = dir
+	b.res.Snapshot = &SnapshotInfo{Took: took, Memory: fileBlocks(filepath.Join(dir, "memory")), State: fileBlocks(filepath.Join(dir, "state.json"))}
+	r.Detail += fmt.Sprintf("; taking it took %s, it holds %s of memory and %s of state on disk",
+		FormatDuration(took), FormatKiB(b.res.Snapshot.Memory), FormatKiB(b.res.Snapshot.State))
+	b.progress("kiln-restore: snapshot taken in %s (%s of memory on disk)", FormatDuration(took), FormatKiB(b.res.Snapshot.Memory))
 	args := append([]string{b.opt.Kiln, "run"}, reportArgs...)
 	args = append(args, "--restore", dir, "--")
 	args = append(args, b.opt.Command...)
@@ -148,4 +154,13 @@ func phases(o outcome) *Phases {
 		Kernel:    time.Duration(p.KernelNS),
 		UserSpace: time.Duration(p.InitNS + p.CommandNS),
 	}
+}
+
+// fileBlocks is the disk space a file takes, in KiB (holes take none).
+func fileBlocks(path string) uint64 {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return 0
+	}
+	return uint64(st.Blocks) / 2
 }

@@ -39,6 +39,7 @@ func cmdBench(args []string) int {
 	warmup := fs.Int("warmup", 1, "rounds run first and not counted")
 	mem := fs.String("memory", "128M", "guest memory for the VMs")
 	density := fs.String("density", "1,4,16", "numbers of kiln VMs to start at once, comma-separated; \"\" for none")
+	restoreDensity := fs.String("restore-density", "8", "numbers of kiln VMs to restore at once from the kiln-restore snapshot, comma-separated; \"\" for none")
 	only := fs.StringSlice("only", nil, "run only these methods: "+strings.Join(bench.MethodNames, ", "))
 	timeout := fs.Duration("timeout", 5*time.Minute, "longest a single start may take")
 	jsonOut := fs.String("json", "", "write every sample as JSON to `FILE`")
@@ -65,6 +66,10 @@ func cmdBench(args []string) int {
 	size, err := config.ParseSize(*mem)
 	if err != nil {
 		return usageErr("--memory: %s", strings.TrimPrefix(err.Error(), "usage: "))
+	}
+	rks, err := parseDensity(*restoreDensity)
+	if err != nil {
+		return usageErr("%v", strings.Replace(err.Error(), "--density", "--restore-density", 1))
 	}
 	ks, err := parseDensity(*density)
 	if err != nil {
@@ -100,7 +105,7 @@ func cmdBench(args []string) int {
 	defer stop()
 	res, err := bench.Run(ctx, bench.Options{
 		Kiln: self, Kernel: *kernel, Initrd: *initrd, Memory: size, Command: command,
-		Rounds: *rounds, Warmup: *warmup, Density: ks, Only: *only, Timeout: *timeout,
+		Rounds: *rounds, Warmup: *warmup, Density: ks, RestoreDensity: rks, Only: *only, Timeout: *timeout,
 		Host: hostInfo(), Progress: os.Stderr,
 	})
 	var ke *bench.KilnError

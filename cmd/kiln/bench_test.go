@@ -67,7 +67,7 @@ func TestBench(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kilnBinary, "bench", "--kernel", kernel, "--initrd", initrd,
-		"--rounds", "2", "--density", "1,2", "--json", jsonPath, "--svg", svgPath)
+		"--rounds", "2", "--density", "1,2", "--restore-density", "2", "--json", jsonPath, "--svg", svgPath)
 	var stdout bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&stdout, &logWriter{t: t})
 	cmd.Stderr = &logWriter{t: t}
@@ -126,7 +126,11 @@ func TestBench(t *testing.T) {
 	}
 	require.Contains(t, stdout.String(), "kiln boot breakdown")
 
-	require.Len(t, res.Density, 2)
+	require.Len(t, res.Density, 3)
+	require.True(t, res.Density[2].Restored, "the restore density run")
+	require.NotNil(t, res.Snapshot)
+	require.Positive(t, res.Snapshot.Took)
+	require.Positive(t, res.Snapshot.Memory)
 	for _, d := range res.Density {
 		require.Empty(t, d.Err, "%d VMs", d.VMs)
 		require.Len(t, d.Each, d.VMs)
@@ -134,7 +138,7 @@ func TestBench(t *testing.T) {
 		require.Positive(t, d.TotalOverhead)
 	}
 
-	require.Len(t, res.Goals, 4)
+	require.Len(t, res.Goals, 6)
 	for _, g := range res.Goals {
 		require.True(t, g.Known || g.Note != "", "goal %q is neither decided nor explained", g.Name)
 	}

@@ -92,7 +92,7 @@ func (r *reporter) end(m *machine.Machine, res machine.Result, code int) {
 		e.Exits = report.Counts()
 	}
 	for _, f := range res.Failures {
-		e.Failures = append(e.Failures, trace.Failure{Device: f.Device, At: f.At.Sub(r.start), Reason: f.Reason.Error()})
+		e.Failures = append(e.Failures, trace.Failure{Device: f.Device, Where: f.Where, At: f.At.Sub(r.start), Reason: f.Reason.Error()})
 	}
 	r.event(e, p.End)
 }

@@ -249,6 +249,9 @@ func runVM(m *machine.Machine, cfg *config.Config, start time.Time, rep *reporte
 		defer term.Restore()
 	}
 	go console.Pump(os.Stdin, m.Serial(), cfg.Interactive, m.Stop, m.InputReady())
+	// A vCPU held by console output nobody reads must not hold up the
+	// end of the VM.
+	go func() { <-m.Ending(); out.Release() }()
 
 	vmEnded := make(chan struct{})
 	sigs := make(chan os.Signal, 1)
@@ -288,6 +291,9 @@ func runVM(m *machine.Machine, cfg *config.Config, start time.Time, rep *reporte
 	signal.Stop(sigs)
 	out.Close()
 	term.Restore()
+	if n := out.Dropped(); n > 0 {
+		fmt.Fprintf(os.Stderr, "kiln: %d bytes of the guest's console output were dropped: nobody read kiln's output as the VM stopped\n", n)
+	}
 	if cfg.Interactive {
 		fmt.Fprint(os.Stderr, "\r\n")
 	}

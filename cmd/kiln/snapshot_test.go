@@ -4,6 +4,8 @@ package main
 // real guests.
 
 import (
+	"bufio"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -194,4 +196,120 @@ func TestSnapshotRefusals(t *testing.T) {
 	r := kiln(t, "", "run", "--restore", bad, "--", "true")
 	require.Equal(t, ExitBadInput, r.code, r.stderr)
 	require.Contains(t, r.stderr, "format 99")
+}
+
+// TestRestoreDevices: a two-vCPU snapshot with a disk and a socket
+// device restores with both vCPUs; after the restore the guest writes to
+// its disk (the host finds it in the image), and vsock works both ways,
+// behind a socket path of the restored VM's own.
+func TestRestoreDevices(t *testing.T) {
+	k, i := guestFiles(t)
+	img := mkfsExt4(t, "32M", map[string]string{"from-host.txt": "written by the host\n"})
+	dir := t.TempDir()
+	snapPath := filepath.Join(dir, "v.sock")
+	snap := filepath.Join(dir, "snap")
+	r := kiln(t, "", "snapshot", "--out", snap, "--kernel", k, "--initrd", i, "--cpus", "2",
+		"--disk", img, "--vsock", "3,"+snapPath)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	// The restored VM listens on a path of its own.
+	path := filepath.Join(dir, "restored.sock")
+	l, err := net.Listen("unix", path+"_5000")
+	require.NoError(t, err)
+	defer l.Close()
+	fromGuest := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		fromGuest <- line
+		c.Write([]byte("pong from the host\n"))
+	}()
+	fromListener := make(chan string, 1)
+	go func() {
+		deadline := time.Now().Add(bootDeadline)
+		for time.Now().Before(deadline) {
+			if reply, ok := hostConnect(path, 6000, "ping from the host\n"); ok {
+				fromListener <- reply
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	script := strings.Join([]string{
+		"grep -c ^processor /proc/cpuinfo",
+		"mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cat /mnt/from-host.txt",
+		"echo written after the restore > /mnt/after.txt && sync && umount /mnt",
+		"sh -c 'echo pong from the guest | vsockcat listen 6000' & echo ping from the guest | vsockcat connect 5000; wait",
+	}, "\n")
+	r = kiln(t, "", "run", "--restore", snap, "--vsock", "4,"+path, "--", "sh", "-c", script)
+	logConsole(t, r)
+	require.Equal(t, 0, r.code, r.stderr)
+	lines := strings.Split(r.stdout, "\n")
+	require.Equal(t, "2", strings.TrimSpace(lines[0]), "both vCPUs")
+	require.Contains(t, r.stdout, "written by the host\n")
+	require.Contains(t, r.stdout, "pong from the host")
+	require.Contains(t, r.stdout, "ping from the host")
+	require.Equal(t, "written after the restore\n", readExt4(t, img, "after.txt"))
+	select {
+	case got := <-fromGuest:
+		require.Equal(t, "ping from the guest\n", got)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the host program never heard from the restored guest")
+	}
+	select {
+	case got := <-fromListener:
+		require.Equal(t, "pong from the guest\n", got)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the host never reached the restored guest's listener")
+	}
+}
+
+// TestCorruptSnapshots: a snapshot whose files were damaged is refused
+// with one line and exit 65, and kiln snapshot --verify finds a memory
+// file that changed.
+func TestCorruptSnapshots(t *testing.T) {
+	good := sharedSnapshot(t)
+	copySnap := func(t *testing.T) string {
+		dir := filepath.Join(t.TempDir(), "snap")
+		require.NoError(t, os.MkdirAll(dir, 0o700))
+		for _, f := range []string{machine.StateFile, machine.MemoryFile} {
+			b, err := os.ReadFile(filepath.Join(good, f))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o600))
+		}
+		return dir
+	}
+	r := kiln(t, "", "snapshot", "--verify", good)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	truncated := copySnap(t)
+	require.NoError(t, os.Truncate(filepath.Join(truncated, machine.MemoryFile), 1<<20))
+	changed := copySnap(t)
+	state, err := os.ReadFile(filepath.Join(changed, machine.StateFile))
+	require.NoError(t, err)
+	i := strings.Index(string(state), `"rip":`)
+	if i < 0 {
+		i = strings.Index(string(state), `"RIP":`)
+	}
+	require.Positive(t, i)
+	state[i+7] ^= 1 // a digit of the saved RIP
+	require.NoError(t, os.WriteFile(filepath.Join(changed, machine.StateFile), state, 0o600))
+	for name, dir := range map[string]string{"truncated memory": truncated, "changed state": changed} {
+		r := kiln(t, "", "run", "--restore", dir, "--", "true")
+		require.Equal(t, ExitBadInput, r.code, "%s: %s", name, r.stderr)
+		require.Len(t, strings.Split(strings.TrimSpace(r.stderr), "\n"), 1, r.stderr)
+	}
+	flipped := copySnap(t)
+	f, err := os.OpenFile(filepath.Join(flipped, machine.MemoryFile), os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte{0xff}, 16<<20)
+	require.NoError(t, err)
+	f.Close()
+	r = kiln(t, "", "snapshot", "--verify", flipped)
+	require.Equal(t, ExitBadInput, r.code, r.stderr)
+	require.Contains(t, r.stderr, "does not match its checksum")
 }

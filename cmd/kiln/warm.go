@@ -65,10 +65,11 @@ func warmStart(cfg *config.Config, opt machine.Options) (*machine.Machine, error
 }
 
 // restoreConfig is cfg without the hardware settings a restore takes from
-// the snapshot.
+// the snapshot. The socket device's path and CID, and the directories
+// behind the shares, are this VM's own: they stay.
 func restoreConfig(cfg *config.Config) *config.Config {
 	c := *cfg
-	c.Disks, c.Nets, c.NoRNG, c.Vsock = nil, nil, false, nil
+	c.Disks, c.Nets, c.NoRNG = nil, nil, false
 	return &c
 }
 
@@ -138,10 +139,10 @@ type warmKey struct {
 	CPUs    int          `json:"cpus"`
 	Memory  uint64       `json:"memory"`
 	Disks   []diskKey    `json:"disks"`
-	Vsock   *config.Vsock
-	Shares  []shareKey `json:"shares"`
-	NoRNG   bool       `json:"no_rng"`
-	Host    string     `json:"host"` // the host's KVM kind and TSC rate
+	Vsock   bool         `json:"vsock"` // its path and CID are each VM's own
+	Shares  []shareKey   `json:"shares"`
+	NoRNG   bool         `json:"no_rng"`
+	Host    string       `json:"host"` // the host's KVM kind and TSC rate
 }
 
 // shareKey is a share as far as the snapshot depends on it: its tag. The
@@ -187,7 +188,7 @@ func warmDir(cfg *config.Config) (string, error) {
 		return "", err
 	}
 	k := warmKey{Format: machine.SnapshotFormat, Build: build, Cmdline: cfg.Cmdline, CPUs: cfg.CPUs,
-		Memory: cfg.Memory, Vsock: cfg.Vsock, NoRNG: cfg.NoRNG}
+		Memory: cfg.Memory, Vsock: cfg.Vsock != nil, NoRNG: cfg.NoRNG}
 	if k.Kernel, err = identify(cfg.Kernel); err != nil {
 		return "", err
 	}

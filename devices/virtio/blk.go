@@ -50,6 +50,14 @@ const (
 	blkQueueSize  = 256
 
 	blkWriteZeroesUnmap = 1 // flags of a write-zeroes range
+
+	// blkMaxZeroSegments is how many ranges a discard or write-zeroes
+	// request may carry (the configuration space's max_discard_seg and
+	// max_write_zeroes_seg). A request with more is unsupported, and is
+	// refused before anything is copied out of guest memory: such a
+	// request costs kiln at most blkMaxZeroSegments*blkSegmentLen bytes,
+	// however large the chain the guest describes.
+	blkMaxZeroSegments = 1
 )
 
 // ErrBadImage says a disk image cannot back a block device.
@@ -113,15 +121,15 @@ func (b *Block) Features() uint64 {
 // config is the device configuration space (struct virtio_blk_config).
 func (b *Block) config() []byte {
 	c := make([]byte, 60)
-	le.PutUint64(c[0:], b.sectors)       // capacity in 512-byte sectors
-	le.PutUint32(c[12:], blkQueueSize-2) // seg_max: data buffers a request
-	le.PutUint32(c[20:], SectorSize)     // blk_size
-	le.PutUint32(c[36:], 1<<22)          // max_discard_sectors
-	le.PutUint32(c[40:], 1)              // max_discard_seg
-	le.PutUint32(c[44:], 1)              // discard_sector_alignment
-	le.PutUint32(c[48:], 1<<22)          // max_write_zeroes_sectors
-	le.PutUint32(c[52:], 1)              // max_write_zeroes_seg
-	c[56] = 1                            // write_zeroes_may_unmap
+	le.PutUint64(c[0:], b.sectors)           // capacity in 512-byte sectors
+	le.PutUint32(c[12:], blkQueueSize-2)     // seg_max: data buffers a request
+	le.PutUint32(c[20:], SectorSize)         // blk_size
+	le.PutUint32(c[36:], 1<<22)              // max_discard_sectors
+	le.PutUint32(c[40:], blkMaxZeroSegments) // max_discard_seg
+	le.PutUint32(c[44:], 1)                  // discard_sector_alignment
+	le.PutUint32(c[48:], 1<<22)              // max_write_zeroes_sectors
+	le.PutUint32(c[52:], blkMaxZeroSegments) // max_write_zeroes_seg
+	c[56] = 1                                // write_zeroes_may_unmap
 	return c
 }
 
@@ -257,10 +265,11 @@ func (b *Block) transfer(sector uint64, bufs [][]byte, write bool) (int, error) 
 // zeroRanges discards or zeroes each range (struct
 // virtio_blk_discard_write_zeroes) with fallocate(2).
 func (b *Block) zeroRanges(bufs [][]byte, discard bool) byte {
-	data := flatten(bufs)
-	if len(data) == 0 || len(data)%blkSegmentLen != 0 {
+	n := total(bufs)
+	if n == 0 || n%blkSegmentLen != 0 || n > blkMaxZeroSegments*blkSegmentLen {
 		return blkSUnsupp
 	}
+	data := flatten(bufs)
 	for ; len(data) > 0; data = data[blkSegmentLen:] {
 		sector, count, flags := le.Uint64(data), uint64(le.Uint32(data[8:])), le.Uint32(data[12:])
 		if sector > b.sectors || count > b.sectors-sector {

@@ -53,3 +53,17 @@ func flatten(bufs [][]byte) []byte {
 	}
 	return out
 }
+
+// cut returns the first n bytes of bufs, as slices of the same memory.
+func cut(bufs [][]byte, n int) [][]byte {
+	var out [][]byte
+	for _, b := range bufs {
+		if n <= 0 {
+			break
+		}
+		k := min(n, len(b))
+		out = append(out, b[:k])
+		n -= k
+	}
+	return out
+}

@@ -46,6 +46,12 @@ const (
 	netQueueSize = 256
 	netRxQueue   = 0
 	netTxQueue   = 1
+
+	// netMaxFrame bounds a transmitted frame, header included: the
+	// largest a guest with TSO sends is 64 KiB of segment plus an
+	// Ethernet header with a VLAN tag. A longer chain is dropped without
+	// a system call, as a NIC drops a frame it cannot send.
+	netMaxFrame = NetHeaderLen + 65536 + 18
 )
 
 // NewNet returns a network device on backend with the given MAC address.
@@ -100,6 +106,9 @@ func (n *Net) Reset() { n.workers.Stop() }
 func (n *Net) transmit(c *Chain) (uint32, error) {
 	if c.ReadableLen() < NetHeaderLen {
 		return 0, fmt.Errorf("%w: transmitted frame without a header", ErrBadChain)
+	}
+	if c.ReadableLen() > netMaxFrame {
+		return 0, nil
 	}
 	// A frame the back end refuses (the link is down, say) is dropped,
 	// as a NIC drops what it cannot send.

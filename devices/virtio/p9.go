@@ -23,11 +23,12 @@ import (
 // and copies the reply in. Replies go back in the order they are ready,
 // not the order of the requests: the Linux client sends many requests at
 // once, and a slow one (an fsync, a large read) must not hold up the rest.
-// At most 32 requests (p9MaxInFlight) run at once; the guest's further
-// chains wait in the queue. That bounds the goroutines and memory a guest
-// can make kiln spend: each request holds its message and its reply, each
-// at most msize bytes (512 KiB at most with devices/share), so about 32 MiB
-// in all at worst.
+// At most 32 requests (p9MaxInFlight) run at once, counting those a reset
+// left still running on the host; the guest's further chains wait in the
+// queue. That bounds the goroutines and memory a guest can make kiln
+// spend: each request holds its message (at most p9MaxRequest, 1 MiB,
+// copied from the chain) and its reply (at most msize, 512 KiB with
+// devices/share), so about 48 MiB in all at worst.
 //
 // The machine builds one from a share:
 //
@@ -38,6 +39,11 @@ type P9 struct {
 	server  P9Server
 	run     *p9Run // the current activation; nil when reset
 	workers Workers
+	// slots holds a token for each request in flight, whichever
+	// activation took it: a request a reset abandoned keeps its slot
+	// until the server returns, so resetting in a loop cannot start more
+	// than p9MaxInFlight requests at once.
+	slots chan struct{}
 }
 
 // P9Server answers 9P messages for a P9 device (*share.Server is one). It
@@ -79,7 +85,7 @@ func NewP9(tag string, srv P9Server) (*P9, error) {
 	if tag == "" || len(tag) > p9MaxTagLen || strings.ContainsRune(tag, 0) {
 		return nil, fmt.Errorf("%w %q: want 1 to %d bytes, no NUL", ErrBadMountTag, tag, p9MaxTagLen)
 	}
-	return &P9{tag: tag, server: srv}, nil
+	return &P9{tag: tag, server: srv, slots: make(chan struct{}, p9MaxInFlight)}, nil
 }
 
 // Tag is the mount tag the guest sees.
@@ -108,7 +114,7 @@ func (p *P9) Activate(a *Activation) error {
 	if p.run != nil {
 		p.stop()
 	}
-	r := &p9Run{server: p.server, a: a, q: q, kick: kick, slots: make(chan struct{}, p9MaxInFlight)}
+	r := &p9Run{server: p.server, a: a, q: q, kick: kick, slots: p.slots}
 	p.run = r
 	p.workers.Go(r.pump)
 	return nil
@@ -178,7 +184,7 @@ type p9Run struct {
 	a      *Activation
 	q      *Queue
 	kick   <-chan struct{}
-	slots  chan struct{} // one token per request in flight
+	slots  chan struct{} // one token per request in flight (P9.slots)
 
 	mu   sync.Mutex // the queue's rings, and dead
 	dead bool       // reset: replies are dropped
@@ -199,12 +205,12 @@ func (r *p9Run) pump(stop <-chan struct{}) {
 		if err == nil && c != nil && c.WritableLen() < p9MinReply {
 			err = fmt.Errorf("%w: 9P request with %d bytes of room, less than an Rlerror", ErrBadChain, c.WritableLen())
 		}
-		if err != nil {
-			r.a.Fail(err)
-			return
-		}
-		if c == nil {
-			return // stopped
+		if err != nil || c == nil {
+			<-r.slots // the slot taken for a request that never came
+			if err != nil {
+				r.a.Fail(err)
+			}
+			return // malformed, or stopped
 		}
 		go r.serve(c, p9Request(c.Readable), c.WritableLen())
 	}

@@ -28,6 +28,14 @@ const (
 // MaxQueueSize is the largest queue a split virtqueue can have.
 const MaxQueueSize = 32768
 
+// MaxChainBytes bounds the bytes one chain may describe, readable and
+// writable together: "Drivers MUST NOT add a descriptor chain longer than
+// 2^32 bytes in total" (2.7.5.2). Every descriptor may point at the same
+// guest RAM, so without it a chain of 32768 descriptors could ask a device
+// for 32768 times the guest's memory; with it, no request asks for more
+// than 4 GiB, whatever the guest's size.
+const MaxChainBytes = 1 << 32
+
 // ErrBadChain marks a malformed request from the guest: the device must
 // stop using the queue and ask for a reset.
 var ErrBadChain = errors.New("virtio: malformed descriptor chain")
@@ -188,6 +196,7 @@ func (q *Queue) walk(head uint16) (*Chain, error) {
 	table, count := q.desc, q.Size
 	i := head
 	indirect := false
+	var bytes uint64
 	for steps := uint16(0); ; {
 		if steps >= count {
 			return nil, fmt.Errorf("%w: chain longer than its table (%d): a loop?", ErrBadChain, count)
@@ -216,6 +225,9 @@ func (q *Queue) walk(head uint16) (*Chain, error) {
 			continue
 		}
 
+		if bytes += uint64(length); bytes > MaxChainBytes {
+			return nil, fmt.Errorf("%w: chain of more than %d bytes", ErrBadChain, uint64(MaxChainBytes))
+		}
 		buf, err := q.mem.Slice(addr, uint64(length))
 		if err != nil {
 			return nil, fmt.Errorf("%w: buffer: %v", ErrBadChain, err)

@@ -52,9 +52,15 @@ func (r *RNG) Activate(a *Activation) error {
 	return nil
 }
 
+// rngMaxFill bounds the random bytes one request gets: a driver may
+// offer more room than that (a chain over all of guest RAM, many times),
+// and the device may fill less (5.4.6). Linux asks for 64 bytes at a
+// time. So one request costs kiln at most this much of getrandom(2).
+const rngMaxFill = 64 << 10
+
 func (r *RNG) fill(c *Chain) (uint32, error) {
 	var n uint32
-	for _, b := range c.Writable {
+	for _, b := range cut(c.Writable, rngMaxFill) {
 		k, err := io.ReadFull(r.src, b)
 		n += uint32(k)
 		if err != nil {

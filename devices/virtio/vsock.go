@@ -66,6 +66,22 @@ const (
 	vsockQueueSize = 256
 	vsockFirstPort = 1 << 30 // local ports for host-initiated connections
 
+	// vsockMaxConns bounds the connections of one device, guest- and
+	// host-initiated together: each holds a host socket and a goroutine
+	// (forward, with a vsockMaxRead buffer). A guest request past it is
+	// answered with RST before kiln dials anything; a host program's
+	// connection past it is closed.
+	vsockMaxConns = 1024
+	// vsockMaxPayload bounds one packet's payload from the guest: Linux
+	// sends at most 64 KiB (VIRTIO_VSOCK_MAX_PKT_BUF_SIZE). A data packet
+	// that says more resets its connection; kiln never copies a packet,
+	// it writes the guest's buffers to the host socket as they are.
+	vsockMaxPayload = 64 << 10
+	// vsockRxPackets bounds the packets waiting for the guest's receive
+	// buffers (each at most vsockHdrLen+vsockMaxRead bytes); senders wait
+	// when it is full, which is the guest's back pressure on itself.
+	vsockRxPackets = 256
+
 	vsockEventQueue          = 2
 	vsockEventTransportReset = 0 // struct virtio_vsock_event's id
 )
@@ -91,6 +107,15 @@ type vconn struct {
 	// sends no more. With both, the connection is over.
 	hostDone, guestDone bool
 	creditCh            chan struct{}
+	// gone is closed when the connection is dropped: forward, waiting
+	// for credit the guest will now never give, returns.
+	gone    chan struct{}
+	dropped bool
+}
+
+// newConn makes a connection record.
+func newConn(key connKey, c net.Conn) *vconn {
+	return &vconn{key: key, c: c, creditCh: make(chan struct{}, 1), gone: make(chan struct{})}
 }
 
 func (v *vconn) credit() uint32 { return v.peerBufAlloc - (v.txCnt - v.peerFwdCnt) }
@@ -133,7 +158,7 @@ func (s *Vsock) WriteConfig(off uint64, d []byte) {}
 // host listener.
 func (s *Vsock) Activate(a *Activation) error {
 	s.stop = s.workers.Stopping()
-	s.rx = make(chan []byte, 256)
+	s.rx = make(chan []byte, vsockRxPackets)
 	s.workers.Start(a, 1, s.transmit)
 	if q := a.Queues[0]; q.Size > 0 {
 		s.spawn(func() { s.receive(a, q, a.Kicks[0]) })
@@ -310,9 +335,11 @@ func (s *Vsock) transmit(c *Chain) (uint32, error) {
 			break
 		}
 		s.spawn(func() { s.forward(v) })
+	case op == vsockOpRW && length > vsockMaxPayload:
+		s.drop(v, true)
 	case op == vsockOpRW:
-		data := flatten(payload)[:length]
-		if _, err := v.c.Write(data); err != nil {
+		data := net.Buffers(cut(payload, int(length)))
+		if _, err := data.WriteTo(v.c); err != nil {
 			s.drop(v, true)
 			break
 		}
@@ -349,16 +376,25 @@ func (s *Vsock) transmit(c *Chain) (uint32, error) {
 // connectHost handles the guest connecting to host port key.local: kiln
 // connects to Path_port.
 func (s *Vsock) connectHost(key connKey, bufAlloc, fwdCnt uint32) {
+	s.mu.Lock()
+	full := len(s.conns) >= vsockMaxConns
+	s.mu.Unlock()
+	if full {
+		s.rst(key.local, key.peer)
+		return
+	}
 	c, err := net.DialTimeout("unix", s.path+"_"+strconv.Itoa(int(key.local)), time.Second)
 	if err != nil {
 		s.rst(key.local, key.peer)
 		return
 	}
-	v := &vconn{key: key, c: c, connected: true, peerBufAlloc: bufAlloc, peerFwdCnt: fwdCnt, creditCh: make(chan struct{}, 1)}
+	v := newConn(key, c)
+	v.connected, v.peerBufAlloc, v.peerFwdCnt = true, bufAlloc, fwdCnt
 	s.mu.Lock()
 	added := s.addConnLocked(v)
 	s.mu.Unlock()
 	if !added {
+		s.rst(key.local, key.peer)
 		return
 	}
 	s.send(s.packet(v, vsockOpResponse, 0, nil))
@@ -395,7 +431,8 @@ func (s *Vsock) hostConnect(c net.Conn) {
 	s.mu.Lock()
 	local := s.nextPort
 	s.nextPort++
-	v := &vconn{key: connKey{local: local, peer: uint32(port)}, c: c, hostInit: true, creditCh: make(chan struct{}, 1)}
+	v := newConn(connKey{local: local, peer: uint32(port)}, c)
+	v.hostInit = true
 	added := s.addConnLocked(v)
 	s.mu.Unlock()
 	if added {
@@ -403,9 +440,10 @@ func (s *Vsock) hostConnect(c net.Conn) {
 	}
 }
 
-// addConnLocked records a new connection, unless the device is stopping:
-// Reset closes the connections it finds once, so one added after that
-// would stay open, and its forward goroutine would keep Reset waiting
+// addConnLocked records a new connection, unless the device is stopping
+// or has vsockMaxConns already; otherwise it closes the connection's
+// socket. Reset closes the connections it finds once, so one added after
+// that would stay open, and its forward goroutine would keep Reset waiting
 // forever. Reset closes them under s.mu, as the caller holds it here.
 func (s *Vsock) addConnLocked(v *vconn) bool {
 	select {
@@ -413,9 +451,13 @@ func (s *Vsock) addConnLocked(v *vconn) bool {
 		v.c.Close()
 		return false
 	default:
-		s.conns[v.key] = v
-		return true
 	}
+	if len(s.conns) >= vsockMaxConns {
+		v.c.Close()
+		return false
+	}
+	s.conns[v.key] = v
+	return true
 }
 
 // forward copies what the host side writes to the guest, within the
@@ -430,6 +472,8 @@ func (s *Vsock) forward(v *vconn) {
 			select {
 			case <-v.creditCh:
 				continue
+			case <-v.gone:
+				return
 			case <-s.stop:
 				return
 			}
@@ -445,7 +489,7 @@ func (s *Vsock) forward(v *vconn) {
 			// The host side sends no more; it may still read (a
 			// half-close), so the guest hears only "no more data".
 			s.mu.Lock()
-			_, live := s.conns[v.key]
+			live := s.conns[v.key] == v
 			v.hostDone = true
 			over := v.guestDone
 			s.mu.Unlock()
@@ -465,7 +509,13 @@ func (s *Vsock) forward(v *vconn) {
 // side if tell.
 func (s *Vsock) drop(v *vconn, tell bool) {
 	s.mu.Lock()
-	delete(s.conns, v.key)
+	if s.conns[v.key] == v {
+		delete(s.conns, v.key)
+	}
+	if !v.dropped {
+		v.dropped = true
+		close(v.gone)
+	}
 	s.mu.Unlock()
 	v.c.Close()
 	if tell {

@@ -9,6 +9,10 @@
 //
 //	fstest count DIR   prints how many entries DIR holds, from one
 //	                   directory read and no stat per entry (ls stats each)
+//	fstest journal FILE N
+//	                   appends N numbered records to FILE, fsyncing each,
+//	                   and prints "synced FILE K" once record K is on disk: a
+//	                   test that kills the VM knows what must survive
 package main
 
 import (
@@ -33,6 +37,18 @@ func check(name string, err error) {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "journal" {
+		var n int
+		if _, err := fmt.Sscan(os.Args[3], &n); err != nil {
+			fmt.Fprintln(os.Stderr, "fstest: N must be a number")
+			os.Exit(2)
+		}
+		if err := journal(os.Args[2], n); err != nil {
+			fmt.Fprintf(os.Stderr, "fstest: journal: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == "count" {
 		ents, err := os.ReadDir(os.Args[2])
 		if err != nil {
@@ -221,4 +237,26 @@ func manyFiles(dir string, n int) error {
 		err = fmt.Errorf("%d entries, want %d", len(ents), n)
 	}
 	return err
+}
+
+// RecordLen is the size of one journal record: "record 00000042\n".
+const RecordLen = 16
+
+// journal appends n records to path, each fsynced before it is reported.
+func journal(path string, n int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for k := 1; k <= n; k++ {
+		if _, err := fmt.Fprintf(f, "record %08d\n", k); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		fmt.Printf("synced %s %d\n", path, k)
+	}
+	return nil
 }

@@ -53,6 +53,7 @@ func build(out string, all bool) error {
 		"github.com/kiln-vmm/kiln/guest/vsockcat",
 		"github.com/kiln-vmm/kiln/guest/iobench",
 		"github.com/kiln-vmm/kiln/guest/fstest",
+		"github.com/kiln-vmm/kiln/guest/attack",
 	}
 	if all {
 		cmds = append(cmds, uroot+"*")

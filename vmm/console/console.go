@@ -1,7 +1,9 @@
 // Package console connects the guest's serial port to the host's terminal.
 //
 // Output from the UART is written to the host's stdout in batches, so a
-// guest printing one byte per VM exit does not cost one write(2) per byte.
+// guest printing one byte per VM exit does not cost one write(2) per byte;
+// at most MaxQueued bytes wait, and a guest that prints faster than the
+// host reads is held until it reads.
 // Input from stdin is fed into the UART's receive FIFO, only as fast as the
 // guest drains it. When stdin is a terminal it is put in raw mode, so that
 // keys (Ctrl-C, arrows, Tab) go to the guest's shell rather than to kiln,
@@ -24,33 +26,73 @@ const Escape = 0x01
 // EOF is what the guest's tty reads as end of file: Ctrl-D.
 const EOF = 0x04
 
+// MaxQueued bounds the console output a Writer holds for the host while
+// a write to the host is under way: a guest prints faster than a slow
+// reader of kiln's stdout takes it, and when nobody reads it at all,
+// forever. Once this much waits, Write waits for room: the vCPU that
+// wrote to the UART is held, as a real UART's busy transmitter holds its
+// driver, and the guest goes on when the host reads again. Release ends
+// the waiting for good (when the VM stops), so that a stop never waits
+// for the host's stdout. At most MaxQueued bytes wait, and as many are
+// being written.
+const MaxQueued = 1 << 20
+
 // Writer batches console output: Write queues, a goroutine writes.
 type Writer struct {
-	out  io.Writer
-	mu   sync.Mutex
-	buf  []byte
-	wake chan struct{}
-	done chan struct{}
-	quit chan struct{}
+	out      io.Writer
+	mu       sync.Mutex
+	room     *sync.Cond // signalled when the queue empties or on Release
+	buf      []byte
+	released bool // Release was called: Write drops what does not fit
+	dropped  int  // bytes dropped since
+	wake     chan struct{}
+	done     chan struct{}
+	quit     chan struct{}
 }
 
 // NewWriter starts a batching writer to out.
 func NewWriter(out io.Writer) *Writer {
 	w := &Writer{out: out, wake: make(chan struct{}, 1), done: make(chan struct{}), quit: make(chan struct{})}
+	w.room = sync.NewCond(&w.mu)
 	go w.loop()
 	return w
 }
 
-// Write queues p; it never blocks on the host's stdout.
+// Write queues p. While MaxQueued bytes wait for the host, it waits for
+// room; after Release, what does not fit is dropped.
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
-	w.buf = append(w.buf, p...)
+	for len(w.buf) > 0 && len(w.buf)+len(p) > MaxQueued && !w.released {
+		w.room.Wait()
+	}
+	if len(w.buf) > 0 && len(w.buf)+len(p) > MaxQueued {
+		w.dropped += len(p)
+	} else {
+		w.buf = append(w.buf, p...)
+	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 	return len(p), nil
+}
+
+// Release stops Write from waiting, now and from here on: the VM is
+// stopping, and the vCPU a slow host holds must let go. Output that does
+// not fit is dropped; Dropped says how much.
+func (w *Writer) Release() {
+	w.mu.Lock()
+	w.released = true
+	w.room.Broadcast()
+	w.mu.Unlock()
+}
+
+// Dropped returns how many bytes of output Write dropped after Release.
+func (w *Writer) Dropped() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dropped
 }
 
 func (w *Writer) loop() {
@@ -70,6 +112,7 @@ func (w *Writer) flush() {
 	w.mu.Lock()
 	b := w.buf
 	w.buf = nil
+	w.room.Broadcast()
 	w.mu.Unlock()
 	if len(b) > 0 {
 		w.out.Write(b)
@@ -78,6 +121,7 @@ func (w *Writer) flush() {
 
 // Close writes what is queued and stops the writer.
 func (w *Writer) Close() {
+	w.Release()
 	close(w.quit)
 	<-w.done
 }

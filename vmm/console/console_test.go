@@ -75,3 +75,71 @@ func TestWriterBatchesAndFlushesOnClose(t *testing.T) {
 	w.Close()
 	require.Equal(t, "hello", out.String())
 }
+
+// stuckOut is a host stdout that nobody reads until open is closed.
+type stuckOut struct {
+	open chan struct{}
+	mu   sync.Mutex
+	n    int
+}
+
+func (s *stuckOut) Write(p []byte) (int, error) {
+	<-s.open
+	s.mu.Lock()
+	s.n += len(p)
+	s.mu.Unlock()
+	return len(p), nil
+}
+
+// TestWriterBoundsWhatWaits: a guest prints 8 MiB, a byte a write (one
+// VM exit each), to a stdout nobody reads. At most MaxQueued bytes wait
+// and the printing vCPU is held; Release lets it go (the rest is
+// dropped); once the host reads, Close writes out what waited.
+func TestWriterBoundsWhatWaits(t *testing.T) {
+	out := &stuckOut{open: make(chan struct{})}
+	w := NewWriter(out)
+	const total = 8 << 20
+	printed := make(chan struct{})
+	go func() {
+		b := []byte{'x'}
+		for i := 0; i < total; i++ {
+			w.Write(b)
+		}
+		close(printed)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	w.mu.Lock()
+	queued := len(w.buf)
+	w.mu.Unlock()
+	require.LessOrEqual(t, queued, MaxQueued)
+	select {
+	case <-printed:
+		t.Fatal("the guest printed 8 MiB to a stdout that takes nothing")
+	default:
+	}
+	w.Release()
+	select {
+	case <-printed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Release did not let the printing vCPU go")
+	}
+	close(out.open)
+	w.Close()
+	require.LessOrEqual(t, out.n, 2*MaxQueued, "at most what waited and what was being written")
+	require.Equal(t, total, out.n+w.Dropped(), "every byte written or counted as dropped")
+}
+
+// TestWriterPassesEverythingToAReader: a stdout that is read, however
+// slowly, gets every byte: the bound holds the guest, it drops nothing.
+func TestWriterPassesEverythingToAReader(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out)
+	const total = 3 * MaxQueued
+	b := bytes.Repeat([]byte("0123456789abcdef"), 256)
+	for i := 0; i < total/len(b); i++ {
+		w.Write(b)
+	}
+	w.Close()
+	require.Equal(t, total, out.Len())
+	require.Zero(t, w.Dropped())
+}

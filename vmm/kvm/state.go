@@ -3,8 +3,6 @@ package kvm
 import (
 	"errors"
 	"fmt"
-
-	"golang.org/x/sys/unix"
 )
 
 // Reading and writing the state of a VM and its vCPUs, for snapshots. The
@@ -164,14 +162,10 @@ func (v *VCPU) SetTSCKHz(khz uint32) error {
 
 // KVMClockCtrl tells the guest, through kvmclock, that the vCPU was
 // stopped by the host (KVM_KVMCLOCK_CTRL), so that its watchdogs do not
-// take the pause for a lockup. A guest without kvmclock refuses it; that
-// is reported as nil.
+// take the pause for a lockup. A guest without kvmclock refuses it
+// (EINVAL).
 func (v *VCPU) KVMClockCtrl() error {
 	_, err := ioctl(v.fd, kvmKVMClockCtrl, 0)
-	var ie *IoctlError
-	if errors.As(err, &ie) && ie.Errno == unix.EINVAL {
-		return nil
-	}
 	return err
 }
 

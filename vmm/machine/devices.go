@@ -58,6 +58,11 @@ type virtioDevice struct {
 	backend   io.Closer  // the host side (a disk image, a tap); nil if none
 }
 
+// where names the device's register window as --stats does.
+func (v *virtioDevice) where() string {
+	return fmt.Sprintf("mmio %#x-%#x", v.base, v.base+layout.VirtioMMIOSize-1)
+}
+
 func newDeviceManager(vm *kvm.VM, mem *memory.Guest) *deviceManager {
 	return &deviceManager{vm: vm, mem: mem, pio: bus.New("pio"), mmio: bus.New("mmio")}
 }

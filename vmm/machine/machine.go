@@ -19,7 +19,6 @@ package machine
 import (
 	"errors"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/kiln-vmm/kiln/boot"
@@ -58,23 +57,8 @@ type Machine struct {
 	stop     stopOnce
 	observe  *observer // --trace and --stats; nil without (observe.go)
 
-	failMu   sync.Mutex
-	failures []DeviceFailure // the first maxFailures
-	failed   int             // how many in all
+	failures failureLog // devices that asked for a reset (failures.go)
 }
-
-// DeviceFailure is a device asking the guest's driver for a reset
-// (virtio's DEVICE_NEEDS_RESET) because the guest gave it something it
-// cannot take: a malformed descriptor chain, a queue outside RAM.
-type DeviceFailure struct {
-	Device string
-	At     time.Time
-	Reason error
-}
-
-// maxFailures bounds the failures a machine keeps: a guest that resets and
-// breaks a device in a loop cannot grow kiln's memory.
-const maxFailures = 64
 
 // Options are the host-side connections of a machine.
 type Options struct {
@@ -147,25 +131,10 @@ func (m *Machine) ForeignCmdline() (string, error) {
 // Serial returns the console UART, whose input the host's stdin feeds.
 func (m *Machine) Serial() *serial.UART { return m.dev.serial }
 
-// deviceFailed records that a device asked for a reset.
-func (m *Machine) deviceFailed(device string, err error) {
-	f := DeviceFailure{Device: device, At: time.Now(), Reason: err}
-	m.failMu.Lock()
-	m.failed++
-	if len(m.failures) < maxFailures {
-		m.failures = append(m.failures, f)
-	}
-	m.failMu.Unlock()
-	m.observe.deviceFailed(f)
-}
-
-// Failures returns the device failures so far (at most maxFailures) and
-// how many there were in all.
-func (m *Machine) Failures() ([]DeviceFailure, int) {
-	m.failMu.Lock()
-	defer m.failMu.Unlock()
-	return append([]DeviceFailure(nil), m.failures...), m.failed
-}
+// Ending is closed when the VM begins to stop, whatever the reason:
+// whatever holds a vCPU for the host (console output waiting for a slow
+// stdout) must then let it go, or the stop would wait for the host.
+func (m *Machine) Ending() <-chan struct{} { return m.end }
 
 // Close releases the devices, the vCPUs, the VM and its memory.
 func (m *Machine) Close() error {

@@ -166,7 +166,7 @@ func (o *observer) deviceFailed(f DeviceFailure) {
 	if o == nil || o.tracer == nil {
 		return
 	}
-	o.tracer.Note(f.At.Sub(o.start), fmt.Sprintf("%s: DEVICE_NEEDS_RESET: %v", f.Device, f.Reason))
+	o.tracer.Note(f.At.Sub(o.start), fmt.Sprintf("%s (%s): DEVICE_NEEDS_RESET: %v", f.Device, f.Where, f.Reason))
 }
 
 // finish writes out the trace and gathers the statistics once the VM has
@@ -178,7 +178,7 @@ func (o *observer) finish(p Phases, failures []DeviceFailure) {
 	if o.stats != nil {
 		o.report = o.stats.Report(trace.Boot{Start: p.Start, FirstRun: p.FirstRun, Userspace: p.Userspace, Running: p.Running, End: p.End})
 		for _, f := range failures {
-			o.report.Failures = append(o.report.Failures, trace.Failure{Device: f.Device, At: f.At.Sub(o.start), Reason: f.Reason.Error()})
+			o.report.Failures = append(o.report.Failures, trace.Failure{Device: f.Device, Where: f.Where, At: f.At.Sub(o.start), Reason: f.Reason.Error()})
 		}
 	}
 	if o.tracer == nil {

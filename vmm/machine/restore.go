@@ -91,11 +91,10 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 		}
 	}
 	// The guest was stopped for as long as the snapshot lay on disk: tell
-	// its watchdogs so.
+	// its watchdogs so. This is advice to the guest; a KVM that does not
+	// take it (not every kind implements it) restores the VM all the same.
 	for _, v := range m.vcpus {
-		if err := v.KVMClockCtrl(); err != nil {
-			return nil, err
-		}
+		_ = v.KVMClockCtrl()
 	}
 	// 5. The job the guest's init is about to read.
 	if snap.Signal.Ready {

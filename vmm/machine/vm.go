@@ -107,7 +107,7 @@ func (m *Machine) attachDevices(console io.Writer) error {
 		return err
 	}
 	for _, v := range m.dev.virtio {
-		v.transport.OnFailure(func(err error) { m.deviceFailed(v.name, err) })
+		v.transport.OnFailure(func(err error) { m.deviceFailed(v.name, v.where(), err) })
 	}
 	return nil
 }

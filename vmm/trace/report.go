@@ -49,10 +49,10 @@ func (r Report) WriteTo(w io.Writer) (int64, error) {
 
 	if len(r.Failures) > 0 {
 		b.WriteByte('\n')
-		t = table{align: "lrl"}
-		t.add("device needing a reset", "at", "why")
+		t = table{align: "llrl"}
+		t.add("device needing a reset", "where", "at", "why")
 		for _, f := range r.Failures {
-			t.add(f.Device, duration(f.At), f.Reason)
+			t.add(f.Device, f.Where, duration(f.At), f.Reason)
 		}
 		t.write(&b)
 	}

@@ -22,14 +22,25 @@ func (t *Tally) add(d time.Duration) {
 }
 
 // where is the place an access went: a device's range on a bus, or, for
-// an access no device holds, the address alone (name "").
+// an access no device holds, the address alone (name ""), or, past
+// maxUnmappedRows of those, "other addresses" of the space.
 type where struct {
 	space      Space
 	name       string
 	base, size uint64
+	others     bool
 }
 
+// maxUnmappedRows bounds the accesses to distinct addresses no device
+// holds that the statistics count apart: a guest that probes every port or
+// MMIO address would otherwise add a row, and kiln memory, with each.
+// Past it they are counted together, in one row per address space.
+const maxUnmappedRows = 256
+
 func (w where) String() string {
+	if w.others {
+		return fmt.Sprintf("%v, other addresses", w.space)
+	}
 	if w.size <= 1 {
 		return fmt.Sprintf("%v %#x", w.space, w.base)
 	}
@@ -48,6 +59,8 @@ type Stats struct {
 	reasons map[kvm.ExitReason]*Tally
 	devices map[where]*Tally
 	vcpus   map[int]*vcpuTally
+
+	unmapped int // rows of devices for addresses no device holds
 }
 
 // NewStats returns empty statistics.
@@ -68,6 +81,12 @@ func (s *Stats) Add(e Exit) {
 		w := where{space: a.Space, base: a.Addr, size: uint64(a.Size)}
 		if a.Device.Device != nil {
 			w = where{space: a.Space, name: a.Device.Name, base: a.Device.Base, size: a.Device.Size}
+		} else if _, seen := s.devices[w]; !seen {
+			if s.unmapped >= maxUnmappedRows {
+				w = where{space: a.Space, others: true}
+			} else {
+				s.unmapped++
+			}
 		}
 		tally(s.devices, w).add(e.Handling)
 	}
@@ -112,10 +131,12 @@ type Report struct {
 	Failures []Failure
 }
 
-// Failure is a device putting itself in DEVICE_NEEDS_RESET: when, since
-// kiln started, and why.
+// Failure is a device putting itself in DEVICE_NEEDS_RESET: which one
+// (its type, and its register window, as the device rows name it), when,
+// since kiln started, and why.
 type Failure struct {
 	Device string        `json:"device"`
+	Where  string        `json:"where,omitempty"`
 	At     time.Duration `json:"at_ns"`
 	Reason string        `json:"reason"`
 }

@@ -35,7 +35,7 @@ func TestStatsReport(t *testing.T) {
 		End:       start.Add(27 * time.Second),
 	}
 	r := s.Report(boot)
-	r.Failures = []Failure{{Device: "virtio-blk", At: 26500 * time.Millisecond, Reason: "virtio: malformed descriptor chain: head 9 on a queue of 8"}}
+	r.Failures = []Failure{{Device: "virtio-blk", Where: "mmio 0xd0000000-0xd0000fff", At: 26500 * time.Millisecond, Reason: "virtio: malformed descriptor chain: head 9 on a queue of 8"}}
 
 	require.Equal(t, []ReasonRow{
 		{kvm.ExitIO, Tally{8, 18 * time.Microsecond}},
@@ -70,8 +70,8 @@ vCPU  exits  in KVM_RUN  in kiln
 0         8     7.00 ms  17.0 µs
 1         1      3.00 s  5.00 µs
 
-device needing a reset      at  why
-virtio-blk              26.5 s  virtio: malformed descriptor chain: head 9 on a queue of 8
+device needing a reset  where                           at  why
+virtio-blk              mmio 0xd0000000-0xd0000fff  26.5 s  virtio: malformed descriptor chain: head 9 on a queue of 8
 
 boot phase     time  from              to
 VMM setup   20.0 ms  kiln start        first KVM_RUN
@@ -101,4 +101,25 @@ func TestDuration(t *testing.T) {
 	} {
 		require.Equal(t, want, duration(d))
 	}
+}
+
+// TestStatsBoundUnmappedRows: a guest probing 100,000 addresses where no
+// device is gets maxUnmappedRows rows for the first ones and one more for
+// the rest of each address space, every exit still counted.
+func TestStatsBoundUnmappedRows(t *testing.T) {
+	s := NewStats()
+	const probes = 100000
+	for i := 0; i < probes; i++ {
+		s.Add(Exit{Reason: kvm.ExitMMIO, Access: &Access{Space: MMIO, Addr: 0xd0100000 + uint64(i)*8, Size: 4, Count: 1}})
+	}
+	s.Add(Exit{Reason: kvm.ExitIO, Access: &Access{Space: PIO, Addr: 0x80, Size: 1, Count: 1}})
+	require.Equal(t, maxUnmappedRows+2, len(s.devices), "rows")
+	r := s.Report(Boot{})
+	total := uint64(0)
+	for _, row := range r.Devices {
+		total += row.Exits
+	}
+	require.EqualValues(t, probes+1, total)
+	require.Equal(t, "mmio, other addresses", r.Devices[0].Where)
+	require.EqualValues(t, probes-maxUnmappedRows, r.Devices[0].Exits)
 }

@@ -1,0 +1,125 @@
+package main
+
+// Soak: many VMs one after another, and many at once, from a long-lived
+// parent (this test process, as kiln bench or an OCI shim would be): none
+// fails, the parent does not grow, and nothing is left behind.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// soakCounts are how many VMs the soak starts one after another and at
+// once: a short soak in `go test`, the full one (100 and 16) with `make
+// soak`, which sets KILN_SOAK=100,16.
+func soakCounts(t *testing.T) (sequential, concurrent int) {
+	sequential, concurrent = 6, 4
+	if v := os.Getenv("KILN_SOAK"); v != "" {
+		a, b, ok := strings.Cut(v, ",")
+		s, err1 := strconv.Atoi(a)
+		c, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || s < 1 || c < 1 {
+			t.Fatalf("KILN_SOAK=%q: want SEQUENTIAL,CONCURRENT", v)
+		}
+		sequential, concurrent = s, c
+	}
+	return sequential, concurrent
+}
+
+// TestSoak starts VMs from a warm snapshot with a vsock device each, one
+// after another and then all at once, and checks that every one ran its
+// command, that this process's file descriptors and threads are what they
+// were, that no kiln process outlived its VM, and that every socket file
+// was removed.
+func TestSoak(t *testing.T) {
+	k, i := guestFiles(t)
+	sequential, concurrent := soakCounts(t)
+	cache, sockets := t.TempDir(), t.TempDir()
+	env := []string{"KILN_CACHE=" + cache}
+	runVM := func(n int) run {
+		sock := filepath.Join(sockets, fmt.Sprintf("vm%d.sock", n))
+		return runEnv(t, env, "", kilnBinary, "run", "--warm", "--kernel", k, "--initrd", i,
+			"--vsock", fmt.Sprintf("%d,%s", 3+n, sock), "--", "sh", "-c", fmt.Sprintf("echo vm %d", n))
+	}
+	// The first takes the warm snapshot; the counts start after it.
+	r := runVM(0)
+	require.Equal(t, 0, r.code, r.stderr)
+	fds, threads := openFDs(t), threadCount(t)
+
+	start := time.Now()
+	for n := 1; n <= sequential; n++ {
+		r := runVM(n)
+		require.Equal(t, 0, r.code, "VM %d: %s", n, r.stderr)
+		require.Equal(t, fmt.Sprintf("vm %d\n", n), r.stdout)
+	}
+	each := time.Since(start) / time.Duration(sequential)
+
+	start = time.Now()
+	var wg sync.WaitGroup
+	runs := make([]run, concurrent)
+	for n := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[n] = runVM(1000 + n)
+		}()
+	}
+	wg.Wait()
+	together := time.Since(start)
+	for n, r := range runs {
+		require.Equal(t, 0, r.code, "VM %d of %d at once: %s", n, concurrent, r.stderr)
+		require.Equal(t, fmt.Sprintf("vm %d\n", 1000+n), r.stdout)
+	}
+	t.Logf("soak: %d VMs one after another, %v each; %d at once in %v", sequential, each.Round(time.Millisecond), concurrent, together.Round(time.Millisecond))
+
+	runtime.GC()
+	require.Equal(t, fds, openFDs(t), "the parent's file descriptors")
+	require.LessOrEqual(t, threadCount(t), threads+2, "the parent's threads")
+	require.Empty(t, kilnProcesses(t), "kiln processes left running")
+	left, err := filepath.Glob(filepath.Join(sockets, "*"))
+	require.NoError(t, err)
+	require.Empty(t, left, "socket files left behind")
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
+
+// threadCount is this process's number of threads.
+func threadCount(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	return len(ents)
+}
+
+// kilnProcesses lists the running processes of the kiln binary under test.
+func kilnProcesses(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	var found []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err == nil && exe == kilnBinary {
+			found = append(found, e.Name())
+		}
+	}
+	return found
+}
