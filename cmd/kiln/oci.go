@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-vmm/kiln/oci"
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
 )
 
 // kiln as an OCI runtime (docs/oci.md): the command line podman (through

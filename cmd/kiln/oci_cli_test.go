@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-vmm/kiln/oci"
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
 )
 
 // The OCI command line without KVM: parsing, and every error that comes

@@ -22,8 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-vmm/kiln/bench"
-	"github.com/kiln-vmm/kiln/oci"
+	"github.com/kiln-vmm/kiln/cmd/kiln/bench"
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
 )
 
 var (

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-vmm/kiln/oci"
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
 )
 
 // kiln create: the container becomes a VMM process, forked here (kiln

@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
 	"github.com/kiln-vmm/kiln/guest/contract"
-	"github.com/kiln-vmm/kiln/oci"
 	"github.com/kiln-vmm/kiln/vmm/machine"
 	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-vmm/kiln/bench"
+	"github.com/kiln-vmm/kiln/cmd/kiln/bench"
 )
 
 // podmanUlimits are needed on this project's hosts, whose hard nofile
