@@ -137,6 +137,13 @@ func (v *containerVM) run(report *os.File) (int, error) {
 		return 0, err
 	}
 	defer v.m.Close()
+	// The control socket is made now: once the VM runs, kiln's seccomp
+	// filter lets this process accept connections, not make sockets.
+	ln, err := net.Listen("unix", c.ControlPath())
+	if err != nil {
+		return 0, fmt.Errorf("the VMM's control socket: %w", err)
+	}
+	defer ln.Close()
 	v.link.Stdio(os.Stdin, os.Stdout, os.Stderr)
 	ended := make(chan struct{})
 	var res machine.Result
@@ -149,13 +156,6 @@ func (v *containerVM) run(report *os.File) (int, error) {
 		<-ended
 		return 0, err
 	}
-	ln, err := net.Listen("unix", c.ControlPath())
-	if err != nil {
-		v.m.Stop()
-		<-ended
-		return 0, fmt.Errorf("the VMM's control socket: %w", err)
-	}
-	defer ln.Close()
 	go oci.Serve(ln, v.handle)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
