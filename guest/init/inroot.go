@@ -45,7 +45,17 @@ func openIn(root int, p string, flags int) (int, error) {
 
 // mkdirAllIn makes the directory p inside root, with its missing parents
 // (mode 0755, as runc makes mount points), and returns it opened O_PATH.
+// A component that is a dangling symbolic link has its target made,
+// resolved inside root, as the walk would follow it.
 func mkdirAllIn(root int, p string) (int, error) {
+	return mkdirAllLinks(root, p, 0)
+}
+
+// maxLinks bounds the dangling links one mkdirAllIn follows, as the
+// kernel's 40 bounds a walk (ELOOP).
+const maxLinks = 40
+
+func mkdirAllLinks(root int, p string, links int) (int, error) {
 	fd, err := openIn(root, p, unix.O_PATH|unix.O_DIRECTORY)
 	if err == nil || !errors.Is(err, unix.ENOENT) {
 		return fd, err
@@ -55,7 +65,7 @@ func mkdirAllIn(root int, p string) (int, error) {
 	if base == "" {
 		return -1, err
 	}
-	pfd, err := mkdirAllIn(root, parent)
+	pfd, err := mkdirAllLinks(root, parent, links)
 	if err != nil {
 		return -1, err
 	}
@@ -65,7 +75,37 @@ func mkdirAllIn(root int, p string) (int, error) {
 	if err := unix.Mkdirat(pfd, base, 0o755); err != nil && err != unix.EEXIST {
 		return -1, fmt.Errorf("make %s in the container: %w", p, err)
 	}
+	fd, err = openIn(root, p, unix.O_PATH|unix.O_DIRECTORY)
+	if err == nil || !errors.Is(err, unix.ENOENT) {
+		return fd, err
+	}
+	// base exists and yet p does not resolve: a link to nothing (yet).
+	target, rerr := readlinkAt(pfd, base)
+	if rerr != nil {
+		return -1, err
+	}
+	if links >= maxLinks {
+		return -1, fmt.Errorf("make %s in the container: %w", p, unix.ELOOP)
+	}
+	if !path.IsAbs(target) {
+		target = path.Join(parent, target)
+	}
+	tfd, err := mkdirAllLinks(root, target, links+1)
+	if err != nil {
+		return -1, err
+	}
+	unix.Close(tfd)
 	return openIn(root, p, unix.O_PATH|unix.O_DIRECTORY)
+}
+
+// readlinkAt reads the symbolic link name in the directory dirfd.
+func readlinkAt(dirfd int, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 // createFileIn makes sure p exists inside root, creating an empty file if
