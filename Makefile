@@ -7,7 +7,7 @@
 GO ?= go
 export KILN_CACHE ?= $(HOME)/.cache/kiln
 
-GO_SRC := $(shell find cmd vmm devices boot bench guest/contract -name '*.go' -not -name '*_test.go') go.mod go.sum
+GO_SRC := $(shell find cmd vmm devices boot guest/contract -name '*.go' -not -name '*_test.go') go.mod go.sum
 GUEST_SRC := $(shell find guest -name '*.go' -not -name '*_test.go' -o -name '*.s') go.mod go.sum
 
 .PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps bench bench-io soak

@@ -14,12 +14,17 @@ command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v debugfs >/dev/null || need+=(e2fsprogs)
 command -v ip >/dev/null || need+=(iproute2)
 # kiln bench (and its test) compares kiln with QEMU's microvm and with
-# container runtimes on the same machine.
-# Without root they are only reported: kiln bench says which rows it skips.
+# container runtimes on the same machine; the OCI tests run podman with
+# kiln as its runtime (docs/oci.md), and kiln bench times podman and
+# containerd with runc and with kiln.
+# Without root they are only reported: kiln bench says which rows it skips,
+# and the podman tests skip saying podman is missing.
 want=()
 command -v qemu-system-x86_64 >/dev/null || want+=(qemu-system-x86)
 command -v crun >/dev/null || want+=(crun)
 command -v runc >/dev/null || want+=(runc)
+command -v podman >/dev/null || want+=(podman)
+command -v containerd >/dev/null || want+=(containerd)
 if [ ${#want[@]} -gt 0 ]; then
 	if [ "$(id -u)" -eq 0 ]; then
 		need+=("${want[@]}")

@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-vmm/kiln/bench"
+	"github.com/kiln-vmm/kiln/cmd/kiln/bench"
 )
 
 func TestBenchFlagErrors(t *testing.T) {

@@ -10,12 +10,18 @@
 //	kiln bench [flags] [-- COMMAND [ARG...]]
 //	kiln version
 //
+// and, as an OCI runtime that podman and containerd call as they call runc
+// (oci.go, docs/oci.md):
+//
+//	kiln [--root DIR] [--log FILE] create|start|state|kill|delete|run|ps|features ...
+//
 // Exit codes are listed in exitcodes.go and in the README.
 package main
 
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -35,7 +41,12 @@ func Main(args []string, start time.Time) int {
 	}
 	switch args[0] {
 	case "run":
+		if isOCIRun(args[1:]) {
+			return cmdOCI(args) // runc's run (oci.go)
+		}
 		return cmdRun(args[1:], start)
+	case "_oci-vmm":
+		return cmdOCIVMM(args[1:]) // a container's VMM, started by kiln create
 	case "snapshot":
 		return cmdSnapshot(args[1:], start)
 	case "probe":
@@ -48,6 +59,9 @@ func Main(args []string, start time.Time) int {
 	case "help", "-h", "--help":
 		usage(os.Stdout)
 		return 0
+	}
+	if ociCommands[args[0]] || strings.HasPrefix(args[0], "-") {
+		return cmdOCI(args) // kiln as an OCI runtime (oci.go)
 	}
 	fmt.Fprintf(os.Stderr, "kiln: unknown command %q (try kiln --help)\n", args[0])
 	return ExitUsage
@@ -65,6 +79,13 @@ Usage:
   kiln bench [flags] [-- COMMAND...]       time kiln against QEMU and containers
   kiln version                             print the version
   kiln COMMAND --help                      help for a command
+
+As an OCI runtime (podman --runtime, containerd's runc shim; docs/oci.md),
+with runc's commands, flags and exit codes (1 for every error):
+  kiln [--root DIR] [--log FILE] [--log-format json] [--kernel K] [--initrd I] COMMAND
+  kiln create [--bundle DIR] [--pid-file F] [--console-socket S] ID
+  kiln start ID | kiln state ID | kiln kill [--all] ID [SIGNAL] | kiln delete [--force] ID
+  kiln run [--bundle DIR] [--detach] ID | kiln ps [--format json] ID | kiln features
 
 Exit codes: the guest command's status, or
   64 usage error, 65 bad kernel, initrd or snapshot, 66 file not found or unreadable,

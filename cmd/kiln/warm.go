@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,12 +84,27 @@ func restoreConfig(cfg *config.Config) *config.Config {
 // on stderr what it does, and why if it fails.
 func takeWarm(cfg *config.Config, dir string, mode seccomp.Mode) error {
 	fmt.Fprintf(os.Stderr, "kiln: no warm snapshot of this VM yet: taking one (kiln snapshot), then restoring it\n")
+	if err := snapshotChild(cfg, dir, mode, os.Stderr); err != nil {
+		return err
+	}
+	// Read back what was written, once, before any VM relies on it.
+	if err := machine.VerifyMemory(dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("take the warm snapshot: %w", err)
+	}
+	return nil
+}
+
+// snapshotChild runs kiln snapshot of cfg's VM into dir as a child
+// process whose output goes to out. A child that fails has said why on
+// out; its exit status is a *childError.
+func snapshotChild(cfg *config.Config, dir string, mode seccomp.Mode, out io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("take the warm snapshot: find the kiln binary: %w", err)
 	}
 	cmd := exec.Command(exe, snapshotArgs(cfg, dir, mode)...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = out, out
 	err = cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -99,11 +115,6 @@ func takeWarm(cfg *config.Config, dir string, mode seccomp.Mode) error {
 		return &childError{code}
 	}
 	if err != nil {
-		return fmt.Errorf("take the warm snapshot: %w", err)
-	}
-	// Read back what was written, once, before any VM relies on it.
-	if err := machine.VerifyMemory(dir); err != nil {
-		os.RemoveAll(dir)
 		return fmt.Errorf("take the warm snapshot: %w", err)
 	}
 	return nil

@@ -124,6 +124,9 @@ type Job struct {
 	// Mounts are host directories shared over virtio-9p, mounted by init
 	// before the command runs.
 	Mounts []Mount `json:"mounts,omitempty"`
+	// Container, if set, is an OCI container to run instead of Argv
+	// (container.go): written by kiln's OCI runtime, read by init.
+	Container *Container `json:"container,omitempty"`
 }
 
 // ShareMountOptions are the 9p mount options init uses for a share:

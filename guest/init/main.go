@@ -10,7 +10,8 @@
 // exactly there, so it gets a fresh job, fresh entropy and the right time.
 // init runs the command, reports its exit status through the device and
 // resets the machine, which ends the VM; or it starts the u-root shell on
-// the console and ends the VM when the shell exits.
+// the console and ends the VM when the shell exits; or, for kiln as an OCI
+// runtime, it sets up and runs a container (container.go).
 //
 // As PID 1 it also reaps orphaned processes, and it never exits: if init
 // returned, the kernel would panic.
@@ -30,7 +31,7 @@ import (
 	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
-const path = "/bbin:/bin:/usr/bin:/sbin:/usr/sbin"
+const searchPath = "/bbin:/bin:/usr/bin:/sbin:/usr/sbin"
 
 func main() {
 	// ioperm(2) grants port access to the calling thread only: keep this
@@ -53,6 +54,9 @@ func main() {
 		end(125, false)
 	}
 	apply(job)
+	if job.Container != nil {
+		runContainer(job.Container, job.Quiet) // container.go
+	}
 	argv := job.Argv
 	if len(argv) == 0 {
 		argv = []string{"gosh"}
@@ -104,7 +108,7 @@ func apply(job *contract.Job) {
 	if job.Raw {
 		rawConsole()
 	}
-	os.Setenv("PATH", path)
+	os.Setenv("PATH", searchPath)
 	os.Setenv("HOME", "/")
 	os.Setenv("TERM", "linux")
 	for _, kv := range job.Env {

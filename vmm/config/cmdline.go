@@ -22,7 +22,11 @@ func (c *Config) Job() *contract.Job {
 	j := &contract.Job{
 		Argv:  c.Command,
 		Raw:   !c.Interactive,
-		Quiet: len(c.Command) > 0 && !c.Verbose,
+		Quiet: (len(c.Command) > 0 || c.Container != nil) && !c.Verbose,
+	}
+	j.Container = c.Container
+	if c.Container != nil {
+		return j // its init mounts the shares the container uses itself
 	}
 	for _, s := range c.Shares {
 		j.Mounts = append(j.Mounts, contract.Mount{Tag: s.Tag, Dir: s.GuestDir, ReadOnly: s.ReadOnly})

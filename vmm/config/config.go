@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
 // Limits on what a VM may ask for.
@@ -73,6 +75,10 @@ type Config struct {
 	Shares []Share
 	// NoRNG drops the virtio entropy device that every VM has by default.
 	NoRNG bool
+
+	// Container, for kiln as an OCI runtime, is the container the
+	// guest's init sets up and runs (guest/contract), instead of Command.
+	Container *contract.Container
 
 	// Observe selects tracing and statistics (observe.go).
 	Observe Observe

@@ -19,13 +19,14 @@ import (
 // has, whether stdin is a raw terminal, whether it pauses for a snapshot.
 func (m *Machine) seccompNeeds() seccomp.Needs {
 	n := seccomp.Needs{
-		VMFD:     m.vm.FD(),
-		Disks:    len(m.cfg.Disks) > 0,
-		Nets:     len(m.cfg.Nets) > 0,
-		Vsock:    m.cfg.Vsock != nil,
-		RNG:      !m.cfg.NoRNG,
-		Terminal: m.cfg.Interactive,
-		Snapshot: m.snapshotAtReady,
+		VMFD:      m.vm.FD(),
+		Disks:     len(m.cfg.Disks) > 0,
+		Nets:      len(m.cfg.Nets) > 0,
+		Vsock:     m.cfg.Vsock != nil,
+		RNG:       !m.cfg.NoRNG,
+		Terminal:  m.cfg.Interactive,
+		Snapshot:  m.snapshotAtReady,
+		Container: m.cfg.Container != nil,
 	}
 	for _, s := range m.cfg.Shares {
 		n.Shares = true

@@ -38,6 +38,7 @@ type Needs struct {
 	WritableShares          bool // ... and one the guest may change
 	Terminal                bool // stdin is a terminal in raw mode
 	Snapshot                bool // the VM pauses and kiln writes it to a snapshot
+	Container               bool // the VMM of an OCI container (processWithContainer)
 }
 
 // Filter is one thread kind's allow-list, ready to assemble and install.
@@ -149,6 +150,7 @@ func Process(n Needs) *Filter {
 	add(n.RNG, processWithRNG)
 	add(n.Shares, processWithShares)
 	add(n.WritableShares, processWithWritableShares)
+	add(n.Container, processWithContainer)
 	return f
 }
 

@@ -142,6 +142,25 @@ var processWithTerminal = []rule{
 	ioctl(unix.TCSETS),
 }
 
+// processWithContainer: a container's VMM process (kiln as an OCI
+// runtime, cmd/kiln/ocivmm.go) does more than run the VM once it runs:
+// it answers kiln start and kill on its control socket, copies the
+// container's stdio between its own descriptors (conmon's pipes, or a
+// terminal) and the guest's vsock streams, and, once the container is
+// created, clears the parent-death signal that tied it to kiln create.
+// os.File and net.Conn copies may move data with splice(2) or
+// sendfile(2) through a pipe of the runtime's own.
+var processWithContainer = []rule{
+	callIf("prctl", argIs(0, unix.PR_SET_PDEATHSIG)),
+	ioctl(unix.TIOCGWINSZ), // the terminal's size, sent to the guest's
+	call("splice"),
+	call("sendfile"),
+	call("pipe2"),
+	call("copy_file_range"),
+	call("fstat"),
+	call("fcntl"),
+}
+
 // processWithSnapshot: kiln snapshot writes the paused VM to a directory
 // (machine.SaveSnapshot): a temporary directory beside it, the memory and
 // state files, then a rename over the old snapshot, which is removed.

@@ -146,6 +146,7 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 func (b *bench) runners() []runner {
 	all := []runner{b.kilnMethod(), b.kilnRestoreMethod(), b.qemuMethod()}
 	all = append(all, b.containerMethods()...)
+	all = append(all, b.engineMethods()...)
 	var out []runner
 	for _, r := range all {
 		if b.selected(r.Name) {
@@ -158,7 +159,8 @@ func (b *bench) runners() []runner {
 }
 
 // MethodNames are the methods kiln bench knows, in table order.
-var MethodNames = []string{"kiln", "kiln-restore", "qemu-microvm", "crun", "runc", "unshare+chroot", "fork/exec"}
+var MethodNames = []string{"kiln", "kiln-restore", "qemu-microvm", "crun", "runc", "unshare+chroot", "fork/exec",
+	"podman+runc", "podman+kiln", "ctr+runc", "ctr+kiln"}
 
 func (b *bench) selected(name string) bool {
 	if len(b.opt.Only) == 0 {

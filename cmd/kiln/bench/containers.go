@@ -158,21 +158,7 @@ func (b *bench) runtime(path, bundle string, start func(*exec.Cmd) error) func(c
 // unpackRootfs unpacks the initramfs into WORK/bundle/rootfs.
 func (b *bench) unpackRootfs() (string, error) {
 	root := filepath.Join(b.work, "bundle", "rootfs")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", fmt.Errorf("make the container rootfs: %w", err)
-	}
-	f, err := os.Open(b.opt.Initrd)
-	if err != nil {
-		return "", fmt.Errorf("unpack the initramfs for the containers: %w", err)
-	}
-	defer f.Close()
-	if err := unpackCpio(f, root); err != nil {
-		return "", fmt.Errorf("unpack the initramfs %s for the containers: %w", b.opt.Initrd, err)
-	}
-	for _, d := range []string{"proc", "dev", "sys", "tmp"} {
-		_ = os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	return root, nil
+	return root, UnpackRootfs(b.opt.Initrd, root)
 }
 
 // findInRoot finds a command in the rootfs's PATH directories and returns

@@ -1,0 +1,84 @@
+package oci
+
+import (
+	"fmt"
+	"net"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// A container with a terminal (process.terminal, podman run -t) gets a
+// pseudo-terminal from its runtime: the runtime opens one, keeps the
+// slave side for the container, and hands the master to the engine by
+// connecting to the unix socket named by --console-socket and sending one
+// message: the name "/dev/ptmx" with the master's descriptor attached
+// (SCM_RIGHTS). conmon and containerd's shim take it from there: they
+// read the container's output from it, write its input, and set its size
+// with TIOCSWINSZ.
+//
+// kiln's VMM keeps the slave as its stdin, stdout and stderr and relays
+// it to a terminal in the guest, which does the line discipline (echo,
+// ^C): so the host's side is made raw, passing bytes through unchanged.
+
+// OpenPty opens a new host pseudo-terminal and returns its master and its
+// slave, the slave in raw mode.
+func OpenPty() (master, slave *os.File, err error) {
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open a terminal: %w", err)
+	}
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(m)
+		return nil, nil, fmt.Errorf("unlock the terminal: %w", err)
+	}
+	s, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(m), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		unix.Close(m)
+		return nil, nil, fmt.Errorf("open the terminal's slave: %w", errno)
+	}
+	if err := makeRaw(int(s)); err != nil {
+		unix.Close(m)
+		unix.Close(int(s))
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(m), "ptmx"), os.NewFile(s, "pts"), nil
+}
+
+// makeRaw turns off input and output processing, echo and signals on the
+// terminal fd (cfmakeraw(3)).
+func makeRaw(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return fmt.Errorf("terminal settings: %w", err)
+	}
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
+		return fmt.Errorf("terminal settings: %w", err)
+	}
+	return nil
+}
+
+// SendConsole connects to the engine's console socket and sends it the
+// terminal's master.
+func SendConsole(socket string, master *os.File) error {
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return fmt.Errorf("console socket: %w", err)
+	}
+	defer c.Close()
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("console socket %s: not a unix socket", socket)
+	}
+	rights := unix.UnixRights(int(master.Fd()))
+	if _, _, err := uc.WriteMsgUnix([]byte("/dev/ptmx"), rights, nil); err != nil {
+		return fmt.Errorf("console socket: send the terminal: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+package oci
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
+)
+
+// Link is the host side of a container VM's streams. The guest's init
+// connects to host vsock ports, and kiln's vsock device turns each
+// connection into a connection to the unix socket PATH_PORT (PATH being
+// the device's host path): so the VMM listens on those sockets before the
+// guest runs. One port carries the control messages (guest/contract's
+// Control), the next three the process's stdin, stdout and stderr, or with
+// a terminal, the terminal both ways on the first. The streams are copied
+// to and from the VMM's own stdio, which are the container's as the
+// engine set them up (pipes, or the slave of the terminal the engine
+// holds the master of).
+type Link struct {
+	ctl      net.Listener
+	std      []net.Listener
+	terminal bool
+
+	msgs chan contract.Control // from the guest
+
+	mu   sync.Mutex
+	conn net.Conn // the control connection, once the guest made it
+
+	out sync.WaitGroup // copies of the guest's output still running
+}
+
+// Listen listens on the control and stdio sockets of a VM whose vsock
+// device is at vsockPath, with the control port port.
+func Listen(vsockPath string, port uint32, terminal bool) (*Link, error) {
+	l := &Link{terminal: terminal, msgs: make(chan contract.Control, 16)}
+	listen := func(p uint32) (net.Listener, error) {
+		path := vsockPath + "_" + strconv.Itoa(int(p))
+		os.Remove(path)
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("listen for the guest: %w", err)
+		}
+		return ln, nil
+	}
+	var err error
+	if l.ctl, err = listen(port); err != nil {
+		return nil, err
+	}
+	n := 3
+	if terminal {
+		n = 1
+	}
+	for i := 0; i < n; i++ {
+		ln, err := listen(port + contract.PortStdin + uint32(i))
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		l.std = append(l.std, ln)
+	}
+	go l.acceptControl()
+	return l, nil
+}
+
+// acceptControl takes the guest's control connections: a guest that had
+// to connect again replaces its first connection.
+func (l *Link) acceptControl() {
+	for {
+		c, err := l.ctl.Accept()
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		if l.conn != nil {
+			l.conn.Close()
+		}
+		l.conn = c
+		l.mu.Unlock()
+		go func() {
+			s := bufio.NewScanner(c)
+			for s.Scan() {
+				m, err := contract.UnmarshalControl(s.Bytes())
+				if err == nil {
+					l.msgs <- m
+				}
+			}
+		}()
+	}
+}
+
+// ErrGuestSetup wraps what the guest's init reported failing while it set
+// the container up.
+var ErrGuestSetup = errors.New("container setup in the VM")
+
+// Ready waits until the guest reports the container set up, or its
+// failure, or the VM ends (ended closes), or timeout passes. commandStarted
+// closes if the guest's init starts a command instead (an init that does
+// not know container jobs).
+func (l *Link) Ready(ended, commandStarted <-chan struct{}, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case m := <-l.msgs:
+			switch m.Op {
+			case contract.ControlReady:
+				return nil
+			case contract.ControlError:
+				return fmt.Errorf("%w: %s", ErrGuestSetup, m.Error)
+			}
+		case <-ended:
+			return errors.New("the VM ended before the container was set up")
+		case <-commandStarted:
+			return errors.New("the guest's init started a command, not the container: is the initramfs kiln's, of this version?")
+		case <-t.C:
+			return fmt.Errorf("the container was not set up within %v", timeout)
+		}
+	}
+}
+
+// Send sends a control message to the guest.
+func (l *Link) Send(m contract.Control) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return errors.New("the guest has not connected")
+	}
+	if _, err := l.conn.Write(contract.MarshalControl(m)); err != nil {
+		return fmt.Errorf("send %s to the guest: %w", m.Op, err)
+	}
+	return nil
+}
+
+// Stdio copies the guest's streams to and from the VMM's stdio as the
+// guest connects them.
+func (l *Link) Stdio(stdin io.Reader, stdout, stderr io.Writer) {
+	if l.terminal {
+		l.out.Add(1)
+		go func() {
+			defer l.out.Done()
+			c, err := l.std[0].Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			go io.Copy(c, stdin)
+			io.Copy(&sink{w: stdout}, c) // until the guest's terminal is done
+		}()
+		return
+	}
+	go func() {
+		c, err := l.std[0].Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, stdin)
+		// The end of stdin: the process reads end of file.
+		c.(*net.UnixConn).CloseWrite()
+	}()
+	for i, w := range []io.Writer{stdout, stderr} {
+		ln := l.std[1+i]
+		l.out.Add(1)
+		go func() {
+			defer l.out.Done()
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(&sink{w: w}, c)
+			// Closing tells the guest everything arrived (it waits for it
+			// before it ends the VM).
+			c.Close()
+		}()
+	}
+}
+
+// WaitOutput waits up to timeout for the guest's output to be copied to
+// its end.
+func (l *Link) WaitOutput(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { l.out.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
+// Close stops listening; output copies end when the VM's vsock device
+// closes its connections.
+func (l *Link) Close() {
+	if l.ctl != nil {
+		l.ctl.Close()
+	}
+	for _, ln := range l.std {
+		ln.Close()
+	}
+}
+
+// sink writes to w until a write fails (the reader went away), then
+// discards: the guest's stream is still read to its end, so the guest is
+// never left waiting.
+type sink struct {
+	w      io.Writer
+	failed bool
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	if !s.failed {
+		if _, err := s.w.Write(p); err != nil {
+			s.failed = true
+		}
+	}
+	return len(p), nil
+}

@@ -1,0 +1,63 @@
+package oci
+
+import (
+	"path/filepath"
+
+	"github.com/kiln-vmm/kiln/vmm/config"
+)
+
+// The VM shape: every container runs in the same kind of VM, so that a
+// single warm snapshot (docs/snapshots.md) serves every container on the
+// machine. A snapshot fixes the devices, their order and their tags; only
+// the directories behind the 9P devices and the vsock device's host path
+// change at a restore. So the shape has a fixed number of share slots,
+// kiln0 to kiln{Slots-1}: slot 0 holds the container's root file system,
+// the next ones the host directories behind its bind mounts, and the
+// slots a container does not use are backed by an empty read-only
+// directory, which the guest never mounts.
+const (
+	// Slots is the number of 9P devices: the root and up to Slots-1
+	// directories for bind mounts (a file bind mount shares the file's
+	// directory; binds from one directory share one slot).
+	Slots = 8
+	// CPUs and Memory are the guest's: guest RAM is mapped privately from
+	// the snapshot, so a container's VM costs the pages it touches, not
+	// Memory.
+	CPUs   = 1
+	Memory = 256 << 20
+	// GuestCID is the guest's vsock CID; VMs do not share a vsock
+	// device, so every guest can have the same one.
+	GuestCID = 3
+	// ControlPort is the host vsock port of the control connection; the
+	// stdio streams are the ports after it (guest/contract).
+	ControlPort = 1024
+)
+
+// SlotTag is the mount tag of share slot i.
+func SlotTag(i int) string { return config.ShareTag(i) }
+
+// ShapeConfig is the VM of the shape with its shares backed by shares
+// (Slots of them) and its vsock device at vsockPath.
+func ShapeConfig(kernel, initrd string, shares []config.Share, vsockPath string) *config.Config {
+	return &config.Config{
+		Kernel: kernel,
+		Initrd: initrd,
+		CPUs:   CPUs,
+		Memory: Memory,
+		Shares: shares,
+		Vsock:  &config.Vsock{CID: GuestCID, Path: vsockPath},
+	}
+}
+
+// EmptyShares backs every slot with the directory empty.
+func EmptyShares(empty string) []config.Share {
+	s := make([]config.Share, Slots)
+	for i := range s {
+		s[i] = emptySlot(empty, i)
+	}
+	return s
+}
+
+func emptySlot(empty string, i int) config.Share {
+	return config.Share{HostDir: empty, GuestDir: filepath.Join("/kiln/slots", SlotTag(i)), Tag: SlotTag(i), ReadOnly: true}
+}

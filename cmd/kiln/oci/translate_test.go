@@ -1,0 +1,206 @@
+package oci
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
+)
+
+// podmanBundle writes a bundle with the config.json podman 4.3 wrote for
+// `podman run -e A=B -w /tmp -u 1000:1000 -v /tmp/x:/data --read-only
+// --hostname kh` (testdata, captured), its host paths moved under a
+// temporary directory, and returns it with that directory.
+func podmanBundle(t *testing.T, edit func(*specs.Spec)) (bundle, tmp string) {
+	t.Helper()
+	tmp = t.TempDir()
+	data, err := os.ReadFile("testdata/podman-config.json")
+	require.NoError(t, err)
+	s := string(data)
+	// The userdata directories podman binds files from, the volume and
+	// the overlay root, all moved.
+	const id = "9f17ccb81cc80a4fab2d4988043a76b6ec4b6e3ba048972229d6a5331891a9e1"
+	s = strings.ReplaceAll(s, "/var/lib/containers/storage/overlay-containers/"+id+"/userdata", tmp+"/B")
+	s = strings.ReplaceAll(s, "/run/containers/storage/overlay-containers/"+id+"/userdata", tmp+"/R")
+	s = strings.ReplaceAll(s, `"/tmp/x"`, `"`+tmp+`/x"`)
+	var spec specs.Spec
+	require.NoError(t, json.Unmarshal([]byte(s), &spec))
+	spec.Root.Path = filepath.Join(tmp, "merged")
+	if edit != nil {
+		edit(&spec)
+	}
+	for _, d := range []string{"B/shm", "R", "x", "merged", "bundle"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(tmp, d), 0o755))
+	}
+	for _, f := range []string{"B/group", "B/passwd", "R/hostname", "R/hosts", "R/resolv.conf"} {
+		require.NoError(t, os.WriteFile(filepath.Join(tmp, f), []byte("x\n"), 0o644))
+	}
+	out, err := json.Marshal(spec)
+	require.NoError(t, err)
+	bundle = filepath.Join(tmp, "bundle")
+	require.NoError(t, os.WriteFile(filepath.Join(bundle, "config.json"), out, 0o644))
+	return bundle, tmp
+}
+
+func translateBundle(t *testing.T, bundle string) (*Plan, error) {
+	t.Helper()
+	b, err := LoadBundle(bundle)
+	require.NoError(t, err)
+	return Translate(b, "/empty")
+}
+
+func TestTranslatePodman(t *testing.T) {
+	bundle, tmp := podmanBundle(t, nil)
+	p, err := translateBundle(t, bundle)
+	require.NoError(t, err)
+
+	// Slots: the root, the volume, podman's two userdata directories
+	// (each shared once, read-only: every bind from them is), then empty.
+	require.Len(t, p.Shares, Slots)
+	want := []struct {
+		dir string
+		ro  bool
+	}{{tmp + "/merged", false}, {tmp + "/x", false}, {tmp + "/B", true}, {tmp + "/R", true}}
+	for i, w := range want {
+		require.Equal(t, w.dir, p.Shares[i].HostDir, "slot %d", i)
+		require.Equal(t, w.ro, p.Shares[i].ReadOnly, "slot %d", i)
+		require.Equal(t, SlotTag(i), p.Shares[i].Tag)
+	}
+	for _, s := range p.Shares[len(want):] {
+		require.Equal(t, "/empty", s.HostDir)
+		require.True(t, s.ReadOnly)
+	}
+
+	c := p.Container
+	require.Equal(t, contract.ContainerRoot{Tag: "kiln0", ReadOnly: true}, c.Root)
+	require.Equal(t, "kh", c.Hostname)
+	require.Equal(t, "/tmp", c.Cwd)
+	require.Equal(t, uint32(1000), c.User.UID)
+	require.Equal(t, uint32(1000), c.User.GID)
+	require.Equal(t, []uint32{1000}, c.User.AdditionalGIDs)
+	require.NotNil(t, c.User.Umask)
+	require.Equal(t, uint32(0o22), *c.User.Umask)
+	require.Contains(t, c.Env, "A=B")
+	require.Equal(t, []contract.Rlimit{{Resource: 7, Soft: 1024, Hard: 1024}, {Resource: 6, Soft: 4096, Hard: 4096}}, c.Rlimits)
+	require.Equal(t, ControlPort, int(c.ControlPort))
+	require.False(t, c.Terminal)
+	require.NotNil(t, c.Capabilities)
+	require.Contains(t, c.Capabilities.Bounding, capabilities["CAP_CHOWN"])
+	require.NotContains(t, c.Capabilities.Bounding, capabilities["CAP_SYS_ADMIN"])
+	require.Equal(t, map[string]string{"net.ipv4.ping_group_range": "0 0"}, c.Sysctl)
+	require.Contains(t, c.MaskedPaths, "/proc/kcore")
+	require.Contains(t, c.ReadonlyPaths, "/proc/sys")
+	require.Len(t, c.Devices, 6, "runc's default devices in the tmpfs /dev")
+
+	mounts := map[string]contract.ContainerMount{}
+	for _, m := range c.Mounts {
+		mounts[m.Destination] = m
+	}
+	require.NotContains(t, mounts, "/sys/fs/cgroup", "no cgroups in the guest")
+	require.Equal(t, contract.ContainerMount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", NoSuid: true, NoDev: true, CopyUp: true}, mounts["/tmp"])
+	require.Equal(t, contract.ContainerMount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", NoSuid: true, NoExec: true, Data: []string{"mode=755", "size=65536k"}}, mounts["/dev"])
+	require.Equal(t, []string{"newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}, mounts["/dev/pts"].Data)
+	require.Equal(t, contract.ContainerMount{Destination: "/data", Type: "bind", Tag: "kiln1"}, mounts["/data"])
+	require.Equal(t, contract.ContainerMount{Destination: "/etc/group", Type: "bind", Tag: "kiln2", Path: "group", ReadOnly: true, NoSuid: true, NoDev: true, NoExec: true}, mounts["/etc/group"])
+	require.Equal(t, "kiln3", mounts["/etc/hosts"].Tag)
+	require.Equal(t, "hosts", mounts["/etc/hosts"].Path)
+	require.Equal(t, "tmpfs", mounts["/dev/shm"].Type, "podman's /dev/shm becomes a tmpfs in the guest")
+	require.True(t, mounts["/sys"].ReadOnly)
+
+	joined := strings.Join(p.Ignored, "\n")
+	require.Contains(t, joined, "network namespace")
+	require.Contains(t, joined, "seccomp")
+	require.Contains(t, joined, "cgroup")
+}
+
+func TestTranslateContainerd(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile("testdata/containerd-config.json")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "rootfs"), 0o755))
+	b, err := LoadBundle(dir)
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "rootfs"), b.Rootfs, "a relative root.path is the bundle's")
+	p, err := Translate(b, "/empty")
+	require.NoError(t, err)
+	require.Equal(t, b.Rootfs, p.Shares[0].HostDir)
+	require.Equal(t, "/empty", p.Shares[1].HostDir, "ctr binds nothing from the host")
+	require.True(t, p.Container.NoNewPrivileges)
+	require.False(t, p.Container.Root.ReadOnly)
+}
+
+func TestTranslateRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*specs.Spec)
+		want string
+	}{
+		{"user namespace", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		}, "user namespace"},
+		{"joined namespace", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: "/proc/1/ns/ipc"})
+		}, "joining the ipc namespace"},
+		{"hooks", func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}}
+		}, "hooks"},
+		{"a host device bound", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/x", Type: "bind", Source: "/dev/null", Options: []string{"bind"}})
+		}, "only directories and regular files"},
+		{"another file system", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "ext4", Source: "/dev/vda"})
+		}, `"ext4" mount`},
+		{"relative cwd", func(s *specs.Spec) { s.Process.Cwd = "tmp" }, "not an absolute path"},
+		{"unknown rlimit", func(s *specs.Spec) {
+			s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_BOGUS"})
+		}, "RLIMIT_BOGUS"},
+		{"bad sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"../../x": "1"} }, "sysctl"},
+		{"too many shares", func(s *specs.Spec) {
+			for i := 0; i < Slots; i++ {
+				d := t.TempDir()
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: filepath.Join("/v", d), Type: "bind", Source: d})
+			}
+		}, "shared directories"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle, _ := podmanBundle(t, tc.edit)
+			_, err := translateBundle(t, bundle)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestLoadBundleErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := LoadBundle(dir)
+	require.ErrorIs(t, err, ErrBadBundle)
+	require.Contains(t, err.Error(), "config.json: no such file")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte("{not json"), 0o644))
+	_, err = LoadBundle(dir)
+	require.ErrorIs(t, err, ErrBadBundle)
+	require.Contains(t, err.Error(), "not valid")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["true"],"cwd":"/"}}`), 0o644))
+	_, err = LoadBundle(dir)
+	require.ErrorIs(t, err, ErrBadBundle)
+	require.Contains(t, err.Error(), "root file system")
+
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "rootfs"), 0o755))
+	b, err := LoadBundle(dir)
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "rootfs"), b.Rootfs)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/"}}`), 0o644))
+	_, err = LoadBundle(dir)
+	require.ErrorIs(t, err, ErrBadBundle)
+	require.Contains(t, err.Error(), "no process")
+}

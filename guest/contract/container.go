@@ -1,0 +1,209 @@
+package contract
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// A container job: kiln as an OCI runtime (docs/oci.md) runs one
+// container's process in a microVM. The Job then carries a Container
+// instead of Argv, and the conversation of the package doc goes on
+// differently after step 4:
+//
+//  5. init mounts the shares the container uses (its root file system
+//     and the directories behind its bind mounts), builds the container's
+//     file system tree from Container.Mounts under the root, applies the
+//     hostname and sysctls, and finds the executable. It connects to the
+//     host's control port (ControlPort) and the stdio ports beside it,
+//     and sends ControlReady, or ControlError with what failed.
+//  6. init waits on the control connection for ControlStart: the VM was
+//     built by `kiln create`, and the process runs only at `kiln start`.
+//     Then it starts the process, chrooted into the container's root, as
+//     the container's user, with the container's environment and limits.
+//  7. While the process runs, the host sends ControlSignal (kiln kill, or
+//     a signal the VMM process received) and ControlWinsize (the
+//     terminal's size); init signals the process or resizes its terminal.
+//  8. When the process exits, init closes the stdio streams, waits for
+//     the host to have read them to their end, and writes the exit status
+//     as after a command (128+N for a death by signal N).
+
+// Container is what init needs to run an OCI container's process. Every
+// field is written by kiln's OCI runtime (package oci, from the bundle's
+// config.json) and read by the guest's init (guest/init/container.go).
+// Host paths never appear: what the container sees of the host comes
+// through virtio-9p shares named by their mount tags.
+type Container struct {
+	// Root is the share holding the container's root file system.
+	Root ContainerRoot `json:"root"`
+	// Mounts are set up under the root, in order, as config.json lists
+	// them; a destination is always resolved inside the root.
+	Mounts []ContainerMount `json:"mounts,omitempty"`
+	// Devices are device nodes init creates in the container's /dev when
+	// it is a fresh tmpfs (runc's defaults and config.json's own).
+	Devices []ContainerDevice `json:"devices,omitempty"`
+	// Hostname is the guest's host name ("" leaves it).
+	Hostname string `json:"hostname,omitempty"`
+	// Sysctl are kernel parameters init writes under /proc/sys
+	// ("net.ipv4.ping_group_range" -> net/ipv4/ping_group_range).
+	Sysctl map[string]string `json:"sysctl,omitempty"`
+	// MaskedPaths are hidden from the container (an empty read-only
+	// tmpfs over a directory, /dev/null over a file); ReadonlyPaths are
+	// made read-only. Paths that do not exist are skipped, as runc does.
+	MaskedPaths   []string `json:"masked,omitempty"`
+	ReadonlyPaths []string `json:"readonly,omitempty"`
+
+	// Args is the process's command; Args[0] without a slash is looked
+	// up in Env's PATH inside the container's root.
+	Args []string `json:"args"`
+	// Env is the process's whole environment: it replaces init's own.
+	Env []string `json:"env,omitempty"`
+	// Cwd is the process's working directory in the container (created
+	// if missing, as runc does).
+	Cwd string `json:"cwd"`
+	// User is who the process runs as.
+	User ContainerUser `json:"user"`
+	// Rlimits are set for the process, by Linux resource number.
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// NoNewPrivileges sets PR_SET_NO_NEW_PRIVS for the process.
+	NoNewPrivileges bool `json:"no_new_privs,omitempty"`
+	// Capabilities, if not nil, limits the process's capability bounding
+	// set (and so what a root process holds) to those listed.
+	Capabilities *Capabilities `json:"caps,omitempty"`
+	// Terminal gives the process a pseudo-terminal of the container's
+	// devpts as its stdio, carried to the host on the stdin port both
+	// ways; without it the process's stdio are the three stdio streams.
+	Terminal bool `json:"terminal,omitempty"`
+
+	// ControlPort is the vsock port on the host (CID 2) init connects
+	// to for the control messages; the stdio streams are the ports
+	// ControlPort+PortStdin, +PortStdout and +PortStderr.
+	ControlPort uint32 `json:"control_port"`
+}
+
+// RootMountOptions are the 9p mount options of a container's root file
+// system: as ShareMountOptions, but with the guest's page cache for all
+// reads and metadata (cache=loose), so that a binary run twice, or a
+// library many programs map, is read from the host once. A container's
+// root is its own: the engine does not change it under a running
+// container, so the guest need not see host changes at once.
+const RootMountOptions = "trans=virtio,version=9p2000.L,msize=512000,cache=loose"
+
+// Stdio ports, as offsets from Container.ControlPort. init connects to
+// each (the host listens on the vsock device's PATH_port sockets) and
+// hands the connection to the process as that stream, so the process
+// writes straight to the host and reads end of file when the host's
+// stdin ends.
+const (
+	PortStdin  = 1 // stdin; with a terminal, the terminal in both directions
+	PortStdout = 2 // stdout (not used with a terminal)
+	PortStderr = 3 // stderr (not used with a terminal)
+)
+
+// ContainerRoot is the container's root file system.
+type ContainerRoot struct {
+	Tag string `json:"tag"` // the share's mount tag
+	// ReadOnly makes the root mount read-only once the mount points the
+	// container needs are made (as runc remounts a read-only root).
+	ReadOnly bool `json:"ro,omitempty"`
+}
+
+// ContainerMount is one mount of config.json, translated: a bind mount's
+// host source became a path inside a share, options became flags and
+// file system data.
+type ContainerMount struct {
+	Destination string `json:"dst"`  // absolute, inside the container
+	Type        string `json:"type"` // "bind", or a file system: tmpfs, proc, sysfs, devpts, mqueue
+	// Source is a file system's source name (for tmpfs, "tmpfs").
+	Source string `json:"src,omitempty"`
+	// Tag and Path name a bind mount's source: the share, and the file
+	// or directory in it ("" for the share's root; a single name for a
+	// file, whose directory is the share).
+	Tag  string `json:"tag,omitempty"`
+	Path string `json:"path,omitempty"`
+	// Mount flags.
+	ReadOnly bool `json:"ro,omitempty"`
+	NoSuid   bool `json:"nosuid,omitempty"`
+	NoDev    bool `json:"nodev,omitempty"`
+	NoExec   bool `json:"noexec,omitempty"`
+	// Data are the file system's own options: "mode=755", "newinstance".
+	Data []string `json:"data,omitempty"`
+	// CopyUp fills a new tmpfs with what the directory it covers held
+	// (the tmpcopyup extension podman uses with --read-only).
+	CopyUp bool `json:"copyup,omitempty"`
+}
+
+// ContainerDevice is a device node: Type "c" (character), "b" (block) or
+// "p" (FIFO).
+type ContainerDevice struct {
+	Path  string `json:"path"`
+	Type  string `json:"type"`
+	Major int64  `json:"major,omitempty"`
+	Minor int64  `json:"minor,omitempty"`
+	Mode  uint32 `json:"mode"` // permission bits
+	UID   uint32 `json:"uid,omitempty"`
+	GID   uint32 `json:"gid,omitempty"`
+}
+
+// ContainerUser is the process's identity.
+type ContainerUser struct {
+	UID            uint32   `json:"uid"`
+	GID            uint32   `json:"gid"`
+	AdditionalGIDs []uint32 `json:"groups,omitempty"`
+	Umask          *uint32  `json:"umask,omitempty"` // nil: 022
+}
+
+// Rlimit is a resource limit, by Linux's number for it (RLIMIT_NOFILE is
+// 7).
+type Rlimit struct {
+	Resource int    `json:"resource"`
+	Soft     uint64 `json:"soft"`
+	Hard     uint64 `json:"hard"`
+}
+
+// Capabilities are capability numbers (CAP_CHOWN is 0).
+type Capabilities struct {
+	Bounding []int `json:"bounding"`
+}
+
+// Control is one message on the control connection: a line of JSON each
+// way.
+type Control struct {
+	Op ControlOp `json:"op"`
+	// Signal is the signal number for ControlSignal; All sends it to
+	// every process of the container, not only its first.
+	Signal int  `json:"signal,omitempty"`
+	All    bool `json:"all,omitempty"`
+	// Rows and Cols are the terminal's size for ControlWinsize.
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
+	// Error says what failed, for ControlError.
+	Error string `json:"error,omitempty"`
+}
+
+// ControlOp names a control message.
+type ControlOp string
+
+// Control messages. Written by init, read by kiln: ControlReady,
+// ControlError. Written by kiln, read by init: the others.
+const (
+	ControlReady   ControlOp = "ready"   // the container is set up; init waits for ControlStart
+	ControlError   ControlOp = "error"   // setting the container up failed; init ends the VM
+	ControlStart   ControlOp = "start"   // run the process (kiln start)
+	ControlSignal  ControlOp = "signal"  // send Signal to the process (All: to all of the container)
+	ControlWinsize ControlOp = "winsize" // the terminal is Rows x Cols
+)
+
+// MarshalControl encodes c as one line.
+func MarshalControl(c Control) []byte {
+	b, _ := json.Marshal(c) // plain fields: cannot fail
+	return append(b, '\n')
+}
+
+// UnmarshalControl decodes one line.
+func UnmarshalControl(line []byte) (Control, error) {
+	var c Control
+	if err := json.Unmarshal(line, &c); err != nil {
+		return c, fmt.Errorf("decode control message: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
+)
+
+// An OCI container's process, as kiln's OCI runtime asks (docs/oci.md,
+// guest/contract's Container): the guest is the container. init mounts
+// its root file system and the directories behind its bind mounts from
+// their 9P shares, builds its tree of mounts (containerfs.go), connects
+// its stdio to the host over vsock, and reports ready on the control
+// connection. At the host's start it runs the process chrooted into the
+// root, as the container's user, in a session of its own; it relays the
+// host's signals and terminal sizes while the process runs, and reports
+// its exit status as for any command.
+//
+// The VM is the isolation boundary: the guest runs nothing but this
+// container, so its host name, sysctls and limits are the container's,
+// and the chroot only gives the process the container's view of files.
+
+// drainTimeout bounds how long init waits for the host to read a stream
+// to its end once the process exited: a host that stopped reading must
+// not keep the VM alive.
+const drainTimeout = 60 * time.Second
+
+// runContainer sets up and runs the container; it does not return.
+func runContainer(c *contract.Container, quiet bool) {
+	ctl, err := dialControl(c.ControlPort)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kiln init: container: %v\n", err)
+		end(125, quiet)
+	}
+	ct, err := setupContainer(c)
+	if err != nil {
+		ctl.send(contract.Control{Op: contract.ControlError, Error: err.Error()})
+		end(127, quiet)
+	}
+	started := make(chan struct{})
+	go ctl.serve(func(m contract.Control) {
+		switch m.Op {
+		case contract.ControlStart:
+			select {
+			case <-started:
+			default:
+				close(started)
+			}
+		case contract.ControlSignal:
+			ct.signal(m)
+		case contract.ControlWinsize:
+			ct.resize(m.Rows, m.Cols)
+		}
+	})
+	if err := ctl.send(contract.Control{Op: contract.ControlReady}); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln init: container: report ready: %v\n", err)
+		end(125, quiet)
+	}
+	<-started
+	end(ct.run(), quiet)
+}
+
+// container is a container set up and ready to start.
+type container struct {
+	c    *contract.Container
+	exe  string       // the executable, as the process's root sees it
+	pid  atomic.Int64 // the process, once started
+	std  [3]*os.File  // the process's stdio: vsock streams, or the terminal
+	tty  *os.File     // with a terminal: its master, and the stream to the host
+	term *os.File
+}
+
+// setupContainer does everything before the process runs.
+func setupContainer(c *contract.Container) (*container, error) {
+	if err := mountShareAt(c.Root.Tag, containerRoot, contract.RootMountOptions); err != nil {
+		return nil, fmt.Errorf("root file system: %w", err)
+	}
+	mounted := map[string]bool{}
+	for _, m := range c.Mounts {
+		if m.Type == "bind" && !mounted[m.Tag] {
+			if err := mountShareAt(m.Tag, path.Join(sharesDir, m.Tag), contract.ShareMountOptions); err != nil {
+				return nil, err
+			}
+			mounted[m.Tag] = true
+		}
+	}
+	root, err := unix.Open(containerRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("root file system: %w", err)
+	}
+	defer unix.Close(root)
+	if err := setupMounts(root, c.Mounts); err != nil {
+		return nil, err
+	}
+	if len(c.Devices) > 0 {
+		if err := makeDevices(root, c.Devices); err != nil {
+			return nil, err
+		}
+	}
+	if c.Hostname != "" {
+		if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
+			return nil, fmt.Errorf("set the host name: %w", err)
+		}
+	}
+	for k, v := range c.Sysctl {
+		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			return nil, fmt.Errorf("sysctl %s: %w", k, err)
+		}
+	}
+	if err := maskPaths(root, c.MaskedPaths); err != nil {
+		return nil, err
+	}
+	if err := readonlyPaths(root, c.ReadonlyPaths); err != nil {
+		return nil, err
+	}
+	if fd, err := mkdirAllIn(root, c.Cwd); err != nil {
+		return nil, fmt.Errorf("working directory: %w", err)
+	} else {
+		unix.Close(fd)
+	}
+	ct := &container{c: c}
+	if ct.exe, err = lookPathIn(root, c.Args[0], c.Cwd, c.Env); err != nil {
+		return nil, err
+	}
+	if c.Root.ReadOnly {
+		if err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+			return nil, fmt.Errorf("make the root read-only: %w", err)
+		}
+	}
+	if err := ct.connectStdio(root); err != nil {
+		return nil, err
+	}
+	return ct, nil
+}
+
+// connectStdio connects the process's stdio to the host: three streams,
+// or a terminal of the container's devpts relayed over one.
+func (ct *container) connectStdio(root int) error {
+	base := ct.c.ControlPort
+	if !ct.c.Terminal {
+		for i, off := range []uint32{contract.PortStdin, contract.PortStdout, contract.PortStderr} {
+			f, err := dialHost(base + off)
+			if err != nil {
+				return fmt.Errorf("stdio: %w", err)
+			}
+			ct.std[i] = f
+		}
+		return nil
+	}
+	master, slave, err := openPty(root)
+	if err != nil {
+		return err
+	}
+	ct.tty = master
+	ct.std = [3]*os.File{slave, slave, slave}
+	if ct.term, err = dialHost(base + contract.PortStdin); err != nil {
+		return fmt.Errorf("terminal: %w", err)
+	}
+	return nil
+}
+
+// openPty opens a new pseudo-terminal in the container's own devpts (so
+// the process finds its terminal under its /dev/pts), or the guest's if
+// the container has none.
+func openPty(root int) (master, slave *os.File, err error) {
+	fd, err := openIn(root, "/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY)
+	if err != nil {
+		if fd, err = unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0); err != nil {
+			return nil, nil, fmt.Errorf("terminal: %w", err)
+		}
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("terminal: unlock: %w", err)
+	}
+	s, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("terminal: open the peer: %w", errno)
+	}
+	return os.NewFile(uintptr(fd), "ptmx"), os.NewFile(s, "pts"), nil
+}
+
+// run starts the process and waits for it, relaying the terminal; it
+// returns the exit status for the host (128+N for a death by signal N).
+func (ct *container) run() int {
+	c := ct.c
+	if err := ct.limit(); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln init: container: %v\n", err)
+		return 126
+	}
+	groups := make([]uint32, len(c.User.AdditionalGIDs))
+	copy(groups, c.User.AdditionalGIDs)
+	pid, err := syscall.ForkExec(ct.exe, c.Args, &syscall.ProcAttr{
+		Dir:   c.Cwd,
+		Env:   c.Env,
+		Files: []uintptr{ct.std[0].Fd(), ct.std[1].Fd(), ct.std[2].Fd()},
+		Sys: &syscall.SysProcAttr{
+			Chroot:     containerRoot,
+			Credential: &syscall.Credential{Uid: c.User.UID, Gid: c.User.GID, Groups: groups},
+			Setsid:     true,
+			Setctty:    c.Terminal,
+			Ctty:       0,
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kiln init: container: start %s: %v\n", c.Args[0], err)
+		return 126
+	}
+	ct.pid.Store(int64(pid))
+	relayed := make(chan struct{})
+	if c.Terminal {
+		ct.std[0].Close() // the process holds the terminal; its master sees the end
+		go func() { io.Copy(ct.tty, ct.term) }()
+		go func() {
+			io.Copy(ct.term, ct.tty) // until the terminal's last holder closed it
+			close(relayed)
+		}()
+	}
+	status := reap(pid)
+	ct.finish(relayed)
+	return status
+}
+
+// limit applies, to init itself before it forks, what the process
+// inherits: resource limits, the umask, no_new_privs and the capability
+// bounding set. init runs nothing else afterwards, and keeps the
+// capabilities it holds.
+func (ct *container) limit() error {
+	c := ct.c
+	for _, r := range c.Rlimits {
+		// syscall.Setrlimit, so that Go does not restore its own
+		// RLIMIT_NOFILE in the child.
+		if err := syscall.Setrlimit(r.Resource, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
+			return fmt.Errorf("rlimit %d: %w", r.Resource, err)
+		}
+	}
+	umask := uint32(0o022)
+	if c.User.Umask != nil {
+		umask = *c.User.Umask
+	}
+	unix.Umask(int(umask))
+	if c.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("no_new_privs: %w", err)
+		}
+	}
+	if c.Capabilities != nil {
+		keep := map[int]bool{}
+		for _, n := range c.Capabilities.Bounding {
+			keep[n] = true
+		}
+		for n := 0; n <= unix.CAP_LAST_CAP; n++ {
+			if keep[n] {
+				continue
+			}
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(n), 0, 0, 0); err != nil && err != unix.EINVAL {
+				return fmt.Errorf("drop capability %d: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+// reap waits for pid, reaping every other process that ends meanwhile, and
+// returns its status as a shell would.
+func reap(pid int) int {
+	for {
+		var ws syscall.WaitStatus
+		wpid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 125
+		}
+		if wpid != pid {
+			continue
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	}
+}
+
+// finish ends the stdio streams once the process has exited, and waits
+// until the host has read them to their end: what the process wrote must
+// reach the host before the VM ends.
+func (ct *container) finish(relayed <-chan struct{}) {
+	if ct.c.Terminal {
+		select {
+		case <-relayed:
+		case <-time.After(drainTimeout):
+		}
+		unix.Shutdown(int(ct.term.Fd()), unix.SHUT_WR)
+		drain(ct.term, drainTimeout)
+		return
+	}
+	ct.std[0].Close()
+	for _, f := range ct.std[1:] {
+		unix.Shutdown(int(f.Fd()), unix.SHUT_WR)
+	}
+	for _, f := range ct.std[1:] {
+		drain(f, drainTimeout)
+	}
+}
+
+// signal relays a signal from the host. Before the process started there
+// is nothing to signal: the host ends a VM whose container is only
+// created itself.
+func (ct *container) signal(m contract.Control) {
+	pid := int(ct.pid.Load())
+	if pid == 0 {
+		return
+	}
+	if m.All {
+		pid = -1 // from init: every process but init
+	}
+	if err := unix.Kill(pid, unix.Signal(m.Signal)); err != nil && err != unix.ESRCH {
+		fmt.Fprintf(os.Stderr, "kiln init: signal %d: %v\n", m.Signal, err)
+	}
+}
+
+// resize sets the terminal's size; the kernel sends SIGWINCH to its
+// foreground process group.
+func (ct *container) resize(rows, cols uint16) {
+	if ct.tty == nil {
+		return
+	}
+	unix.IoctlSetWinsize(int(ct.tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+}
