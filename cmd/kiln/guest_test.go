@@ -98,6 +98,9 @@ func runEnvDeadline(t *testing.T, env []string, deadline time.Duration, stdin, n
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	// A process it started may hold its stdout (an OCI container's VMM
+	// does): past the deadline, stop waiting for it too.
+	cmd.WaitDelay = 10 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {
