@@ -85,11 +85,20 @@ func (l *Link) acceptControl() {
 		l.conn = c
 		l.mu.Unlock()
 		go func() {
+			// The guest is untrusted: what it sends beyond what the VMM
+			// waits for (Ready reads until ready or error) is dropped,
+			// never queued, so a guest cannot hold this goroutine, nor
+			// make one per connection that never ends. A line longer
+			// than the scanner's buffer ends the connection.
 			s := bufio.NewScanner(c)
 			for s.Scan() {
 				m, err := contract.UnmarshalControl(s.Bytes())
-				if err == nil {
-					l.msgs <- m
+				if err != nil {
+					continue
+				}
+				select {
+				case l.msgs <- m:
+				default:
 				}
 			}
 		}()
