@@ -39,7 +39,7 @@ run: all
 test: all
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/cmd/kiln$$')
-	$(GO) test -count=1 -v -timeout 30m ./cmd/kiln
+	$(GO) test -count=1 -v -timeout 60m ./cmd/kiln
 
 # Unit tests only: no kernel, no KVM.
 unit:
