@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,26 +36,9 @@ func ociMachine(cfg *config.Config, opt machine.Options) (*machine.Machine, erro
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockFile(dir + ".lock")
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	if why := usable(dir); why != "" {
-		if err := takeOCISnapshot(cfg, dir, opt.Seccomp); err != nil {
-			return nil, err
-		}
-	}
-	m, err := machine.Restore(dir, cfg, opt)
-	if errors.Is(err, machine.ErrSnapshot) {
-		// Valid on disk yet refused (a host that changed under it):
-		// taken again, once.
-		if err := takeOCISnapshot(cfg, dir, opt.Seccomp); err != nil {
-			return nil, err
-		}
-		m, err = machine.Restore(dir, cfg, opt)
-	}
-	return m, err
+	return restoreOrTake(dir, cfg, opt, func(string) error {
+		return takeOCISnapshot(cfg, dir, opt.Seccomp)
+	})
 }
 
 // ociShapeKey is the shape as the warm cache keys it: the per-container

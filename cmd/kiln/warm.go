@@ -43,30 +43,36 @@ func warmStart(cfg *config.Config, opt machine.Options) (*machine.Machine, error
 	if err != nil {
 		return nil, err
 	}
-	// One kiln at a time takes a given snapshot; the others wait for it.
+	return restoreOrTake(dir, restoreConfig(cfg), opt, func(why string) error {
+		if why != "none yet" {
+			fmt.Fprintf(os.Stderr, "kiln: warm snapshot %s: %s; taking it again\n", dir, why)
+		}
+		return takeWarm(cfg, dir, opt.Seccomp)
+	})
+}
+
+// restoreOrTake restores cfg's VM from the snapshot in dir, first taking
+// it with take when there is none that can be used (take is told why),
+// and once more when a snapshot valid on disk is refused (a host that
+// changed under it). One kiln at a time takes a given snapshot; the
+// others wait for it on dir's lock.
+func restoreOrTake(dir string, cfg *config.Config, opt machine.Options, take func(why string) error) (*machine.Machine, error) {
 	unlock, err := lockFile(dir + ".lock")
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-
 	if why := usable(dir); why != "" {
-		if why != "none yet" {
-			fmt.Fprintf(os.Stderr, "kiln: warm snapshot %s: %s; taking it again\n", dir, why)
-		}
-		if err := takeWarm(cfg, dir, opt.Seccomp); err != nil {
+		if err := take(why); err != nil {
 			return nil, err
 		}
 	}
-	m, err := machine.Restore(dir, restoreConfig(cfg), opt)
+	m, err := machine.Restore(dir, cfg, opt)
 	if errors.Is(err, machine.ErrSnapshot) {
-		// Valid on disk yet refused (a host that changed under it): take
-		// it again, once.
-		fmt.Fprintf(os.Stderr, "kiln: warm snapshot %s: %v; taking it again\n", dir, err)
-		if err := takeWarm(cfg, dir, opt.Seccomp); err != nil {
+		if err := take(err.Error()); err != nil {
 			return nil, err
 		}
-		m, err = machine.Restore(dir, restoreConfig(cfg), opt)
+		m, err = machine.Restore(dir, cfg, opt)
 	}
 	return m, err
 }
