@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/vmm/console"
 )
 
 // A container with a terminal (process.terminal, podman run -t) gets a
@@ -37,31 +39,14 @@ func OpenPty() (master, slave *os.File, err error) {
 		unix.Close(m)
 		return nil, nil, fmt.Errorf("open the terminal's slave: %w", errno)
 	}
-	if err := makeRaw(int(s)); err != nil {
-		unix.Close(m)
-		unix.Close(int(s))
-		return nil, nil, err
+	master, slave = os.NewFile(uintptr(m), "ptmx"), os.NewFile(s, "pts")
+	// Raw for good: the terminal is new, nothing to put back.
+	if _, err := console.MakeRaw(slave); err != nil {
+		master.Close()
+		slave.Close()
+		return nil, nil, fmt.Errorf("terminal settings: %w", err)
 	}
-	return os.NewFile(uintptr(m), "ptmx"), os.NewFile(s, "pts"), nil
-}
-
-// makeRaw turns off input and output processing, echo and signals on the
-// terminal fd (cfmakeraw(3)).
-func makeRaw(fd int) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return fmt.Errorf("terminal settings: %w", err)
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
-		return fmt.Errorf("terminal settings: %w", err)
-	}
-	return nil
+	return master, slave, nil
 }
 
 // SendConsole connects to the engine's console socket and sends it the
