@@ -226,23 +226,7 @@ func run(argv []string) int {
 		fmt.Fprintf(os.Stderr, "kiln init: %s: %v\n", argv[0], err)
 		return 126
 	}
-	for {
-		var ws syscall.WaitStatus
-		wpid, err := syscall.Wait4(-1, &ws, 0, nil)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return 125
-		}
-		if wpid != pid {
-			continue // an orphan, reaped
-		}
-		if ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ws.ExitStatus()
-	}
+	return reap(pid) // orphans are reaped meanwhile
 }
 
 // end reports the exit status to kiln, flushes file systems and resets the
