@@ -4,8 +4,6 @@ package main
 // real guests.
 
 import (
-	"bufio"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -214,31 +212,7 @@ func TestRestoreDevices(t *testing.T) {
 
 	// The restored VM listens on a path of its own.
 	path := filepath.Join(dir, "restored.sock")
-	l, err := net.Listen("unix", path+"_5000")
-	require.NoError(t, err)
-	defer l.Close()
-	fromGuest := make(chan string, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		fromGuest <- line
-		c.Write([]byte("pong from the host\n"))
-	}()
-	fromListener := make(chan string, 1)
-	go func() {
-		deadline := time.Now().Add(bootDeadline)
-		for time.Now().Before(deadline) {
-			if reply, ok := hostConnect(path, 6000, "ping from the host\n"); ok {
-				fromListener <- reply
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
+	fromGuest, fromListener := vsockHostPeers(t, path)
 	script := strings.Join([]string{
 		"grep -c ^processor /proc/cpuinfo",
 		"mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cat /mnt/from-host.txt",

@@ -20,34 +20,9 @@ func TestGuestVsock(t *testing.T) {
 	k, i := guestFiles(t)
 	path := filepath.Join(t.TempDir(), "v.sock")
 
-	// The host program the guest connects to.
-	l, err := net.Listen("unix", path+"_5000")
-	require.NoError(t, err)
-	defer l.Close()
-	fromGuest := make(chan string, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		fromGuest <- line
-		c.Write([]byte("pong from the host\n"))
-	}()
-
-	// The host program that connects to the guest, once it listens.
-	fromGuestListener := make(chan string, 1)
-	go func() {
-		deadline := time.Now().Add(bootDeadline)
-		for time.Now().Before(deadline) {
-			if reply, ok := hostConnect(path, 6000, "ping from the host\n"); ok {
-				fromGuestListener <- reply
-				return
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-	}()
+	// The host programs: the one the guest connects to, and the one
+	// that connects to the guest once it listens.
+	fromGuest, fromGuestListener := vsockHostPeers(t, path)
 
 	// The guest listener, a background shell, answers the host and prints
 	// what the host sends; meanwhile the guest connects out to port 5000.
@@ -92,4 +67,40 @@ func hostConnect(path string, port int, msg string) (string, bool) {
 	c.(*net.UnixConn).CloseWrite()
 	reply, _ := br.ReadString('\n')
 	return reply, reply != ""
+}
+
+// vsockHostPeers starts the host's side of the vsock exchange with a
+// guest whose device is at path: a program listening on host port 5000
+// that reads a line and answers "pong from the host", and one that keeps
+// trying to connect to guest port 6000 with "ping from the host" until
+// the guest listens. It returns their channels: the guest's line, and the
+// guest listener's reply.
+func vsockHostPeers(t *testing.T, path string) (fromGuest, fromGuestListener <-chan string) {
+	t.Helper()
+	l, err := net.Listen("unix", path+"_5000")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	guest := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		guest <- line
+		c.Write([]byte("pong from the host\n"))
+	}()
+	listener := make(chan string, 1)
+	go func() {
+		deadline := time.Now().Add(bootDeadline)
+		for time.Now().Before(deadline) {
+			if reply, ok := hostConnect(path, 6000, "ping from the host\n"); ok {
+				listener <- reply
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	return guest, listener
 }
