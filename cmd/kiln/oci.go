@@ -235,7 +235,12 @@ func ociKill(g *ociGlobals, args []string) error {
 		}
 		return nil
 	}
-	if err := oci.Call(c.ControlPath(), oci.Request{Op: "signal", Signal: int(sig), All: *all}); err != nil {
+	err = oci.Call(c.ControlPath(), oci.Request{Op: "signal", Signal: int(sig), All: *all})
+	if err != nil && (errors.Is(err, oci.ErrNotRunning) || c.Status() == specs.StateStopped) {
+		// The process exited, or the VMM with it as kill asked.
+		return fmt.Errorf("%w: %s", oci.ErrNotRunning, c.ID)
+	}
+	if err != nil {
 		return fmt.Errorf("kill %s: %w", c.ID, err)
 	}
 	return nil

@@ -382,3 +382,62 @@ func TestOCIRootfsLinksStayInside(t *testing.T) {
 	r = o.run("delete", "c1")
 	require.Equal(t, 0, r.code, r.stderr)
 }
+
+// TestOCISignals sends signals at every moment of a container's life: no
+// signal is lost, whenever it comes (oci.Process). Right after start the
+// guest has not exec'd the process yet (on a kvm-pvm host that takes
+// seconds): the signal is held until it exists. Before start, a signal
+// that ends a process ends the container with that death's status. After
+// the process exited, kill says the container is not running.
+func TestOCISignals(t *testing.T) {
+	t.Parallel()
+	rootfs := ociGuest(t)
+	o := newOCIRuntime(t, "")
+	sleeper := writeBundle(t, rootfs, "sleep", "1000")
+
+	t.Run("right after start", func(t *testing.T) {
+		pid := o.createOK("s1", sleeper)
+		r := o.run("start", "s1")
+		require.Equal(t, 0, r.code, r.stderr)
+		r = o.run("kill", "s1", "TERM")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, 128+int(syscall.SIGTERM), waitExit(t, pid))
+		require.Equal(t, 0, o.run("delete", "s1").code)
+		o.requireGone("s1", pid)
+	})
+
+	t.Run("all right after start", func(t *testing.T) {
+		pid := o.createOK("s2", sleeper)
+		r := o.run("start", "s2")
+		require.Equal(t, 0, r.code, r.stderr)
+		r = o.run("kill", "--all", "s2", "USR1")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, 128+int(syscall.SIGUSR1), waitExit(t, pid))
+		require.Equal(t, 0, o.run("delete", "s2").code)
+	})
+
+	t.Run("between create and start", func(t *testing.T) {
+		pid := o.createOK("s3", sleeper)
+		r := o.run("kill", "s3", "15")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, 128+int(syscall.SIGTERM), waitExit(t, pid), "the created container ended as SIGTERM ends a process")
+		require.Equal(t, specs.StateStopped, o.state("s3").Status)
+		r = o.run("start", "s3")
+		require.Equal(t, 1, r.code, "a stopped container cannot start: %s", r.stderr)
+		require.Contains(t, r.stderr, "stopped")
+		require.Equal(t, 0, o.run("delete", "s3").code)
+		o.requireGone("s3", pid)
+	})
+
+	t.Run("after the exit", func(t *testing.T) {
+		pid := o.createOK("s4", writeBundle(t, rootfs, "true"))
+		r := o.run("start", "s4")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, 0, waitExit(t, pid))
+		r = o.run("kill", "s4", "TERM")
+		require.Equal(t, 1, r.code)
+		require.Contains(t, r.stderr, "not running")
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one line: %q", r.stderr)
+		require.Equal(t, 0, o.run("delete", "s4").code)
+	})
+}

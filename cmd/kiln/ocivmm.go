@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,12 +32,13 @@ import (
 //     container up and reports ready.
 //  2. It serves kiln start and kill on its control socket, says "ok" to
 //     kiln create on fd 3, and from then on lives on its own.
-//  3. kiln start: the guest's init runs the process. A signal, from kiln
-//     kill or sent to this process directly (conmon relays SIGTERM and
-//     SIGINT so), goes to the process in the guest; before the start, a
-//     signal that would end a process ends the VM instead. SIGKILL
-//     cannot be caught: kiln kill sends it here, and the VM ends with
-//     this process.
+//  3. kiln start: the guest's init runs the process, and reports it
+//     started once its exec succeeded. A signal, from kiln kill or sent
+//     to this process directly (conmon relays SIGTERM and SIGINT so),
+//     goes to the process in the guest; oci.Process holds it until the
+//     process exists, and before the start a signal that would end a
+//     process ends the VM instead. SIGKILL cannot be caught: kiln kill
+//     sends it here, and the VM ends with this process.
 //  4. When the process exits, the guest's init reports its status and
 //     resets the VM; this process copies the last of its output and
 //     exits with that status.
@@ -104,9 +104,8 @@ type containerVM struct {
 
 	m    *machine.Machine
 	link *oci.Link
+	proc *oci.Process // the container's process, and the signals for it
 
-	mu       sync.Mutex
-	started  bool
 	stopSig  atomic.Int32 // the signal that ended a container before its start
 	finished atomic.Bool
 }
@@ -156,6 +155,16 @@ func (v *containerVM) run(report *os.File) (int, error) {
 		<-ended
 		return 0, err
 	}
+	v.proc = &oci.Process{
+		Deliver: func(s oci.Signal) error {
+			return v.link.Send(contract.Control{Op: contract.ControlSignal, Signal: int(s.Sig), All: s.All})
+		},
+		End: func(sig unix.Signal) {
+			v.stopSig.CompareAndSwap(0, int32(sig))
+			v.m.Stop()
+		},
+	}
+	go v.follow(ended)
 	go oci.Serve(ln, v.handle)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
@@ -171,6 +180,7 @@ func (v *containerVM) run(report *os.File) (int, error) {
 	report.Close()
 
 	<-ended
+	v.proc.Exited()
 	v.finished.Store(true)
 	signal.Stop(sigs)
 	v.m.Close() // closes the guest's connections: the copies end
@@ -182,39 +192,38 @@ func (v *containerVM) run(report *os.File) (int, error) {
 func (v *containerVM) handle(r oci.Request) error {
 	switch r.Op {
 	case "start":
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		if v.started {
-			return fmt.Errorf("the container was started already")
-		}
-		if err := v.link.Send(contract.Control{Op: contract.ControlStart}); err != nil {
-			return err
-		}
-		v.started = true
-		if v.terminal {
-			v.resize()
-		}
-		return nil
+		return v.proc.Start(func() error {
+			if err := v.link.Send(contract.Control{Op: contract.ControlStart}); err != nil {
+				return err
+			}
+			if v.terminal {
+				v.resize()
+			}
+			return nil
+		})
 	case "signal":
-		return v.signal(unix.Signal(r.Signal), r.All)
+		return v.proc.Send(oci.Signal{Sig: unix.Signal(r.Signal), All: r.All})
 	}
 	return fmt.Errorf("unknown request %q", r.Op)
 }
 
-// signal relays sig to the container; before its start, a signal that
-// would end a process ends the VM, with the status of that death.
-func (v *containerVM) signal(sig unix.Signal, all bool) error {
-	v.mu.Lock()
-	started := v.started
-	v.mu.Unlock()
-	if !started {
-		if ends(sig) {
-			v.stopSig.CompareAndSwap(0, int32(sig))
-			v.m.Stop()
+// follow hears the guest's init report the process's start and exit.
+func (v *containerVM) follow(ended <-chan struct{}) {
+	for {
+		select {
+		case m := <-v.link.Messages():
+			switch m.Op {
+			case contract.ControlStarted:
+				if err := v.proc.Started(); err != nil {
+					fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+				}
+			case contract.ControlExited:
+				v.proc.Exited()
+			}
+		case <-ended:
+			return
 		}
-		return nil
 	}
-	return v.link.Send(contract.Control{Op: contract.ControlSignal, Signal: int(sig), All: all})
 }
 
 // relay forwards the signals this process receives.
@@ -225,14 +234,10 @@ func (v *containerVM) relay(sigs <-chan os.Signal) {
 		}
 		sig := s.(syscall.Signal)
 		if sig == unix.SIGWINCH && v.terminal {
-			v.mu.Lock()
-			if v.started {
-				v.resize()
-			}
-			v.mu.Unlock()
+			v.resize() // the guest's terminal exists from the setup on
 			continue
 		}
-		v.signal(sig, false)
+		v.proc.Send(oci.Signal{Sig: sig})
 	}
 }
 
@@ -243,16 +248,6 @@ func (v *containerVM) resize() {
 		return
 	}
 	v.link.Send(contract.Control{Op: contract.ControlWinsize, Rows: ws.Row, Cols: ws.Col})
-}
-
-// ends reports whether sig's default action ends a process.
-func ends(sig unix.Signal) bool {
-	switch sig {
-	case unix.SIGCHLD, unix.SIGCONT, unix.SIGURG, unix.SIGWINCH,
-		unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
-		return false
-	}
-	return true
 }
 
 // exitCode is the container's exit status, or kiln's code for a VM that

@@ -19,13 +19,18 @@ import (
 //  6. init waits on the control connection for ControlStart: the VM was
 //     built by `kiln create`, and the process runs only at `kiln start`.
 //     Then it starts the process, chrooted into the container's root, as
-//     the container's user, with the container's environment and limits.
+//     the container's user, with the container's environment and limits,
+//     and once the exec has succeeded sends ControlStarted with its pid,
+//     which acknowledges the start: the process exists. The host holds
+//     every signal for the process until then (cmd/kiln/oci's Process).
 //  7. While the process runs, the host sends ControlSignal (kiln kill, or
 //     a signal the VMM process received) and ControlWinsize (the
 //     terminal's size); init signals the process or resizes its terminal.
-//  8. When the process exits, init closes the stdio streams, waits for
-//     the host to have read them to their end, and writes the exit status
-//     as after a command (128+N for a death by signal N).
+//  8. When the process exits, init sends ControlExited with its status
+//     (from then on the host answers a kill with "not running"), closes
+//     the stdio streams, waits for the host to have read them to their
+//     end, and writes the exit status as after a command (128+N for a
+//     death by signal N).
 
 // Container is what init needs to run an OCI container's process. Every
 // field is written by kiln's OCI runtime (package oci, from the bundle's
@@ -173,6 +178,11 @@ type Control struct {
 	// every process of the container, not only its first.
 	Signal int  `json:"signal,omitempty"`
 	All    bool `json:"all,omitempty"`
+	// Pid is the process's pid in the guest, for ControlStarted.
+	Pid int `json:"pid,omitempty"`
+	// Status is the exit status for ControlExited (128+N for a death
+	// by signal N).
+	Status int `json:"status,omitempty"`
 	// Rows and Cols are the terminal's size for ControlWinsize.
 	Rows uint16 `json:"rows,omitempty"`
 	Cols uint16 `json:"cols,omitempty"`
@@ -184,10 +194,13 @@ type Control struct {
 type ControlOp string
 
 // Control messages. Written by init, read by kiln: ControlReady,
-// ControlError. Written by kiln, read by init: the others.
+// ControlError, ControlStarted, ControlExited. Written by kiln, read by
+// init: the others.
 const (
 	ControlReady   ControlOp = "ready"   // the container is set up; init waits for ControlStart
 	ControlError   ControlOp = "error"   // setting the container up failed; init ends the VM
+	ControlStarted ControlOp = "started" // the process exists (its exec succeeded): Pid
+	ControlExited  ControlOp = "exited"  // the process ended: Status
 	ControlStart   ControlOp = "start"   // run the process (kiln start)
 	ControlSignal  ControlOp = "signal"  // send Signal to the process (All: to all of the container)
 	ControlWinsize ControlOp = "winsize" // the terminal is Rows x Cols

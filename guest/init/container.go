@@ -6,7 +6,7 @@ import (
 	"os"
 	"path"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,16 +66,16 @@ func runContainer(c *contract.Container, quiet bool) {
 		end(125, quiet)
 	}
 	<-started
-	end(ct.run(), quiet)
+	end(ct.run(ctl), quiet)
 }
 
 // container is a container set up and ready to start.
 type container struct {
 	c    *contract.Container
-	exe  string       // the executable, as the process's root sees it
-	pid  atomic.Int64 // the process, once started
-	std  [3]*os.File  // the process's stdio: vsock streams, or the terminal
-	tty  *os.File     // with a terminal: its master, and the stream to the host
+	exe  string      // the executable, as the process's root sees it
+	proc process     // the process, once started
+	std  [3]*os.File // the process's stdio: vsock streams, or the terminal
+	tty  *os.File    // with a terminal: its master, and the stream to the host
 	term *os.File
 }
 
@@ -192,8 +192,9 @@ func openPty(root int) (master, slave *os.File, err error) {
 }
 
 // run starts the process and waits for it, relaying the terminal; it
+// reports the start (once the exec succeeded) and the exit on ctl, and
 // returns the exit status for the host (128+N for a death by signal N).
-func (ct *container) run() int {
+func (ct *container) run(ctl *control) int {
 	c := ct.c
 	if err := ct.limit(); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: %v\n", err)
@@ -215,9 +216,15 @@ func (ct *container) run() int {
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: start %s: %v\n", c.Args[0], err)
+		ctl.send(contract.Control{Op: contract.ControlExited, Status: 126})
 		return 126
 	}
-	ct.pid.Store(int64(pid))
+	// ForkExec returns once the exec succeeded: the process exists, and
+	// the host delivers the signals it held for it.
+	ct.proc.started(pid)
+	if err := ctl.send(contract.Control{Op: contract.ControlStarted, Pid: pid}); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln init: container: report the start: %v\n", err)
+	}
 	relayed := make(chan struct{})
 	if c.Terminal {
 		ct.std[0].Close() // the process holds the terminal; its master sees the end
@@ -228,6 +235,8 @@ func (ct *container) run() int {
 		}()
 	}
 	status := reap(pid)
+	ct.proc.exited()
+	ctl.send(contract.Control{Op: contract.ControlExited, Status: status})
 	ct.finish(relayed)
 	return status
 }
@@ -316,20 +325,69 @@ func (ct *container) finish(relayed <-chan struct{}) {
 	}
 }
 
-// signal relays a signal from the host. Before the process started there
-// is nothing to signal: the host ends a VM whose container is only
-// created itself.
+// signal relays a signal from the host. The host holds signals until
+// the process started (ControlStarted) and sends none after its exit
+// (ControlExited): one that comes outside that time, from a host that
+// sent it as the process ended, has nothing to reach.
 func (ct *container) signal(m contract.Control) {
-	pid := int(ct.pid.Load())
-	if pid == 0 {
-		return
-	}
-	if m.All {
-		pid = -1 // from init: every process but init
-	}
-	if err := unix.Kill(pid, unix.Signal(m.Signal)); err != nil && err != unix.ESRCH {
+	if err := ct.proc.signal(unix.Signal(m.Signal), m.All); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: signal %d: %v\n", m.Signal, err)
 	}
+}
+
+// process is the container's process, held by a pidfd from its start
+// until it is reaped: a signal can never reach another process that
+// reused its pid.
+type process struct {
+	mu    sync.Mutex
+	pid   int
+	pidfd int // -1 if the kernel gave none
+	live  bool
+}
+
+func (p *process) started(pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kiln init: pidfd of %d: %v\n", pid, err)
+		fd = -1
+	}
+	p.mu.Lock()
+	p.pid, p.pidfd, p.live = pid, fd, true
+	p.mu.Unlock()
+}
+
+// exited is called once the process is reaped.
+func (p *process) exited() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live && p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+	}
+	p.pid, p.pidfd, p.live = 0, -1, false
+}
+
+// signal sends sig to the process, or with all to every process of the
+// guest but init (which runs nothing but the container). Outside the
+// process's life it does nothing.
+func (p *process) signal(sig unix.Signal, all bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.live {
+		return nil
+	}
+	var err error
+	switch {
+	case all:
+		err = unix.Kill(-1, sig)
+	case p.pidfd >= 0:
+		err = unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	default:
+		err = unix.Kill(p.pid, sig) // not reaped yet: still its pid
+	}
+	if err == unix.ESRCH {
+		err = nil // it exited and is not reaped yet
+	}
+	return err
 }
 
 // resize sets the terminal's size; the kernel sends SIGWINCH to its

@@ -34,6 +34,8 @@
 //	console.go    the pseudo-terminal for a container with a terminal, its
 //	              master handed to the engine over --console-socket
 //	link.go       the host side of the guest's control and stdio streams
+//	process.go    the container's process as the VMM knows it: when a
+//	              signal is held, delivered, ends the container or refused
 //	vmmctl.go     the VMM's own control socket, for kiln start and kill
 //	log.go        error lines in --log, JSON as runc writes them
 //	pidfile.go    the pid file: bare digits, written atomically

@@ -135,6 +135,15 @@ func (l *Link) Ready(ended, commandStarted <-chan struct{}, timeout time.Duratio
 	}
 }
 
+// Messages are the guest's control messages after Ready: ControlStarted
+// and ControlExited. Like every message of the guest's, they are dropped
+// when nobody reads them.
+func (l *Link) Messages() <-chan contract.Control { return l.msgs }
+
+// sendTimeout bounds a write to a guest that does not read its control
+// connection: a kill must not hang on it.
+const sendTimeout = 10 * time.Second
+
 // Send sends a control message to the guest.
 func (l *Link) Send(m contract.Control) error {
 	l.mu.Lock()
@@ -142,6 +151,7 @@ func (l *Link) Send(m contract.Control) error {
 	if l.conn == nil {
 		return errors.New("the guest has not connected")
 	}
+	l.conn.SetWriteDeadline(time.Now().Add(sendTimeout))
 	if _, err := l.conn.Write(contract.MarshalControl(m)); err != nil {
 		return fmt.Errorf("send %s to the guest: %w", m.Op, err)
 	}

@@ -20,9 +20,11 @@ type Request struct {
 	All    bool   `json:"all,omitempty"`
 }
 
-// Reply is the VMM's answer: Error is empty on success.
+// Reply is the VMM's answer: Error is empty on success. NotRunning says
+// the container's process has exited (a kill then fails as runc's does).
 type Reply struct {
-	Error string `json:"error,omitempty"`
+	Error      string `json:"error,omitempty"`
+	NotRunning bool   `json:"not_running,omitempty"`
 }
 
 // Call sends req to the VMM listening at path and waits for its reply.
@@ -44,6 +46,9 @@ func Call(path string, req Request) error {
 	var r Reply
 	if err := json.Unmarshal(line, &r); err != nil {
 		return fmt.Errorf("the container's VMM answered %q: %w", line, err)
+	}
+	if r.NotRunning {
+		return ErrNotRunning
 	}
 	if r.Error != "" {
 		return errors.New(r.Error)
@@ -71,6 +76,7 @@ func Serve(ln net.Listener, handle func(Request) error) {
 				r.Error = "bad request: " + err.Error()
 			} else if err := handle(req); err != nil {
 				r.Error = err.Error()
+				r.NotRunning = errors.Is(err, ErrNotRunning)
 			}
 			b, _ := json.Marshal(r)
 			c.Write(append(b, '\n'))
