@@ -1,7 +1,8 @@
 // Command testreport reads what go test -json writes (the event stream of
 // go doc cmd/test2json) and says what ran and what did not. With -echo it
 // prints the tests' output as it reads it, as go test -v shows it: each
-// test's === RUN, its log lines and its --- PASS, FAIL or SKIP, live. It
+// test's === RUN, its log lines and its --- PASS, FAIL or SKIP, live, one
+// package at a time (echo.go). It
 // ends with one line per package: its tests passed, failed and skipped
 // (top-level tests; subtests and fuzz seeds apart), then, under it, the
 // reason of each skip, identical reasons grouped, and the tests that
@@ -34,7 +35,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 )
 
 func main() {
@@ -115,7 +115,7 @@ func readInput(name string, stdin io.Reader, r *report, echo io.Writer) (int, er
 // echoed as it is.
 func read(in io.Reader, r *report, echo io.Writer) error {
 	br := bufio.NewReader(in)
-	var ec echoer
+	ec := newEchoer(echo)
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
@@ -123,52 +123,27 @@ func read(in io.Reader, r *report, echo io.Writer) error {
 			if json.Unmarshal(line, &e) != nil || e.Action == "" {
 				r.others++
 				if echo != nil {
-					if _, werr := echo.Write(line); werr != nil {
+					if werr := ec.line(line); werr != nil {
 						return werr
 					}
 				}
 			} else {
 				r.add(e)
 				if echo != nil {
-					if werr := ec.echo(echo, e); werr != nil {
+					if werr := ec.event(e); werr != nil {
 						return werr
 					}
 				}
 			}
 		}
 		if errors.Is(err, io.EOF) {
+			if echo != nil {
+				return ec.flush()
+			}
 			return nil
 		}
 		if err != nil {
 			return err
 		}
 	}
-}
-
-// echoer prints the output of a stream's events as go test -v does. There,
-// a line from another test than the one that printed last, as parallel
-// tests interleave, comes after an "=== NAME  TestX" line; with -json the
-// test binary leaves those out (each event names its test), so echoer puts
-// them back.
-type echoer struct {
-	pkg, test string // whose output was printed last
-}
-
-func (ec *echoer) echo(w io.Writer, e event) error {
-	switch e.Action {
-	case "build-output":
-		ec.pkg, ec.test = "", ""
-	case "output":
-		framing := strings.HasPrefix(e.Output, "=== ") || strings.HasPrefix(e.Output, "--- ")
-		if e.Test != "" && !framing && (e.Package != ec.pkg || e.Test != ec.test) {
-			if _, err := fmt.Fprintf(w, "=== NAME  %s\n", e.Test); err != nil {
-				return err
-			}
-		}
-		ec.pkg, ec.test = e.Package, e.Test
-	default:
-		return nil
-	}
-	_, err := io.WriteString(w, e.Output)
-	return err
 }

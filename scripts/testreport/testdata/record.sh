@@ -14,6 +14,8 @@ here=$PWD
 	go test -count=1 -json ./panics >"$here/panic.json"
 	go test -count=1 -json -timeout 2s ./timeout >"$here/timeout.json"
 	go test -count=1 -json ./parallel >"$here/parallel.json"
+	# Packages at once: timeout's events come before and after the others'.
+	go test -count=1 -json -timeout 2s ./timeout ./parallel ./pass ./skips >"$here/interleaved.json"
 )
 cd ../../..
 go test -count=1 -json -short ./cmd/kiln >"$here/kiln-short.json"
