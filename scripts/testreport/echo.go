@@ -17,6 +17,8 @@ import (
 //     line of another test than the last one; with -json the test binary
 //     leaves those out (each event names its test), and echoer puts them
 //     back.
+//
+// A nil *echoer shows nothing.
 type echoer struct {
 	w        io.Writer
 	live     string                   // the package shown as its events come, "" for none
@@ -32,6 +34,9 @@ func newEchoer(w io.Writer) *echoer {
 
 // event shows what an event of the stream shows.
 func (ec *echoer) event(e event) error {
+	if ec == nil {
+		return nil
+	}
 	pkg := e.Package
 	end := e.Test == "" && (e.Action == "pass" || e.Action == "fail" || e.Action == "skip")
 	var text string
@@ -104,12 +109,18 @@ func (ec *echoer) next() error {
 
 // line shows a line of the stream that is not an event, as it is.
 func (ec *echoer) line(l []byte) error {
+	if ec == nil {
+		return nil
+	}
 	_, err := ec.w.Write(l)
 	return err
 }
 
 // flush shows all that is still held, at the end of the stream.
 func (ec *echoer) flush() error {
+	if ec == nil {
+		return nil
+	}
 	for len(ec.queue) > 0 {
 		ec.live = ""
 		if err := ec.next(); err != nil {

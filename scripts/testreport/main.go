@@ -2,15 +2,14 @@
 // go doc cmd/test2json) and says what ran and what did not. With -echo it
 // prints the tests' output as it reads it, as go test -v shows it: each
 // test's === RUN, its log lines and its --- PASS, FAIL or SKIP, live, one
-// package at a time (echo.go). It
-// ends with one line per package: its tests passed, failed and skipped
-// (top-level tests; subtests and fuzz seeds apart), then, under it, the
-// reason of each skip, identical reasons grouped, and the tests that
-// failed; and a last line, the verdict.
+// package at a time (echo.go). It ends with one line per package: its
+// tests passed, failed and skipped (top-level tests; subtests and fuzz
+// seeds apart), then, under it, the reason of each skip, identical reasons
+// grouped, and the tests that failed; and a last line, the verdict.
 //
 //	go test -json ./devices/... | go run ./scripts/testreport -echo
-//	testreport -echo -summary=false <bin/test-unit.json     (what make test shows live)
-//	testreport bin/test-unit.json bin/test-guest.json      (its summary)
+//	go test -json ... | tee bin/test-unit.json | testreport -echo -summary=false   (make test, live)
+//	testreport bin/test-unit.json bin/test-guest.json                            (make test's summary)
 //
 // The verdict is FAIL, and the exit status 1, when a test failed, a
 // package did not build or did not finish (a timeout, a crash, a stream
@@ -114,36 +113,35 @@ func readInput(name string, stdin io.Reader, r *report, echo io.Writer) (int, er
 // that is not an event (a stray line on go test's standard output) is
 // echoed as it is.
 func read(in io.Reader, r *report, echo io.Writer) error {
+	var ec *echoer
+	if echo != nil {
+		ec = newEchoer(echo)
+	}
 	br := bufio.NewReader(in)
-	ec := newEchoer(echo)
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
-			var e event
-			if json.Unmarshal(line, &e) != nil || e.Action == "" {
-				r.others++
-				if echo != nil {
-					if werr := ec.line(line); werr != nil {
-						return werr
-					}
-				}
-			} else {
-				r.add(e)
-				if echo != nil {
-					if werr := ec.event(e); werr != nil {
-						return werr
-					}
-				}
+			if werr := take(line, r, ec); werr != nil {
+				return werr
 			}
 		}
-		if errors.Is(err, io.EOF) {
-			if echo != nil {
-				return ec.flush()
-			}
-			return nil
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, io.EOF):
+			return ec.flush()
+		case err != nil:
 			return err
 		}
 	}
+}
+
+// take adds one line of a stream to r, and shows it with ec unless ec is
+// nil.
+func take(line []byte, r *report, ec *echoer) error {
+	var e event
+	if json.Unmarshal(line, &e) != nil || e.Action == "" {
+		r.others++
+		return ec.line(line)
+	}
+	r.add(e)
+	return ec.event(e)
 }
