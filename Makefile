@@ -34,12 +34,22 @@ bin/initramfs.cpio: $(GUEST_SRC) | deps
 run: all
 	bin/kiln run
 
-# Unit tests, fuzz seeds, and the tests that boot real guests under KVM.
-# The guest tests (cmd/kiln) run verbosely, so the log shows each boot ran.
-test: all
+# Unit tests, fuzz seeds, and the tests that boot real guests under KVM:
+# go vet, then the packages that boot no guest, then the guest tests
+# (cmd/kiln), each shown live as go test -v shows it and kept as JSON in
+# bin/test-unit.json and bin/test-guest.json. It ends with one line per
+# package and a verdict, and fails when a test failed or, where /dev/kvm
+# works, a guest test skipped (scripts/test.sh, scripts/testreport).
+# UNIT_FLAGS: more go test flags for the packages that boot no guest
+# (-race); GUEST_FLAGS: more for cmd/kiln (-run REGEXP).
+UNIT_FLAGS ?=
+GUEST_FLAGS ?=
+test: all bin/testreport
 	$(GO) vet ./...
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/cmd/kiln$$')
-	$(GO) test -count=1 -v -timeout 60m ./cmd/kiln
+	GO=$(GO) UNIT_FLAGS='$(UNIT_FLAGS)' GUEST_FLAGS='$(GUEST_FLAGS)' scripts/test.sh
+
+bin/testreport: $(wildcard scripts/testreport/*.go) go.mod go.sum
+	$(GO) build -o $@ ./scripts/testreport
 
 # Unit tests only: no kernel, no KVM.
 unit:
