@@ -6,17 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-vmm/kiln/cmd/kiln/bench"
 	"github.com/kiln-vmm/kiln/vmm/config"
-	"github.com/kiln-vmm/kiln/vmm/kvm"
 )
 
 // cmdBench is `kiln bench`: the same workload started as a kiln microVM, a
@@ -67,16 +63,16 @@ func cmdBench(args []string) int {
 	if err != nil {
 		return usageErr("--memory: %s", strings.TrimPrefix(err.Error(), "usage: "))
 	}
-	rks, err := parseDensity(*restoreDensity)
+	rks, err := bench.ParseDensity(*restoreDensity)
 	if err != nil {
 		return usageErr("%v", strings.Replace(err.Error(), "--density", "--restore-density", 1))
 	}
-	ks, err := parseDensity(*density)
+	ks, err := bench.ParseDensity(*density)
 	if err != nil {
 		return usageErr("%v", err)
 	}
 	for _, o := range *only {
-		if !contains(bench.MethodNames, o) {
+		if !slices.Contains(bench.MethodNames, o) {
 			return usageErr("unknown method %q in --only (methods: %s)", o, strings.Join(bench.MethodNames, ", "))
 		}
 	}
@@ -106,7 +102,7 @@ func cmdBench(args []string) int {
 	res, err := bench.Run(ctx, bench.Options{
 		Kiln: self, Kernel: *kernel, Initrd: *initrd, Memory: size, Command: command,
 		Rounds: *rounds, Warmup: *warmup, Density: ks, RestoreDensity: rks, Only: *only, Timeout: *timeout,
-		Host: hostInfo(), Progress: os.Stderr,
+		Host: bench.ThisHost(), Progress: os.Stderr,
 	})
 	var ke *bench.KilnError
 	switch {
@@ -137,32 +133,6 @@ func cmdBench(args []string) int {
 	return 0
 }
 
-// parseDensity parses "1,4,16".
-func parseDensity(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		k, err := strconv.Atoi(f)
-		if err != nil || k < 1 || k > 256 {
-			return nil, fmt.Errorf("--density wants numbers of VMs from 1 to 256, comma-separated, not %q", f)
-		}
-		out = append(out, k)
-	}
-	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
-	}
-	return false
-}
-
 func writeFile(name string, write func(*os.File) error) error {
 	f, err := os.Create(name)
 	if err != nil {
@@ -173,39 +143,4 @@ func writeFile(name string, write func(*os.File) error) error {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return f.Close()
-}
-
-// hostInfo describes this machine for the report.
-func hostInfo() bench.Host {
-	h := bench.Host{CPUs: runtime.NumCPU(), KVM: "hardware KVM"}
-	switch {
-	case kvm.IsPVM():
-		h.PVM, h.KVM = true, "kvm-pvm (software nested virtualization)"
-	case exists("/sys/module/kvm_intel"):
-		h.KVM = "hardware KVM (kvm_intel, VMX)"
-	case exists("/sys/module/kvm_amd"):
-		h.KVM = "hardware KVM (kvm_amd, SVM)"
-	}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		h.Kernel = unix.ByteSliceToString(u.Release[:])
-	}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				h.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	var si unix.Sysinfo_t
-	if unix.Sysinfo(&si) == nil {
-		h.MemMiB = uint64(si.Totalram) * uint64(si.Unit) >> 20
-	}
-	return h
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

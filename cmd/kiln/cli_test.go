@@ -142,31 +142,3 @@ func TestSeccompFlags(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, seccomp.Log, opt.seccomp)
 }
-
-// TestWarmSnapshotArgs: --warm's child kiln snapshot builds the VM kiln
-// run was asked for.
-func TestWarmSnapshotArgs(t *testing.T) {
-	opt, _, err := runFlags([]string{"--warm", "--kernel", "/k", "--initrd", "", "--cmdline", "a=1 b", "--cpus", "3",
-		"--memory", "1536M", "--disk", "/d1,ro", "--disk", "/d2", "--vsock", "5,/tmp/v,x", "--share", "/s:/mnt/x,ro,tag=t",
-		"--share", "/h", "--no-rng", "-v", "--no-seccomp", "--", "true"})
-	require.NoError(t, err)
-	want := opt.cfg
-	s, _, _, err := snapshotFlags(snapshotArgs(want, "/out", opt.seccomp)[1:])
-	require.NoError(t, err)
-	require.Equal(t, "/out", s.out)
-	require.Equal(t, seccomp.Off, s.seccomp)
-	got := s.cfg
-	require.Equal(t, want.Kernel, got.Kernel)
-	require.Equal(t, want.Initrd, got.Initrd)
-	require.Equal(t, want.Cmdline, got.Cmdline)
-	require.Equal(t, want.CPUs, got.CPUs)
-	require.Equal(t, want.Memory, got.Memory)
-	require.Equal(t, want.Disks, got.Disks)
-	require.Equal(t, want.Vsock, got.Vsock)
-	require.Equal(t, want.Shares, got.Shares)
-	require.True(t, got.NoRNG)
-	require.True(t, got.Verbose)
-	s, _, _, err = snapshotFlags(snapshotArgs(want, "/out", seccomp.On)[1:])
-	require.NoError(t, err)
-	require.Equal(t, seccomp.On, s.seccomp)
-}

@@ -9,6 +9,7 @@ import (
 	"github.com/kiln-vmm/kiln/devices/tap"
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/ipc"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/machine"
 	"github.com/kiln-vmm/kiln/vmm/seccomp"
@@ -34,6 +35,10 @@ const (
 
 // exitCode maps an error from building or running a VM to an exit code.
 func exitCode(err error) int {
+	var f *ipc.Failure
+	if errors.As(err, &f) {
+		return f.Code // another kiln process's error, with its code
+	}
 	switch {
 	case errors.Is(err, config.ErrUsage):
 		return ExitUsage

@@ -23,6 +23,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/kiln-vmm/kiln/vmm/warm"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -45,6 +47,8 @@ func Main(args []string, start time.Time) int {
 			return cmdOCI(args) // runc's run (oci.go)
 		}
 		return cmdRun(args[1:], start)
+	case warm.SnapshotCommand:
+		return cmdSnapshotChild(start) // a warm snapshot's child (vmm/warm)
 	case "_oci-vmm":
 		return cmdOCIVMM(args[1:]) // a container's VMM, started by kiln create
 	case "snapshot":

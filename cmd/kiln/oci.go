@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
@@ -33,8 +31,9 @@ import (
 // --initrd, which podman passes as --runtime-flag. Every error is one
 // line on stderr, and also a line in --log when one is given, and the
 // exit code is 1, as runc's. The files: oci.go (this: parsing and the
-// small commands), ocicreate.go (create and run), ocivmm.go (the VMM
-// process a container is), ociwarm.go (its warm snapshot).
+// small commands), ocicreate.go (create and run), ocivmm.go (the hidden
+// command that is a container's VMM). What the commands do is package
+// oci's Runtime and VMM.
 
 // ociCommands are the subcommands that make kiln's command line runc's.
 var ociCommands = map[string]bool{
@@ -50,8 +49,16 @@ type ociGlobals struct {
 	noSeccomp                bool
 }
 
-func (g *ociGlobals) store() oci.Store { return oci.Store{Root: g.root} }
-func (g *ociGlobals) log() oci.Log     { return oci.Log{Path: g.logPath, Format: g.logFormat} }
+func (g *ociGlobals) log() oci.Log { return oci.Log{Path: g.logPath, Format: g.logFormat} }
+
+// runtime is the OCI runtime the global flags describe.
+func (g *ociGlobals) runtime() (*oci.Runtime, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the kiln binary: %w", err)
+	}
+	return &oci.Runtime{Store: oci.Store{Root: g.root}, Kernel: g.kernel, Initrd: g.initrd, Exe: exe, NoSeccomp: g.noSeccomp}, nil
+}
 
 // isOCIRun tells runc's run (`kiln run --bundle DIR ID`, or `kiln run ID`
 // in the bundle) from kiln's own (`kiln run [flags] [-- COMMAND]`): an OCI
@@ -98,22 +105,25 @@ func cmdOCI(args []string) int {
 		return ociFail(g, errors.New("no command given (see kiln --help)"))
 	}
 	cmd, args := rest[0], rest[1:]
-	var err error
+	r, err := g.runtime()
+	if err != nil {
+		return ociFail(g, err)
+	}
 	switch cmd {
 	case "create":
-		err = ociCreateCmd(g, args)
+		err = ociCreateCmd(r, args)
 	case "run":
-		return ociRunCmd(g, args)
+		return ociRunCmd(g, r, args)
 	case "start":
-		err = ociStart(g, args)
+		err = ociStart(r, args)
 	case "state":
-		err = ociState(g, args)
+		err = ociState(r, args)
 	case "kill":
-		err = ociKill(g, args)
+		err = ociKill(r, args)
 	case "delete":
-		err = ociDelete(g, args)
+		err = ociDelete(r, args)
 	case "ps":
-		err = ociPs(g, args)
+		err = ociPs(r, args)
 	case "features":
 		err = ociFeatures(args)
 	case "exec":
@@ -166,37 +176,25 @@ func parseOCI(fs *pflag.FlagSet, args []string, min, max int) ([]string, error) 
 }
 
 // ociStart lets a created container's process run.
-func ociStart(g *ociGlobals, args []string) error {
+func ociStart(r *oci.Runtime, args []string) error {
 	pos, err := parseOCI(ociFlags("start"), args, 1, 1)
 	if err != nil {
 		return err
 	}
-	c, err := g.store().Open(pos[0], true)
-	if err != nil {
-		return err
-	}
-	defer c.Unlock()
-	if st := c.Status(); st != specs.StateCreated {
-		return fmt.Errorf("cannot start a container that is %s", st)
-	}
-	if err := oci.Call(c.ControlPath(), oci.Request{Op: "start"}); err != nil {
-		return fmt.Errorf("start %s: %w", c.ID, err)
-	}
-	c.Started = true
-	return c.Save()
+	return r.Start(pos[0])
 }
 
 // ociState prints the OCI state as JSON.
-func ociState(g *ociGlobals, args []string) error {
+func ociState(r *oci.Runtime, args []string) error {
 	pos, err := parseOCI(ociFlags("state"), args, 1, 1)
 	if err != nil {
 		return err
 	}
-	c, err := g.store().Open(pos[0], false)
+	st, err := r.State(pos[0])
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(c.State(), "", "  ")
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -204,9 +202,8 @@ func ociState(g *ociGlobals, args []string) error {
 	return nil
 }
 
-// ociKill sends a signal to the container: SIGKILL ends its VMM process,
-// any other reaches the container's process in the guest.
-func ociKill(g *ociGlobals, args []string) error {
+// ociKill sends a signal to the container (oci.Runtime.Kill).
+func ociKill(r *oci.Runtime, args []string) error {
 	fs := ociFlags("kill")
 	all := fs.BoolP("all", "a", false, "signal every process of the container")
 	pos, err := parseOCI(fs, args, 1, 2)
@@ -219,97 +216,31 @@ func ociKill(g *ociGlobals, args []string) error {
 			return fmt.Errorf("kill: %w", err)
 		}
 	}
-	c, err := g.store().Open(pos[0], false)
-	if err != nil {
-		return err
-	}
-	switch c.Status() {
-	case specs.StateStopped:
-		return fmt.Errorf("%w: %s", oci.ErrNotRunning, c.ID)
-	case specs.StateCreating:
-		return fmt.Errorf("container %s is being created", c.ID)
-	}
-	if sig == unix.SIGKILL {
-		if err := unix.Kill(c.Pid, unix.SIGKILL); err != nil {
-			return fmt.Errorf("kill %s: %w", c.ID, err)
-		}
-		return nil
-	}
-	err = oci.Call(c.ControlPath(), oci.Request{Op: "signal", Signal: int(sig), All: *all})
-	if err != nil && (errors.Is(err, oci.ErrNotRunning) || c.Status() == specs.StateStopped) {
-		// The process exited, or the VMM with it as kill asked.
-		return fmt.Errorf("%w: %s", oci.ErrNotRunning, c.ID)
-	}
-	if err != nil {
-		return fmt.Errorf("kill %s: %w", c.ID, err)
-	}
-	return nil
+	return r.Kill(pos[0], sig, *all)
 }
 
-// ociDelete removes a container's state, ending its VMM first if it is
-// only created, or with --force, running.
-func ociDelete(g *ociGlobals, args []string) error {
+// ociDelete removes a container's state (oci.Runtime.Delete).
+func ociDelete(r *oci.Runtime, args []string) error {
 	fs := ociFlags("delete")
 	force := fs.BoolP("force", "f", false, "kill a running container first")
 	pos, err := parseOCI(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	c, err := g.store().Open(pos[0], true)
-	if errors.Is(err, oci.ErrNotExist) && *force {
-		return nil // runc's answer, which podman's cleanup counts on
-	}
-	if err != nil {
-		return err
-	}
-	switch st := c.Status(); st {
-	case specs.StateRunning:
-		if !*force {
-			c.Unlock()
-			return fmt.Errorf("cannot delete container %s that is not stopped: %s (use --force)", c.ID, st)
-		}
-		fallthrough
-	case specs.StateCreated:
-		if err := endProcess(c.Pid, c.PidStart); err != nil {
-			c.Unlock()
-			return fmt.Errorf("delete %s: %w", c.ID, err)
-		}
-	}
-	return c.Remove()
-}
-
-// endProcess kills pid, if it is still the process that started at
-// start, and waits until it is gone (a zombie is gone: it holds nothing).
-func endProcess(pid int, start uint64) error {
-	if !oci.Alive(pid, start) {
-		return nil
-	}
-	if err := unix.Kill(pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
-		return err
-	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if !oci.Alive(pid, start) {
-			return nil
-		}
-	}
-	return fmt.Errorf("process %d did not end", pid)
+	return r.Delete(pos[0], *force)
 }
 
 // ociPs lists the container's host processes: its VMM.
-func ociPs(g *ociGlobals, args []string) error {
+func ociPs(r *oci.Runtime, args []string) error {
 	fs := ociFlags("ps")
 	format := fs.StringP("format", "f", "table", "table or json")
 	pos, err := parseOCI(fs, args, 1, 1<<20) // runc passes further args to ps(1)
 	if err != nil {
 		return err
 	}
-	c, err := g.store().Open(pos[0], false)
+	pids, err := r.Pids(pos[0])
 	if err != nil {
 		return err
-	}
-	pids := []int{}
-	if st := c.Status(); st == specs.StateCreated || st == specs.StateRunning {
-		pids = append(pids, c.Pid)
 	}
 	switch *format {
 	case "json":

@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-vmm/kiln/vmm/console"
 	"github.com/kiln-vmm/kiln/vmm/machine"
 	"github.com/kiln-vmm/kiln/vmm/seccomp"
+	"github.com/kiln-vmm/kiln/vmm/warm"
 )
 
 // defaultPath returns name next to the kiln binary (where make puts the
@@ -80,28 +81,28 @@ func (v *vmFlags) seccomp() seccomp.Mode {
 func (v *vmFlags) parse() error {
 	cfg := v.cfg
 	for _, d := range *v.disks {
-		disk, err := parseDisk(d)
+		disk, err := config.ParseDisk(d)
 		if err != nil {
 			return err
 		}
 		cfg.Disks = append(cfg.Disks, disk)
 	}
 	for _, s := range *v.nets {
-		n, err := parseNet(s)
+		n, err := config.ParseNet(s)
 		if err != nil {
 			return err
 		}
 		cfg.Nets = append(cfg.Nets, n)
 	}
 	for i, s := range *v.shares {
-		sh, err := parseShare(s, i)
+		sh, err := config.ParseShare(s, i)
 		if err != nil {
 			return err
 		}
 		cfg.Shares = append(cfg.Shares, sh)
 	}
 	if *v.vsock != "" {
-		vs, err := parseVsock(*v.vsock)
+		vs, err := config.ParseVsock(*v.vsock)
 		if err != nil {
 			return err
 		}
@@ -186,6 +187,27 @@ func runFlags(args []string) (*runOptions, bool, error) {
 	return opt, false, nil
 }
 
+// warmStart restores cfg's VM from the warm snapshot of its shape, taking
+// the snapshot first (in a kiln _snapshot child, which says on stderr what
+// it does) if there is none that can be used.
+func warmStart(cfg *config.Config, opt machine.Options) (*machine.Machine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	child, err := warm.NewChild(os.Stderr, opt.Seccomp, cfg.Verbose)
+	if err != nil {
+		return nil, err
+	}
+	take := func(s config.Shape, dir string) error {
+		fmt.Fprintf(os.Stderr, "kiln: no warm snapshot of this VM yet: taking one (kiln snapshot), then restoring it\n")
+		return child.Take(s, dir)
+	}
+	retake := func(dir string, why error) {
+		fmt.Fprintf(os.Stderr, "kiln: warm snapshot %s: %v; taking it again\n", dir, why)
+	}
+	return warm.DefaultCache().Start(cfg, opt, take, retake)
+}
+
 // runOptions are kiln run's flags: the VM, where it comes from, and what
 // kiln reports about it.
 type runOptions struct {
@@ -215,7 +237,7 @@ func cmdRun(args []string, start time.Time) int {
 	out := console.NewWriter(os.Stdout)
 	// KILN_KVM names another KVM device; tests use it to check the error
 	// for a missing /dev/kvm.
-	mopt := machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM"), Seccomp: opt.seccomp}
+	mopt := machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM"), Seccomp: opt.seccomp, Stderr: os.Stderr}
 	if cfg.Verbose {
 		mopt.Verbose = os.Stderr
 	}
@@ -242,7 +264,7 @@ func cmdRun(args []string, start time.Time) int {
 		fmt.Println(line)
 		return 0
 	}
-	rep, err := openReport(opt.report, start)
+	rep, err := machine.OpenReport(opt.report, start)
 	if err != nil {
 		out.Close()
 		return fail(err)
@@ -251,7 +273,7 @@ func cmdRun(args []string, start time.Time) int {
 		fmt.Fprintf(os.Stderr, "kiln: host KVM is kvm-pvm (software nested virtualization): guest CPUID without CX16, XSAVE and KVM PV hypercalls; kernel command line adds clearcpuid, tsc_early_khz=%d, rodata=off (docs/pvm.md)\n", m.Host().TSCKHz)
 	}
 	code := runVM(m, cfg, start, rep, out)
-	if err := rep.close(); err != nil {
+	if err := rep.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
 	}
 	return code
@@ -259,7 +281,7 @@ func cmdRun(args []string, start time.Time) int {
 
 // runVM runs a built VM with the terminal, signals and reports around it,
 // and returns kiln's exit code.
-func runVM(m *machine.Machine, cfg *config.Config, start time.Time, rep *reporter, out *console.Writer) int {
+func runVM(m *machine.Machine, cfg *config.Config, start time.Time, rep *machine.Reporter, out *console.Writer) int {
 	var term *console.Terminal
 	if cfg.Interactive {
 		var err error
@@ -284,7 +306,7 @@ func runVM(m *machine.Machine, cfg *config.Config, start time.Time, rep *reporte
 			m.Stop()
 		}
 	}()
-	rep.watch(m, vmEnded)
+	rep.Watch(m, vmEnded)
 
 	// The boot time is printed the moment it is known, so that a person
 	// watching sees it while the guest runs.
@@ -323,7 +345,7 @@ func runVM(m *machine.Machine, cfg *config.Config, start time.Time, rep *reporte
 	}
 	reportObserve(cfg, m, res)
 	code := resultCode(cfg, res, interrupted)
-	rep.end(m, res, code)
+	rep.End(m, res, code)
 	return code
 }
 
@@ -360,10 +382,6 @@ func fail(err error) int { return failIn("run", err) }
 // ("cpus"); here they become the flags that set them.
 func failIn(cmd string, err error) int {
 	msg := err.Error()
-	var ce *childError
-	if errors.As(err, &ce) {
-		return ce.code // the child said why, in its own one line
-	}
 	var se *config.SettingError
 	if errors.As(err, &se) {
 		msg = "--" + se.Error()

@@ -1,20 +1,19 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/ipc"
 	"github.com/kiln-vmm/kiln/vmm/machine"
 	"github.com/kiln-vmm/kiln/vmm/seccomp"
+	"github.com/kiln-vmm/kiln/vmm/warm"
 )
 
 // cmdSnapshot is kiln snapshot: boot a VM, pause it when its init is
@@ -45,7 +44,7 @@ func cmdSnapshot(args []string, start time.Time) int {
 	if err != nil {
 		return sub.fail(err)
 	}
-	res.print(os.Stderr, opt.out)
+	printTaken(os.Stderr, res, opt.out)
 	return 0
 }
 
@@ -99,72 +98,59 @@ func bootEstimate() string {
 	return "about a second"
 }
 
-// snapshotResult is where the time of taking a snapshot went.
-type snapshotResult struct {
-	phases machine.Phases
-	paused time.Time
-	times  machine.SnapshotTimes
-	end    time.Time
-}
-
-// takeSnapshot boots cfg's VM until its init is ready and writes it to dir.
-func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time, mode seccomp.Mode) (*snapshotResult, error) {
-	cfg.Snapshot = true
-	if err := machine.CheckSnapshottable(cfg); err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	// What needs reading and making before the filters go on: the build
-	// of this binary, which the snapshot records, and dir's parent.
-	build, err := buildID()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
-		return nil, fmt.Errorf("write snapshot: %w", err)
-	}
-	opt := machine.Options{Console: out, Start: start, KVMPath: os.Getenv("KILN_KVM"), SnapshotAtReady: true, Seccomp: mode}
+// takeSnapshot boots cfg's VM until its init is ready and writes it to
+// dir, under the filters mode asks for.
+func takeSnapshot(cfg *config.Config, dir string, console io.Writer, start time.Time, mode seccomp.Mode) (*machine.TakeReport, error) {
+	opt := machine.Options{Console: console, Start: start, KVMPath: os.Getenv("KILN_KVM"), Seccomp: mode, Stderr: os.Stderr}
 	if cfg.Verbose {
 		opt.Verbose = os.Stderr
 	}
-	m, err := machine.New(cfg, opt)
-	if err != nil {
-		return nil, err
-	}
-	defer m.Close()
-	res := m.Run()
-	switch res.Reason {
-	case machine.ReasonPaused:
-	case machine.ReasonError:
-		return nil, res.Err
-	case machine.ReasonShutdown:
-		return nil, fmt.Errorf("%w: the guest crashed before it was ready: %v", machine.ErrGuestCrash, res.Err)
-	default:
-		return nil, fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", machine.ErrGuestCrash, res.Reason)
-	}
-	r := &snapshotResult{phases: res.Phases, paused: time.Now()}
-	if r.times, err = m.SaveSnapshot(dir, build); err != nil {
-		return nil, err
-	}
-	r.end = time.Now()
-	return r, nil
+	return machine.TakeSnapshot(cfg, dir, opt)
 }
 
-// print says where the time went and how big the snapshot is.
-func (r *snapshotResult) print(w io.Writer, dir string) {
-	p := r.phases
+// cmdSnapshotChild is `kiln _snapshot`, a warm snapshot's child (vmm/warm):
+// the request on stdin, the reply on fd 3, what it does on stderr.
+func cmdSnapshotChild(start time.Time) int {
+	reply := os.NewFile(3, "reply")
+	var req ipc.SnapshotRequest
+	if err := ipc.Read(os.Stdin, &req); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln: %s is started by kiln itself: %v\n", warm.SnapshotCommand, err)
+		return ExitUsage
+	}
+	cfg := &config.Config{Shape: req.Shape, Verbose: req.Verbose}
+	console := io.Discard
+	if req.Verbose {
+		console = os.Stderr
+	}
+	fmt.Fprintf(os.Stderr, "kiln: booting the guest to snapshot it (a cold boot: %s)\n", bootEstimate())
+	res, err := takeSnapshot(cfg, req.Dir, console, start, req.Seccomp)
+	var r ipc.SnapshotReply
+	code := 0
+	if err != nil {
+		code = exitCode(err)
+		r = ipc.SnapshotReply{Error: err.Error(), Code: code}
+	} else {
+		printTaken(os.Stderr, res, req.Dir)
+	}
+	if err := ipc.Write(reply, r); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+	}
+	return code
+}
+
+// printTaken says where the time went and how big the snapshot is.
+func printTaken(w io.Writer, r *machine.TakeReport, dir string) {
+	p := r.Phases
 	fmt.Fprintf(w, "kiln: booted to a ready init in %s (VMM setup %s, kernel %s, init %s)\n",
 		secs(p.End.Sub(p.Start)), secs(p.FirstRun.Sub(p.Start)), secs(p.Userspace.Sub(p.FirstRun)), secs(p.End.Sub(p.Userspace)))
-	t := r.times
+	t := r.Times
 	fmt.Fprintf(w, "kiln: paused; saved vCPUs, devices and the VM in %s, %s of %s of RAM in %s\n",
 		secs(t.Devices), mib(t.Written), mib(t.MemTotal), secs(t.Memory))
 	var mem, state unix.Stat_t
 	_ = unix.Stat(filepath.Join(dir, machine.MemoryFile), &mem)
 	_ = unix.Stat(filepath.Join(dir, machine.StateFile), &state)
 	fmt.Fprintf(w, "kiln: snapshot %s: %s of memory (%s on disk) and %s of state, in %s in all\n",
-		dir, mib(uint64(mem.Size)), mib(uint64(mem.Blocks)*512), kib(uint64(state.Size)), secs(r.end.Sub(p.Start)))
+		dir, mib(uint64(mem.Size)), mib(uint64(mem.Blocks)*512), kib(uint64(state.Size)), secs(r.End.Sub(p.Start)))
 }
 
 func secs(d time.Duration) string {
@@ -176,23 +162,3 @@ func secs(d time.Duration) string {
 
 func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 func kib(n uint64) string { return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10)) }
-
-// buildID names this kiln binary: a hash of its contents. A snapshot
-// records it, and a warm snapshot is only used by the kiln that took it:
-// another build may lay out device state differently.
-var buildID = sync.OnceValues(func() (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find the kiln binary: %w", err)
-	}
-	f, err := os.Open(exe)
-	if err != nil {
-		return "", fmt.Errorf("read the kiln binary: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read the kiln binary: %w", err)
-	}
-	return version + "-" + hex.EncodeToString(h.Sum(nil))[:16], nil
-})

@@ -52,7 +52,7 @@ func TestSnapshotFiles(t *testing.T) {
 
 	s, err := machine.ReadSnapshot(dir)
 	require.NoError(t, err)
-	require.Equal(t, 1, s.Config.CPUs)
+	require.Equal(t, 1, s.Shape.CPUs)
 	require.EqualValues(t, 128<<20, s.MemSize)
 	require.Len(t, s.VCPUs, 1)
 	require.NotEmpty(t, s.VCPUs[0].MSRs, "every MSR KVM lists")

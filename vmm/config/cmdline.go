@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kiln-vmm/kiln/guest/contract"
@@ -87,4 +88,19 @@ func ForeignCmdline(c *Config, h Host, devices []string) (string, error) {
 		return base + " " + contract.ParamJob + "=" + job + " " + c.Cmdline, nil
 	}
 	return line + " " + contract.ParamJob + "=" + job, nil
+}
+
+// HostParams returns the kernel parameters kiln adds because of what the
+// host is: those in the command line for host that are not in the one
+// for a plain hardware host.
+func HostParams(host Host) []string {
+	cfg := &Config{}
+	plain := strings.Fields(KernelCmdline(cfg, Host{}, nil))
+	var added []string
+	for _, p := range strings.Fields(KernelCmdline(cfg, host, nil)) {
+		if !slices.Contains(plain, p) {
+			added = append(added, p)
+		}
+	}
+	return added
 }

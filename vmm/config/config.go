@@ -50,31 +50,17 @@ var (
 	ErrEmptyFile  = errors.New("the file is empty")
 )
 
-// Config is one VM.
+// Config is one VM: its hardware (Shape) and what it runs, and how kiln
+// watches it.
 type Config struct {
-	Kernel  string   // ELF vmlinux with a PVH note, or a bzImage
-	Initrd  string   // initramfs, or "" for none
-	Cmdline string   // extra kernel command-line arguments, appended
-	CPUs    int      // number of vCPUs
-	Memory  uint64   // guest RAM in bytes
+	Shape
+
 	Command []string // command for the guest init to run; empty: a shell
 	Verbose bool     // show the kernel's boot messages in command mode
 	// BootTime: report the time from launch to guest user space.
 	BootTime bool
 	// PrintCmdline: build the VM, print its kernel command line, stop.
 	PrintCmdline bool
-
-	// Disks are virtio block devices, in order: vda, vdb, ...
-	Disks []Disk
-	// Nets are virtio network devices on host taps: eth0, eth1, ...
-	Nets []Net
-	// Vsock, if set, is a virtio socket device.
-	Vsock *Vsock
-	// Shares are host directories served over virtio-9p and mounted by
-	// the guest's init.
-	Shares []Share
-	// NoRNG drops the virtio entropy device that every VM has by default.
-	NoRNG bool
 
 	// Container, for kiln as an OCI runtime, is the container the
 	// guest's init sets up and runs (guest/contract), instead of Command.

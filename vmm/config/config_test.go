@@ -36,7 +36,7 @@ func TestFormatSize(t *testing.T) {
 func validConfig(t *testing.T) *Config {
 	k := filepath.Join(t.TempDir(), "vmlinux")
 	require.NoError(t, os.WriteFile(k, []byte("kernel"), 0o644))
-	return &Config{Kernel: k, CPUs: 1, Memory: 256 << 20}
+	return &Config{Shape: Shape{Kernel: k, CPUs: 1, Memory: 256 << 20}}
 }
 
 func TestValidate(t *testing.T) {
@@ -76,7 +76,7 @@ func TestKernelCmdline(t *testing.T) {
 	hw := KernelCmdline(c, Host{}, nil)
 	require.Equal(t, "console=ttyS0 8250.nr_uarts=1 reboot=k panic=-1", hw)
 
-	c = &Config{Command: []string{"sh", "-c", "exit 3"}, Cmdline: "loglevel=8"}
+	c = &Config{Command: []string{"sh", "-c", "exit 3"}, Shape: Shape{Cmdline: "loglevel=8"}}
 	pvm := KernelCmdline(c, Host{PVM: true, TSCKHz: 2596128}, []string{"virtio_mmio.device=4K@0xd0000000:5"})
 	for _, want := range []string{"quiet", "clearcpuid=xsave,popcnt,smap", "rodata=off", "tsc_early_khz=2596128", "virtio_mmio.device=4K@0xd0000000:5"} {
 		require.Contains(t, pvm, want)

@@ -7,8 +7,8 @@ import (
 
 // Disk is a virtio block device backed by a raw image file.
 type Disk struct {
-	Path     string
-	ReadOnly bool
+	Path     string `json:"path" snap:"disk"`
+	ReadOnly bool   `json:"ro,omitempty"`
 }
 
 // DiskName is what the guest calls the i-th disk: vda, vdb, ...
@@ -22,17 +22,17 @@ func DiskName(i int) string {
 // Vsock is a virtio socket device: the guest's CID and the unix socket
 // through which host programs reach it (docs/virtio.md).
 type Vsock struct {
-	CID  uint64
-	Path string
+	CID  uint64 `json:"cid" snap:"each"`
+	Path string `json:"path" snap:"each"`
 }
 
 // Net is a virtio network device on a host tap, and how the guest's init
 // configures it.
 type Net struct {
-	Tap     string
-	MAC     net.HardwareAddr // nil: one derived from the tap name
-	IP      string           // ADDR/PREFIX for eth0, or "" to leave it down
-	Gateway string
+	Tap     string           `json:"tap" snap:"each"`
+	MAC     net.HardwareAddr `json:"mac,omitempty" snap:"each"` // nil: one derived from the tap name
+	IP      string           `json:"ip,omitempty" snap:"each"`  // ADDR/PREFIX for eth0, or "" to leave it down
+	Gateway string           `json:"gw,omitempty" snap:"each"`
 }
 
 // DefaultMAC is the MAC address of a network device on tap when none is
@@ -49,10 +49,10 @@ func DefaultMAC(tap string) net.HardwareAddr {
 // Share is a host directory served to the guest over virtio-9p
 // (devices/share) and mounted by its init.
 type Share struct {
-	HostDir  string `json:"host_dir"`
-	GuestDir string `json:"guest_dir"` // where init mounts it
-	Tag      string `json:"tag"`       // the 9P mount tag the guest sees
-	ReadOnly bool   `json:"ro,omitempty"`
+	HostDir  string `json:"host_dir" snap:"each"`
+	GuestDir string `json:"guest_dir" snap:"each"` // where init mounts it
+	Tag      string `json:"tag"`                   // the 9P mount tag the guest sees
+	ReadOnly bool   `json:"ro,omitempty" snap:"each"`
 }
 
 // ShareTag is the mount tag of the i-th share when none is given.

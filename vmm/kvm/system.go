@@ -115,3 +115,19 @@ func IsPVM() bool {
 	_, err := os.Stat("/sys/module/kvm_pvm")
 	return err == nil
 }
+
+// TSCKHz asks a throwaway vCPU for the TSC frequency KVM gives guests:
+// the ioctl is a vCPU's, as each could have its own.
+func (s *System) TSCKHz() (uint32, error) {
+	vm, err := s.CreateVM()
+	if err != nil {
+		return 0, err
+	}
+	defer vm.Close()
+	v, err := vm.CreateVCPU(0)
+	if err != nil {
+		return 0, err
+	}
+	defer v.Close()
+	return v.TSCKHz()
+}

@@ -19,7 +19,6 @@ package machine
 import (
 	"errors"
 	"io"
-	"os"
 	"time"
 
 	"github.com/kiln-vmm/kiln/boot"
@@ -80,6 +79,9 @@ type Options struct {
 	Seccomp seccomp.Mode
 	// Verbose, if not nil, hears what the VMM does (kiln run -v).
 	Verbose io.Writer
+	// Stderr is where the VM's trace goes (--trace without a file) and
+	// where the filters say they log (KILN_SECCOMP=log); nil discards.
+	Stderr io.Writer
 }
 
 // New builds the VM described by cfg.
@@ -122,7 +124,7 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 		m.saveErrs = make([]error, len(m.vcpus))
 	}
 	// 6. With --trace or --stats, an observer for the run loop.
-	if m.observe, err = newObserver(cfg, m.start, m.dev); err != nil {
+	if m.observe, err = newObserver(cfg, m.start, m.dev, m.stderr); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -130,7 +132,10 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 
 // setOptions keeps the options Run needs.
 func (m *Machine) setOptions(opt Options) {
-	m.seccomp, m.verbose, m.stderr = opt.Seccomp, opt.Verbose, os.Stderr
+	m.seccomp, m.verbose, m.stderr = opt.Seccomp, opt.Verbose, opt.Stderr
+	if m.stderr == nil {
+		m.stderr = io.Discard
+	}
 }
 
 // Host returns what the machine found out about the host.

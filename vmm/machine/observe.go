@@ -28,8 +28,8 @@ type observer struct {
 }
 
 // newObserver returns the observer cfg.Observe asks for, or nil if it asks
-// for nothing.
-func newObserver(cfg *config.Config, start time.Time, dev *deviceManager) (*observer, error) {
+// for nothing. The trace goes to stderr unless cfg names a file.
+func newObserver(cfg *config.Config, start time.Time, dev *deviceManager, stderr io.Writer) (*observer, error) {
 	o := cfg.Observe
 	classes := o.Tracing()
 	if classes == 0 && !o.Stats {
@@ -37,9 +37,9 @@ func newObserver(cfg *config.Config, start time.Time, dev *deviceManager) (*obse
 	}
 	obs := &observer{start: start, pio: dev.pio, mmio: dev.mmio}
 	if classes != 0 {
-		var w io.Writer = os.Stderr
+		w := stderr
 		if cfg.Interactive {
-			w = crlf{os.Stderr} // the terminal is in raw mode while the guest runs
+			w = crlf{stderr} // the terminal is in raw mode while the guest runs
 		}
 		if o.TraceFile != "" {
 			f, err := os.Create(o.TraceFile)

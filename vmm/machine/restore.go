@@ -32,7 +32,7 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	if err != nil {
 		return nil, err
 	}
-	if err := restoreConfig(cfg, snap); err != nil {
+	if err := shapeFromSnapshot(cfg, snap); err != nil {
 		return nil, err
 	}
 	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), restored: true}
@@ -105,39 +105,23 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 		}
 		m.dev.signal.SetJob(job)
 	}
-	if m.observe, err = newObserver(cfg, m.start, m.dev); err != nil {
+	if m.observe, err = newObserver(cfg, m.start, m.dev, m.stderr); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// restoreConfig fills cfg's hardware from the snapshot, refusing settings
-// that differ from it.
-func restoreConfig(cfg *config.Config, s *Snapshot) error {
-	refuse := func(what string) error {
-		return fmt.Errorf("%w: %s is fixed by the snapshot; it cannot be changed when restoring", config.ErrUsage, what)
+// shapeFromSnapshot gives cfg the snapshot's hardware, with the parts
+// that are this VM's own (config.Shape.Attach) kept from cfg.
+func shapeFromSnapshot(cfg *config.Config, s *Snapshot) error {
+	if len(cfg.Nets) > 0 {
+		return fmt.Errorf("%w: a network device cannot be restored yet", config.ErrUsage)
 	}
-	switch {
-	case len(cfg.Nets) > 0:
-		return refuse("the network")
-	case len(cfg.Disks) > 0:
-		return refuse("the disks")
-	case cfg.NoRNG && !s.Config.NoRNG:
-		return refuse("the entropy device")
-	case cfg.Vsock != nil && s.Config.Vsock == nil:
-		return fmt.Errorf("%w: the snapshot has no socket device to give --vsock to", config.ErrUsage)
-	case len(cfg.Shares) > 0 && len(cfg.Shares) != len(s.Config.Shares):
-		return fmt.Errorf("%w: %d shares given, the snapshot has %d 9P devices (a restore attaches directories to the devices it has)", config.ErrUsage, len(cfg.Shares), len(s.Config.Shares))
+	shape, err := s.Shape.Attach(cfg.Shape)
+	if err != nil {
+		return err
 	}
-	c := s.Config
-	cfg.Kernel, cfg.Initrd, cfg.CPUs, cfg.Memory = c.Kernel, c.Initrd, c.CPUs, c.Memory
-	cfg.Disks, cfg.NoRNG = c.Disks, c.NoRNG
-	if cfg.Vsock == nil {
-		cfg.Vsock = c.Vsock
-	}
-	if len(cfg.Shares) == 0 {
-		cfg.Shares = c.Shares
-	}
+	cfg.Shape = shape
 	return nil
 }
 

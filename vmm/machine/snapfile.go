@@ -74,7 +74,7 @@ func decodeSnapshot(b []byte) (*Snapshot, MemoryFileInfo, error) {
 		return nil, e.Memory, fmt.Errorf("%s is corrupt: %v", StateFile, err)
 	}
 	s.Format, s.Build = e.Format, e.Build
-	if s.Config.CPUs < 1 || len(s.VCPUs) != s.Config.CPUs || s.MemSize != s.Config.Memory ||
+	if s.Shape.CPUs < 1 || len(s.VCPUs) != s.Shape.CPUs || s.MemSize != s.Shape.Memory ||
 		s.MemSize != e.Memory.Size || s.VM.PIT == nil || s.VM.PICMaster == nil || s.VM.PICSlave == nil ||
 		s.VM.IOAPIC == nil || len(s.Virtio) > 64 {
 		return nil, e.Memory, fmt.Errorf("%s is incomplete", StateFile)

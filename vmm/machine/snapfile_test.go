@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 )
@@ -16,7 +17,7 @@ import (
 func testSnapshot() *Snapshot {
 	return &Snapshot{
 		Build:   "test",
-		Config:  SnapshotConfig{CPUs: 1, Memory: 64 << 20},
+		Shape:   config.Shape{CPUs: 1, Memory: 64 << 20},
 		MemSize: 64 << 20,
 		VM:      VMState{PIT: new(kvm.PITState2), PICMaster: new(kvm.IRQChip), PICSlave: new(kvm.IRQChip), IOAPIC: new(kvm.IRQChip)},
 		VCPUs:   []*cpu.State{{XSave: new(kvm.XSave), LAPIC: new(kvm.LAPICState), Events: new(kvm.VCPUEvents), MSRs: []kvm.MSR{{Index: 0x10, Data: 12345}}}},
@@ -86,7 +87,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add([]byte(`{"kiln_snapshot":1,"state_sha256":"","state":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, _, err := decodeSnapshot(b)
-		if err == nil && (s == nil || len(s.VCPUs) != s.Config.CPUs) {
+		if err == nil && (s == nil || len(s.VCPUs) != s.Shape.CPUs) {
 			t.Fatalf("decoded an inconsistent snapshot")
 		}
 	})

@@ -35,7 +35,7 @@ const (
 
 // SnapshotFormat is the version of state.json's layout. A snapshot of
 // another format is refused, never restored half-understood.
-const SnapshotFormat = 1
+const SnapshotFormat = 2
 
 // Snapshot is the state state.json holds (snapfile.go has the file's
 // layout).
@@ -44,11 +44,11 @@ type Snapshot struct {
 	Build   string    `json:"-"` // the kiln binary that wrote it
 	Created time.Time `json:"created"`
 
-	// Config is the VM's shape: what a restore rebuilds before it sets
-	// the state back.
-	Config  SnapshotConfig `json:"config"`
-	Host    config.Host    `json:"host"`
-	Cmdline string         `json:"cmdline"` // the kernel's, for the record
+	// Shape is the VM's hardware: what a restore rebuilds before it
+	// sets the state back.
+	Shape   config.Shape `json:"shape"`
+	Host    config.Host  `json:"host"`
+	Cmdline string       `json:"cmdline"` // the kernel's, for the record
 
 	VM      VMState          `json:"vm"`
 	VCPUs   []*cpu.State     `json:"vcpus"`
@@ -57,21 +57,6 @@ type Snapshot struct {
 	Signal  bootsignal.State `json:"signal"`
 	Virtio  []VirtioState    `json:"virtio"`
 	MemSize uint64           `json:"memory_size"`
-}
-
-// SnapshotConfig is the part of a config.Config that shapes a VM's
-// hardware and so must be the same when it is restored.
-type SnapshotConfig struct {
-	Kernel string        `json:"kernel"`
-	Initrd string        `json:"initrd"`
-	CPUs   int           `json:"cpus"`
-	Memory uint64        `json:"memory"`
-	Disks  []config.Disk `json:"disks,omitempty"`
-	Vsock  *config.Vsock `json:"vsock,omitempty"`
-	NoRNG  bool          `json:"no_rng,omitempty"`
-	// Shares are the 9P devices, by tag. The directories behind them
-	// are chosen anew at each restore (the guest mounts them after it).
-	Shares []config.Share `json:"shares,omitempty"`
 }
 
 // VMState is the VM's in-kernel devices: the 8254 timer, kvmclock, and
@@ -133,9 +118,8 @@ func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 	t0 := time.Now()
 	s := &Snapshot{
 		Format: SnapshotFormat, Build: build, Created: time.Now().UTC(),
-		Config: SnapshotConfig{Kernel: m.cfg.Kernel, Initrd: m.cfg.Initrd, CPUs: m.cfg.CPUs,
-			Memory: m.cfg.Memory, Disks: m.cfg.Disks, Vsock: m.cfg.Vsock, NoRNG: m.cfg.NoRNG, Shares: m.cfg.Shares},
-		Host: m.host, Cmdline: m.cmdline, MemSize: m.mem.Size(),
+		Shape: m.cfg.Shape,
+		Host:  m.host, Cmdline: m.cmdline, MemSize: m.mem.Size(),
 	}
 	for i, st := range m.vcpuStates {
 		if st == nil {

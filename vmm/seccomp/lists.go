@@ -143,15 +143,13 @@ var processWithTerminal = []rule{
 }
 
 // processWithContainer: a container's VMM process (kiln as an OCI
-// runtime, cmd/kiln/ocivmm.go) does more than run the VM once it runs:
-// it answers kiln start and kill on its control socket, copies the
+// runtime, cmd/kiln/oci/vmm.go) does more than run the VM once it runs:
+// it answers kiln start and kill on its control socket, and copies the
 // container's stdio between its own descriptors (conmon's pipes, or a
-// terminal) and the guest's vsock streams, and, once the container is
-// created, clears the parent-death signal that tied it to kiln create.
-// os.File and net.Conn copies may move data with splice(2) or
-// sendfile(2) through a pipe of the runtime's own.
+// terminal) and the guest's vsock streams. os.File and net.Conn copies
+// may move data with splice(2) or sendfile(2) through a pipe of the
+// runtime's own.
 var processWithContainer = []rule{
-	callIf("prctl", argIs(0, unix.PR_SET_PDEATHSIG)),
 	ioctl(unix.TIOCGWINSZ), // the terminal's size, sent to the guest's
 	call("splice"),
 	call("sendfile"),

@@ -35,7 +35,7 @@ func LoadBundle(dir string) (*Bundle, error) {
 	}
 	data, err := os.ReadFile(filepath.Join(abs, "config.json"))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadBundle, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadBundle, err)
 	}
 	var spec specs.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {

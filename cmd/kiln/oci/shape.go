@@ -36,10 +36,10 @@ const (
 // SlotTag is the mount tag of share slot i.
 func SlotTag(i int) string { return config.ShareTag(i) }
 
-// ShapeConfig is the VM of the shape with its shares backed by shares
-// (Slots of them) and its vsock device at vsockPath.
-func ShapeConfig(kernel, initrd string, shares []config.Share, vsockPath string) *config.Config {
-	return &config.Config{
+// ShapeOf is the VM of the shape with its shares backed by shares (Slots
+// of them) and its vsock device at vsockPath.
+func ShapeOf(kernel, initrd string, shares []config.Share, vsockPath string) config.Shape {
+	return config.Shape{
 		Kernel: kernel,
 		Initrd: initrd,
 		CPUs:   CPUs,

@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/vmm/ipc"
 )
 
 // The state directory. Every container has a directory of its own under
@@ -37,7 +39,7 @@ const DefaultRoot = "/run/kiln"
 var (
 	ErrNotExist   = errors.New("container does not exist")
 	ErrExists     = errors.New("container already exists")
-	ErrNotRunning = errors.New("container not running")
+	ErrNotRunning = ipc.ErrNotRunning
 )
 
 // Record is state.json: what kiln knows of a container.

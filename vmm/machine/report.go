@@ -1,4 +1,4 @@
-package main
+package machine
 
 import (
 	"encoding/json"
@@ -7,23 +7,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kiln-vmm/kiln/vmm/machine"
 	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
-// reporter writes kiln run --report: one JSON object a line (trace.Event)
-// for each moment of the VM's life, as it happens. A nil reporter writes
-// nothing.
-type reporter struct {
+// Reporter writes kiln run --report: one JSON object a line (trace.Event)
+// for each moment of the VM's life, as it happens, for programs that
+// read kiln's figures (kiln bench). A nil Reporter writes nothing.
+type Reporter struct {
 	mu    sync.Mutex
 	f     *os.File
 	start time.Time
 	err   error // the first write error
 }
 
-// openReport opens path for the report; "" means no report. path may be a
+// OpenReport opens path for the report; "" means no report. path may be a
 // pipe (/proc/self/fd/3) that a watching program reads.
-func openReport(path string, start time.Time) (*reporter, error) {
+func OpenReport(path string, start time.Time) (*Reporter, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -31,11 +30,11 @@ func openReport(path string, start time.Time) (*reporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open report: %w", err)
 	}
-	return &reporter{f: f, start: start}, nil
+	return &Reporter{f: f, start: start}, nil
 }
 
 // event writes one event that happened at.
-func (r *reporter) event(e trace.Event, at time.Time) {
+func (r *Reporter) event(e trace.Event, at time.Time) {
 	if r == nil {
 		return
 	}
@@ -51,9 +50,9 @@ func (r *reporter) event(e trace.Event, at time.Time) {
 	}
 }
 
-// watch reports user space and the command's start as they happen, until
+// Watch reports user space and the command's start as they happen, until
 // done is closed.
-func (r *reporter) watch(m *machine.Machine, done <-chan struct{}) {
+func (r *Reporter) Watch(m *Machine, done <-chan struct{}) {
 	if r == nil {
 		return
 	}
@@ -72,8 +71,8 @@ func (r *reporter) watch(m *machine.Machine, done <-chan struct{}) {
 	}()
 }
 
-// end writes the last event: how the VM ended, with kiln's exit code.
-func (r *reporter) end(m *machine.Machine, res machine.Result, code int) {
+// End writes the last event: how the VM ended, with kiln's exit code.
+func (r *Reporter) End(m *Machine, res Result, code int) {
 	if r == nil {
 		return
 	}
@@ -97,8 +96,8 @@ func (r *reporter) end(m *machine.Machine, res machine.Result, code int) {
 	r.event(e, p.End)
 }
 
-// close closes the report, returning the first error in writing it.
-func (r *reporter) close() error {
+// Close closes the report, returning the first error in writing it.
+func (r *Reporter) Close() error {
 	if r == nil {
 		return nil
 	}

@@ -1,0 +1,377 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
+	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/ipc"
+	"github.com/kiln-vmm/kiln/vmm/machine"
+)
+
+// The VMM process of a container (`kiln _oci-vmm STATEDIR`, started by
+// kiln create, spawn.go): the host process that is the container. Its
+// stdio are the container's; its pid is in the engine's pid file; it
+// exits with the container process's exit status (128+N if a signal N
+// ended it), which the engine reads as the container's.
+//
+//  1. It listens for the guest's control and stdio connections (Link),
+//     builds the VM from the warm snapshot (warm.go) with the container
+//     as the job, and runs it: the guest's init sets the container up
+//     and reports ready.
+//  2. It serves kiln start and kill on its control socket, tells kiln
+//     create the container is created (ipc.Created), and once create has
+//     recorded it (ipc.Adopted) lives on its own. A create that dies
+//     before that takes the VM with it: the VMM sees its socket close.
+//  3. kiln start: the guest's init runs the process, and reports it
+//     started once its exec succeeded. A signal, from kiln kill or sent
+//     to this process directly (conmon relays SIGTERM and SIGINT so),
+//     goes to the process in the guest; Process holds it until the
+//     process exists, and before the start a signal that would end a
+//     process ends the VM instead. SIGKILL cannot be caught: kiln kill
+//     sends it here, and the VM ends with this process.
+//  4. When the process exits, the guest's init reports its status and
+//     resets the VM; this process copies the last of its output and
+//     exits with that status.
+
+// VM is what a container's VMM needs of its virtual machine
+// (vmm/machine's Machine).
+type VM interface {
+	Run() machine.Result
+	Stop()
+	CommandStarted() <-chan struct{}
+	Close() error
+}
+
+// Builder builds the VM of cfg.
+type Builder func(cfg *config.Config, opt machine.Options) (VM, error)
+
+// VMM is the VMM of one container.
+type VMM struct {
+	Dir            string // the state directory
+	Kernel, Initrd string
+	Build          Builder
+	// Options are the machine's options but for its console, which is
+	// the state directory's console file.
+	Options machine.Options
+	// Stdin, Stdout and Stderr are the container's stdio.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// ReadyTimeout bounds the guest's setup of the container once the VM
+	// runs; zero is readyTimeout.
+	ReadyTimeout time.Duration
+
+	terminal bool
+	link     *Link
+	console  *os.File
+	ctl      net.Listener
+	proc     *Process // the container's process, and the signals for it
+	ended    chan struct{}
+	res      machine.Result // once ended is closed
+
+	mu      sync.Mutex
+	vm      VM
+	aborted bool
+
+	stopSig  atomic.Int32 // the signal that ended a container before its start
+	finished atomic.Bool
+}
+
+// readyTimeout bounds the guest's setup of a container after the VM
+// starts: a cold boot for the snapshot comes before it, not in it.
+const readyTimeout = 5 * time.Minute
+
+// Exit is how the container ended: its process's status, or how its VM
+// ended without one.
+type Exit struct {
+	Status    int  // the container's exit status (128+N: signal N)
+	HasStatus bool // false: the VM ended without one, Result says how
+	Result    machine.Result
+}
+
+// ErrCreateGone says kiln create went away before it recorded the
+// container: the VMM ends its VM, leaving nothing running.
+var ErrCreateGone = errors.New("kiln create ended before it recorded the container")
+
+// Run builds and runs the VM, reporting to kiln create on create. An
+// error is one before the container was created, which create was told
+// (when it could be); after, Exit says how the container ended.
+func (v *VMM) Run(create *os.File) (Exit, error) {
+	defer v.closeAll()
+	created, adopted := v.watchCreate(create)
+	if err := v.setUp(); err != nil {
+		ipc.Write(create, ipc.Created{Error: err.Error()})
+		create.Close()
+		return Exit{}, err
+	}
+	v.serve()
+	// Created: tell create, and wait for it to have recorded it.
+	close(created)
+	err := ipc.Write(create, ipc.Created{})
+	if err == nil {
+		err = <-adopted
+	}
+	create.Close()
+	if err != nil {
+		v.vm.Stop() // create is gone: nobody knows of this container
+		<-v.ended
+		return Exit{}, err
+	}
+	<-v.ended
+	v.proc.Exited()
+	v.finished.Store(true)
+	v.vm.Close() // closes the guest's connections: the copies end
+	v.link.WaitOutput(10 * time.Second)
+	return v.exit(), nil
+}
+
+// watchCreate reads create's answer. Create sends nothing before the VMM
+// reports: a read that ends before then is create's death, which aborts
+// the VM; after, it is the Adopted answer or that death.
+func (v *VMM) watchCreate(create *os.File) (chan<- struct{}, <-chan error) {
+	created := make(chan struct{})
+	adopted := make(chan error, 1)
+	go func() {
+		var a ipc.Adopted
+		err := ipc.Read(create, &a)
+		select {
+		case <-created:
+		default:
+			if err == nil {
+				err = errors.New("kiln create answered before the container was created")
+			}
+			v.abort()
+		}
+		if err != nil {
+			err = fmt.Errorf("%w: %v", ErrCreateGone, err)
+		}
+		adopted <- err
+	}()
+	return created, adopted
+}
+
+// abort ends the VM, or the build of one, because create died.
+func (v *VMM) abort() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.aborted = true
+	if v.vm != nil {
+		v.vm.Stop()
+	}
+}
+
+func (v *VMM) isAborted() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.aborted
+}
+
+// setUp builds the VM and runs it until the guest reports the container
+// set up.
+func (v *VMM) setUp() (err error) {
+	start := time.Now()
+	c := &Container{Dir: v.Dir}
+	plan, err := LoadPlan(c.PlanPath())
+	if err != nil {
+		return err
+	}
+	v.terminal = plan.Container.Terminal
+	if v.link, err = Listen(c.VsockPath(), ControlPort, v.terminal); err != nil {
+		return err
+	}
+	if v.console, err = os.OpenFile(c.ConsolePath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+		return fmt.Errorf("the guest's console: %w", err)
+	}
+	cfg := &config.Config{Shape: ShapeOf(v.Kernel, v.Initrd, plan.Shares, c.VsockPath())}
+	cfg.Container = &plan.Container
+	opt := v.Options
+	opt.Console, opt.Start = &capped{w: v.console, left: 1 << 20}, start
+	vm, err := v.Build(cfg, opt)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.vm = vm
+	aborted := v.aborted
+	v.mu.Unlock()
+	if aborted {
+		return ErrCreateGone
+	}
+	// The control socket is made now: once the VM runs, kiln's seccomp
+	// filter lets this process accept connections, not make sockets.
+	if v.ctl, err = net.Listen("unix", c.ControlPath()); err != nil {
+		return fmt.Errorf("the VMM's control socket: %w", err)
+	}
+	v.link.Stdio(v.Stdin, v.Stdout, v.Stderr)
+	v.ended = make(chan struct{})
+	go func() {
+		v.res = vm.Run()
+		close(v.ended)
+	}()
+	timeout := v.ReadyTimeout
+	if timeout == 0 {
+		timeout = readyTimeout
+	}
+	if err := v.link.Ready(v.ended, vm.CommandStarted(), timeout); err != nil {
+		vm.Stop()
+		<-v.ended
+		if v.isAborted() {
+			return ErrCreateGone
+		}
+		return err
+	}
+	return nil
+}
+
+// serve starts answering kiln start and kill, and relaying the signals
+// this process receives.
+func (v *VMM) serve() {
+	v.proc = &Process{
+		Deliver: func(s Signal) error {
+			return v.link.Send(contract.Control{Op: contract.ControlSignal, Signal: int(s.Sig), All: s.All})
+		},
+		End: func(sig unix.Signal) {
+			v.stopSig.CompareAndSwap(0, int32(sig))
+			v.vm.Stop()
+		},
+	}
+	go v.follow()
+	go ipc.Serve(v.ctl, v.handle)
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE) // a closed stdout is an error, not death
+	go v.relay(sigs)
+	go func() { <-v.ended; signal.Stop(sigs) }()
+}
+
+// closeAll releases what setUp made.
+func (v *VMM) closeAll() {
+	if v.vm != nil {
+		v.vm.Close()
+	}
+	if v.ctl != nil {
+		v.ctl.Close()
+	}
+	if v.link != nil {
+		v.link.Close()
+	}
+	if v.console != nil {
+		v.console.Close()
+	}
+}
+
+// forwarded are the signals the VMM relays to the container's process:
+// all but those the Go runtime or the VMM needs (SIGURG is Go's
+// preemption, SIGCHLD, SIGPIPE of its own writes) and those that cannot
+// be caught.
+var forwarded = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT, unix.SIGBUS,
+	unix.SIGFPE, unix.SIGUSR1, unix.SIGSEGV, unix.SIGUSR2, unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT,
+	unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGVTALRM,
+	unix.SIGPROF, unix.SIGWINCH, unix.SIGIO, unix.SIGPWR, unix.SIGSYS,
+}
+
+// handle answers kiln start and kill.
+func (v *VMM) handle(r ipc.Request) error {
+	switch r.Op {
+	case ipc.OpStart:
+		return v.proc.Start(func() error {
+			if err := v.link.Send(contract.Control{Op: contract.ControlStart}); err != nil {
+				return err
+			}
+			if v.terminal {
+				v.resize()
+			}
+			return nil
+		})
+	case ipc.OpSignal:
+		return v.proc.Send(Signal{Sig: unix.Signal(r.Signal), All: r.All})
+	}
+	return fmt.Errorf("unknown request %q", r.Op)
+}
+
+// follow hears the guest's init report the process's start and exit.
+func (v *VMM) follow() {
+	for {
+		select {
+		case m := <-v.link.Messages():
+			switch m.Op {
+			case contract.ControlStarted:
+				if err := v.proc.Started(); err != nil {
+					fmt.Fprintf(v.Options.Stderr, "kiln: %v\n", err)
+				}
+			case contract.ControlExited:
+				v.proc.Exited()
+			}
+		case <-v.ended:
+			return
+		}
+	}
+}
+
+// relay forwards the signals this process receives.
+func (v *VMM) relay(sigs <-chan os.Signal) {
+	for s := range sigs {
+		if v.finished.Load() {
+			return
+		}
+		sig := s.(syscall.Signal)
+		if sig == unix.SIGWINCH && v.terminal {
+			v.resize() // the guest's terminal exists from the setup on
+			continue
+		}
+		v.proc.Send(Signal{Sig: sig})
+	}
+}
+
+// resize sends the size of the container's terminal (the VMM's stdin,
+// the slave of the engine's terminal) to the guest's.
+func (v *VMM) resize() {
+	f, ok := v.Stdin.(*os.File)
+	if !ok {
+		return
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil || ws.Row == 0 || ws.Col == 0 {
+		return
+	}
+	v.link.Send(contract.Control{Op: contract.ControlWinsize, Rows: ws.Row, Cols: ws.Col})
+}
+
+// exit is how the container ended.
+func (v *VMM) exit() Exit {
+	if sig := v.stopSig.Load(); sig != 0 {
+		return Exit{Status: 128 + int(sig), HasStatus: true, Result: v.res}
+	}
+	if v.res.Reason == machine.ReasonReset && v.res.HasStatus {
+		return Exit{Status: v.res.ExitStatus, HasStatus: true, Result: v.res}
+	}
+	return Exit{Result: v.res}
+}
+
+// capped writes to w until left bytes are written, then discards: the
+// guest's console log cannot fill the state directory.
+type capped struct {
+	w    io.Writer
+	left int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if c.left > 0 {
+		n := min(len(p), c.left)
+		c.w.Write(p[:n])
+		c.left -= n
+	}
+	return len(p), nil
+}

@@ -1,0 +1,86 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Request is what a kiln command asks of a container's VMM on its control
+// socket. Written by kiln start, kill, ... (Call), read by the VMM (Serve).
+type Request struct {
+	Op     Op   `json:"op"`
+	Signal int  `json:"signal,omitempty"` // for OpSignal
+	All    bool `json:"all,omitempty"`    // for OpSignal: every process of the container
+}
+
+// Op names a request.
+type Op string
+
+const (
+	OpStart  Op = "start"  // let the container's process run (kiln start)
+	OpSignal Op = "signal" // send Signal to the container (kiln kill)
+)
+
+// Reply is the VMM's answer: Error is empty on success. NotRunning says
+// the container's process has exited, which kill reports as runc does.
+// Written by the VMM, read by the command.
+type Reply struct {
+	Error      string `json:"error,omitempty"`
+	NotRunning bool   `json:"not_running,omitempty"`
+}
+
+// ErrNotRunning is a Reply's NotRunning as an error, on both sides.
+var ErrNotRunning = errors.New("container not running")
+
+// callTimeout bounds a request: the VMM answers at once (a start or a
+// signal only sends a message to the guest).
+const callTimeout = time.Minute
+
+// Call sends req to the VMM listening at path and waits for its reply.
+func Call(path string, req Request) error {
+	c, err := net.DialTimeout("unix", path, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("reach the container's VMM: %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(callTimeout))
+	if err := Write(c, req); err != nil {
+		return fmt.Errorf("ask the container's VMM: %w", err)
+	}
+	var r Reply
+	if err := Read(c, &r); err != nil {
+		return fmt.Errorf("the container's VMM did not answer: %w", err)
+	}
+	if r.NotRunning {
+		return ErrNotRunning
+	}
+	if r.Error != "" {
+		return errors.New(r.Error)
+	}
+	return nil
+}
+
+// Serve answers requests on ln with handle until ln is closed.
+func Serve(ln net.Listener, handle func(Request) error) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(callTimeout))
+			var req Request
+			var r Reply
+			if err := Read(c, &req); err != nil {
+				r.Error = "bad request: " + err.Error()
+			} else if err := handle(req); err != nil {
+				r.Error = err.Error()
+				r.NotRunning = errors.Is(err, ErrNotRunning)
+			}
+			Write(c, r)
+		}()
+	}
+}

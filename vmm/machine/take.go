@@ -1,0 +1,86 @@
+package machine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kiln-vmm/kiln/vmm/config"
+)
+
+// TakeReport says where the time of taking a snapshot went.
+type TakeReport struct {
+	Phases Phases        // the boot, up to the pause
+	Times  SnapshotTimes // saving it
+	End    time.Time     // the snapshot is on disk
+}
+
+// TakeSnapshot boots cfg's VM until its init is ready for a job, pauses
+// it there and writes it to dir (kiln snapshot, and a warm snapshot's
+// child). The snapshot records this kiln binary (BuildID). A process can
+// take one snapshot with filters on (opt.Seccomp): they stay on it.
+func TakeSnapshot(cfg *config.Config, dir string, opt Options) (*TakeReport, error) {
+	cfg.Snapshot = true
+	opt.SnapshotAtReady = true
+	if err := CheckSnapshottable(cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// What needs reading and making before the filters go on: the build
+	// of this binary, which the snapshot records, and dir's parent.
+	build, err := BuildID()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
+		return nil, fmt.Errorf("write snapshot: %w", err)
+	}
+	m, err := New(cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	res := m.Run()
+	switch res.Reason {
+	case ReasonPaused:
+	case ReasonError:
+		return nil, res.Err
+	case ReasonShutdown:
+		return nil, fmt.Errorf("%w: the guest crashed before it was ready: %v", ErrGuestCrash, res.Err)
+	default:
+		return nil, fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", ErrGuestCrash, res.Reason)
+	}
+	r := &TakeReport{Phases: res.Phases}
+	if r.Times, err = m.SaveSnapshot(dir, build); err != nil {
+		return nil, err
+	}
+	r.End = time.Now()
+	return r, nil
+}
+
+// BuildID names this kiln binary: a hash of its contents. A snapshot
+// records it, and a warm snapshot is only used by the kiln that took it:
+// another build may lay out device state differently.
+var BuildID = sync.OnceValues(func() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the kiln binary: %w", err)
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return "", fmt.Errorf("read the kiln binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read the kiln binary: %w", err)
+	}
+	return "kiln-" + hex.EncodeToString(h.Sum(nil))[:16], nil
+})
