@@ -13,7 +13,7 @@
 // and, as an OCI runtime that podman and containerd call as they call runc
 // (oci.go, docs/oci.md):
 //
-//	kiln [--root DIR] [--log FILE] create|start|state|kill|delete|run|ps|features ...
+//	kiln [--root DIR] [--log FILE] create|start|state|kill|delete|run|ps|list|events|update|spec|features ...
 //
 // Exit codes are listed in exitcodes.go and in the README.
 package main
@@ -64,7 +64,7 @@ func Main(args []string, start time.Time) int {
 		usage(os.Stdout)
 		return 0
 	}
-	if ociCommands[args[0]] || strings.HasPrefix(args[0], "-") {
+	if ociCommands[args[0]] != nil || strings.HasPrefix(args[0], "-") {
 		return cmdOCI(args) // kiln as an OCI runtime (oci.go)
 	}
 	fmt.Fprintf(os.Stderr, "kiln: unknown command %q (try kiln --help)\n", args[0])
@@ -89,7 +89,8 @@ with runc's commands, flags and exit codes (1 for every error):
   kiln [--root DIR] [--log FILE] [--log-format json] [--kernel K] [--initrd I] COMMAND
   kiln create [--bundle DIR] [--pid-file F] [--console-socket S] ID
   kiln start ID | kiln state ID | kiln kill [--all] ID [SIGNAL] | kiln delete [--force] ID
-  kiln run [--bundle DIR] [--detach] ID | kiln ps [--format json] ID | kiln features
+  kiln run [--bundle DIR] [--detach] ID | kiln ps [--format json] ID | kiln list
+  kiln events [--stats] ID | kiln update ID | kiln spec | kiln features
 
 Exit codes: the guest command's status, or
   64 usage error, 65 bad kernel, initrd or snapshot, 66 file not found or unreadable,

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -15,31 +18,48 @@ import (
 
 // kiln as an OCI runtime (docs/oci.md): the command line podman (through
 // conmon) and containerd (through its runc shim) call, with runc's
-// commands, flags and exit codes:
+// commands, flags and exit codes. The global flags are runc's (--root,
+// --log, --log-format, --systemd-cgroup, --debug, --rootless), and
+// kiln's --kernel and --initrd, which podman passes as --runtime-flag.
+// Every error is one line on stderr, and also a line in --log when one is
+// given, and the exit code is 1, as runc's. `kiln COMMAND --help` prints
+// the command's usage and exits 0.
 //
-//	kiln [global flags] create [--bundle DIR] [--pid-file F] [--console-socket S] ID
-//	kiln [global flags] start ID
-//	kiln [global flags] state ID
-//	kiln [global flags] kill [--all] ID [SIGNAL]
-//	kiln [global flags] delete [--force] ID
-//	kiln [global flags] run [--bundle DIR] [--detach] ... ID
-//	kiln [global flags] ps [--format json] ID
-//	kiln features
-//
-// The global flags are runc's (--root, --log, --log-format,
-// --systemd-cgroup, --debug, --rootless), and kiln's --kernel and
-// --initrd, which podman passes as --runtime-flag. Every error is one
-// line on stderr, and also a line in --log when one is given, and the
-// exit code is 1, as runc's. The files: oci.go (this: parsing and the
-// small commands), ocicreate.go (create and run), ocivmm.go (the hidden
-// command that is a container's VMM). What the commands do is package
-// oci's Runtime and VMM.
+// This file is the command line: each command's flags, arguments and
+// output. What they do is package oci's Runtime; ocicreate.go has create
+// and run, ocivmm.go the hidden command that is a container's VMM.
 
-// ociCommands are the subcommands that make kiln's command line runc's.
-var ociCommands = map[string]bool{
-	"create": true, "start": true, "state": true, "kill": true, "delete": true,
-	"features": true, "ps": true, "exec": true, "pause": true, "resume": true,
-	"update": true, "checkpoint": true, "restore": true, "events": true, "list": true,
+// ociCommand is one of runc's commands.
+type ociCommand struct {
+	args  string // after the command's name in its usage: "[flags] ID"
+	about string
+	// min and max are how many arguments it takes after its flags.
+	min, max int
+	// flags defines the command's flags on fs and returns what runs it.
+	flags func(fs *pflag.FlagSet) func(r *oci.Runtime, args []string) error
+}
+
+// ociCommands are runc's commands as kiln has them.
+var ociCommands = map[string]*ociCommand{
+	"create": {"[--bundle DIR] [--pid-file F] [--console-socket S] ID", "create a container: its VM runs, its process waits for start", 1, 1, ociCreateCommand},
+	"run":    {"[--bundle DIR] [--detach] ... ID", "create and start a container, wait for it unless --detach, and delete it", 1, 1, ociRunCommand},
+	"start":  {"ID", "let a created container's process run", 1, 1, simple((*oci.Runtime).Start)},
+	"state":  {"ID", "print the container's OCI state as JSON", 1, 1, stateCommand},
+	"kill":   {"[--all] ID [SIGNAL]", "send a signal (default SIGTERM) to the container's process", 1, 2, killCommand},
+	"delete": {"[--force] ID", "remove a stopped (with --force, any) container", 1, 1, deleteCommand},
+	"ps":     {"[--format table|json] ID", "list the container's host processes: its VMM", 1, 1 << 20, psCommand},
+	"list":   {"[--format table|json] [--quiet]", "list the containers under the root", 0, 0, listCommand},
+	"events": {"[--stats] [--interval D] ID", "print the container's resource use as JSON, once with --stats, else every interval until it stops", 1, 1, eventsCommand},
+	"update": {"[resource flags] [-r FILE] ID", "change a running container's resources: refused, a VM's size is fixed when it is created", 1, 1, updateCommand},
+	"spec":   {"[--bundle DIR]", "write an example config.json", 0, 0, specCommand},
+	"features": {"", "print what kiln recognizes of the OCI specification", 0, 0, func(*pflag.FlagSet) func(*oci.Runtime, []string) error {
+		return func(*oci.Runtime, []string) error { return printJSON(oci.Features(), "    ") }
+	}},
+	"exec":       {"[flags] ID [COMMAND...]", "run another process in a container (not yet)", 0, 1 << 20, unsupported("exec: running another process in a container's VM is not supported yet (docs/oci.md)")},
+	"pause":      {"ID", "pause a container (not yet)", 0, 1 << 20, unsupported("pause is not supported by kiln (docs/oci.md)")},
+	"resume":     {"ID", "resume a paused container (not yet)", 0, 1 << 20, unsupported("resume is not supported by kiln (docs/oci.md)")},
+	"checkpoint": {"[flags] ID", "checkpoint a container (not yet)", 0, 1 << 20, unsupported("checkpoint is not supported by kiln (docs/oci.md)")},
+	"restore":    {"[flags] ID", "restore a container (not yet)", 0, 1 << 20, unsupported("restore is not supported by kiln (docs/oci.md)")},
 }
 
 // ociGlobals are the flags before an OCI subcommand.
@@ -104,39 +124,56 @@ func cmdOCI(args []string) int {
 	if len(rest) == 0 {
 		return ociFail(g, errors.New("no command given (see kiln --help)"))
 	}
-	cmd, args := rest[0], rest[1:]
-	r, err := g.runtime()
-	if err != nil {
-		return ociFail(g, err)
+	name, args := rest[0], rest[1:]
+	c, ok := ociCommands[name]
+	if !ok {
+		return ociFail(g, fmt.Errorf("unknown command %q (see kiln --help)", name))
 	}
-	switch cmd {
-	case "create":
-		err = ociCreateCmd(r, args)
-	case "run":
-		return ociRunCmd(g, r, args)
-	case "start":
-		err = ociStart(r, args)
-	case "state":
-		err = ociState(r, args)
-	case "kill":
-		err = ociKill(r, args)
-	case "delete":
-		err = ociDelete(r, args)
-	case "ps":
-		err = ociPs(r, args)
-	case "features":
-		err = ociFeatures(args)
-	case "exec":
-		err = errors.New("exec: running another process in a container's VM is not supported yet (docs/oci.md)")
-	case "pause", "resume", "update", "checkpoint", "restore", "events", "list":
-		err = fmt.Errorf("%s is not supported by kiln (docs/oci.md)", cmd)
-	default:
-		err = fmt.Errorf("unknown command %q (see kiln --help)", cmd)
+	cfs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	cfs.SortFlags = false
+	cfs.Usage = func() {}
+	run := c.flags(cfs)
+	help := cfs.BoolP("help", "h", false, "show this help")
+	if err := cfs.Parse(args); err != nil {
+		return ociFail(g, fmt.Errorf("%s: %v (see kiln %s --help)", name, err, name))
+	}
+	if *help {
+		fmt.Printf("Usage: kiln [global flags] %s %s\n\n%s.\n\nFlags:\n", name, c.args, strings.ToUpper(c.about[:1])+c.about[1:])
+		cfs.SetOutput(os.Stdout)
+		cfs.PrintDefaults()
+		return 0
+	}
+	if n := cfs.NArg(); n < c.min || n > c.max {
+		return ociFail(g, fmt.Errorf("%s takes %s, not %d arguments (see kiln %s --help)", name, argsWanted(c), n, name))
+	}
+	r, err := g.runtime()
+	if err == nil {
+		err = run(r, cfs.Args())
+	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st) // run's container's status: nothing to say
 	}
 	if err != nil {
 		return ociFail(g, err)
 	}
 	return 0
+}
+
+// exitStatus is a command's exit code that is no error: kiln run's
+// container's status.
+type exitStatus int
+
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
+func argsWanted(c *ociCommand) string {
+	switch {
+	case c.max == 0:
+		return "no arguments"
+	case c.max == 2:
+		return "a container ID and a signal"
+	}
+	return "a container ID"
 }
 
 // ociFail reports err as runc does: one line on stderr, the same in the
@@ -150,51 +187,22 @@ func ociFail(g *ociGlobals, err error) int {
 	return 1
 }
 
-// ociFlags makes a subcommand's flag set; parse takes the arguments and
-// checks the count of the positional ones (the ID, and kill's signal).
-func ociFlags(name string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.Usage = func() {}
-	return fs
+// simple is a command of an ID and no flags.
+func simple(do func(*oci.Runtime, string) error) func(*pflag.FlagSet) func(*oci.Runtime, []string) error {
+	return func(*pflag.FlagSet) func(*oci.Runtime, []string) error {
+		return func(r *oci.Runtime, args []string) error { return do(r, args[0]) }
+	}
 }
 
-func parseOCI(fs *pflag.FlagSet, args []string, min, max int) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("%s: %v", fs.Name(), err)
+func unsupported(msg string) func(*pflag.FlagSet) func(*oci.Runtime, []string) error {
+	return func(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
+		fs.ParseErrorsWhitelist.UnknownFlags = true
+		return func(*oci.Runtime, []string) error { return errors.New(msg) }
 	}
-	if n := fs.NArg(); n < min || n > max {
-		if max == 0 {
-			return nil, fmt.Errorf("%s takes no arguments", fs.Name())
-		}
-		what := "a container ID"
-		if max > 1 {
-			what = "a container ID and a signal"
-		}
-		return nil, fmt.Errorf("%s needs %s, got %d arguments", fs.Name(), what, n)
-	}
-	return fs.Args(), nil
 }
 
-// ociStart lets a created container's process run.
-func ociStart(r *oci.Runtime, args []string) error {
-	pos, err := parseOCI(ociFlags("start"), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	return r.Start(pos[0])
-}
-
-// ociState prints the OCI state as JSON.
-func ociState(r *oci.Runtime, args []string) error {
-	pos, err := parseOCI(ociFlags("state"), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	st, err := r.State(pos[0])
-	if err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(st, "", "  ")
+func printJSON(v any, indent string) error {
+	b, err := json.MarshalIndent(v, "", indent)
 	if err != nil {
 		return err
 	}
@@ -202,70 +210,146 @@ func ociState(r *oci.Runtime, args []string) error {
 	return nil
 }
 
-// ociKill sends a signal to the container (oci.Runtime.Kill).
-func ociKill(r *oci.Runtime, args []string) error {
-	fs := ociFlags("kill")
+func stateCommand(*pflag.FlagSet) func(*oci.Runtime, []string) error {
+	return func(r *oci.Runtime, args []string) error {
+		st, err := r.State(args[0])
+		if err != nil {
+			return err
+		}
+		return printJSON(st, "  ")
+	}
+}
+
+func killCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 	all := fs.BoolP("all", "a", false, "signal every process of the container")
-	pos, err := parseOCI(fs, args, 1, 2)
-	if err != nil {
-		return err
-	}
-	sig := unix.SIGTERM
-	if len(pos) == 2 {
-		if sig, err = oci.ParseSignal(pos[1]); err != nil {
-			return fmt.Errorf("kill: %w", err)
+	return func(r *oci.Runtime, args []string) error {
+		sig := unix.SIGTERM
+		if len(args) == 2 {
+			var err error
+			if sig, err = oci.ParseSignal(args[1]); err != nil {
+				return fmt.Errorf("kill: %w", err)
+			}
 		}
+		return r.Kill(args[0], sig, *all)
 	}
-	return r.Kill(pos[0], sig, *all)
 }
 
-// ociDelete removes a container's state (oci.Runtime.Delete).
-func ociDelete(r *oci.Runtime, args []string) error {
-	fs := ociFlags("delete")
+func deleteCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 	force := fs.BoolP("force", "f", false, "kill a running container first")
-	pos, err := parseOCI(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	return r.Delete(pos[0], *force)
+	return func(r *oci.Runtime, args []string) error { return r.Delete(args[0], *force) }
 }
 
-// ociPs lists the container's host processes: its VMM.
-func ociPs(r *oci.Runtime, args []string) error {
-	fs := ociFlags("ps")
+func psCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 	format := fs.StringP("format", "f", "table", "table or json")
-	pos, err := parseOCI(fs, args, 1, 1<<20) // runc passes further args to ps(1)
-	if err != nil {
-		return err
-	}
-	pids, err := r.Pids(pos[0])
-	if err != nil {
-		return err
-	}
-	switch *format {
-	case "json":
-		b, _ := json.Marshal(pids)
-		fmt.Printf("%s\n", b)
-	case "table":
-		fmt.Println("PID")
-		for _, p := range pids {
-			fmt.Println(p)
+	return func(r *oci.Runtime, args []string) error {
+		pids, err := r.Pids(args[0]) // runc passes further args to ps(1)
+		if err != nil {
+			return err
 		}
-	default:
-		return fmt.Errorf("ps: unknown format %q (table or json)", *format)
+		switch *format {
+		case "json":
+			b, _ := json.Marshal(pids)
+			fmt.Printf("%s\n", b)
+		case "table":
+			fmt.Println("PID")
+			for _, p := range pids {
+				fmt.Println(p)
+			}
+		default:
+			return fmt.Errorf("ps: unknown format %q (table or json)", *format)
+		}
+		return nil
 	}
-	return nil
 }
 
-// ociFeatures prints what kiln recognizes of the specification.
-func ociFeatures(args []string) error {
-	if _, err := parseOCI(ociFlags("features"), args, 0, 0); err != nil {
-		return err
+func listCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
+	format := fs.StringP("format", "f", "table", "table or json")
+	quiet := fs.BoolP("quiet", "q", false, "print only the containers' IDs")
+	return func(r *oci.Runtime, _ []string) error {
+		list, err := r.List()
+		if err != nil {
+			return err
+		}
+		switch {
+		case *quiet:
+			for _, s := range list {
+				fmt.Println(s.ID)
+			}
+		case *format == "json":
+			if list == nil {
+				list = []oci.State{}
+			}
+			b, _ := json.Marshal(list)
+			fmt.Printf("%s\n", b)
+		case *format == "table":
+			w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
+			fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n")
+			for _, s := range list {
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.Pid, s.Status, s.Bundle, s.Created.Format(time.RFC3339Nano), s.Owner)
+			}
+			return w.Flush()
+		default:
+			return fmt.Errorf("list: unknown format %q (table or json)", *format)
+		}
+		return nil
 	}
-	b, err := json.MarshalIndent(oci.Features(), "", "    ")
-	if err != nil {
-		return err
+}
+
+func eventsCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
+	stats := fs.Bool("stats", false, "print the resource use once and exit")
+	interval := fs.Duration("interval", 5*time.Second, "how often to print it")
+	return func(r *oci.Runtime, args []string) error {
+		if *interval <= 0 {
+			return errors.New("events: --interval must be positive")
+		}
+		enc := json.NewEncoder(os.Stdout)
+		for {
+			s, err := r.Stats(args[0])
+			if err != nil {
+				if !*stats && errors.Is(err, oci.ErrNotRunning) {
+					return nil // it stopped: the stream ends
+				}
+				return err
+			}
+			if err := enc.Encode(oci.Event{Type: "stats", ID: args[0], Data: s}); err != nil {
+				return err
+			}
+			if *stats {
+				return nil
+			}
+			time.Sleep(*interval)
+		}
 	}
-	fmt.Printf("%s\n", b)
-	return nil
+}
+
+func updateCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
+	resources := fs.StringP("resources", "r", "", "a JSON file of the new linux.resources (- for stdin)")
+	for _, name := range []string{"memory", "memory-reservation", "memory-swap", "kernel-memory", "cpuset-cpus", "cpuset-mems", "cpu-quota", "cpu-period", "cpu-rt-period", "cpu-rt-runtime", "cpu-share", "blkio-weight", "pids-limit", "l3-cache-schema", "mem-bw-schema"} {
+		fs.String(name, "", "refused: see kiln update --help")
+	}
+	return func(r *oci.Runtime, args []string) error {
+		var changed []string
+		fs.Visit(func(f *pflag.Flag) {
+			if f.Name != "help" {
+				changed = append(changed, "--"+f.Name)
+			}
+		})
+		return r.Update(args[0], changed, *resources)
+	}
+}
+
+func specCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
+	bundle := fs.StringP("bundle", "b", "", "the bundle directory to write config.json in (default: the working directory)")
+	fs.Bool("rootless", false, "accepted for runc's callers: a kiln container's root is the VM's")
+	return func(*oci.Runtime, []string) error {
+		path := filepath.Join(*bundle, "config.json")
+		if _, err := os.Stat(path); err == nil {
+			return fmt.Errorf("spec: %s exists: remove it first", path)
+		}
+		b, err := json.MarshalIndent(oci.ExampleSpec(), "", "\t")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(path, append(b, '\n'), 0o666)
+	}
 }

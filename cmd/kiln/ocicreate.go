@@ -3,7 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
+	iofs "io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -26,8 +26,7 @@ import (
 // behind.
 
 // createFlags are create's and run's flags.
-func createFlags(name string, o *oci.CreateOptions) *pflag.FlagSet {
-	fs := ociFlags(name)
+func createFlags(fs *pflag.FlagSet, o *oci.CreateOptions) {
 	fs.StringVarP(&o.Bundle, "bundle", "b", "", "the bundle directory (default: the working directory)")
 	fs.StringVar(&o.PidFile, "pid-file", "", "write the container's host process ID here")
 	fs.StringVar(&o.ConsoleSocket, "console-socket", "", "send the master of the container's terminal to this unix socket")
@@ -35,71 +34,64 @@ func createFlags(name string, o *oci.CreateOptions) *pflag.FlagSet {
 	fs.Bool("no-pivot", false, "accepted for runc's callers")
 	fs.Bool("no-new-keyring", false, "accepted for runc's callers")
 	o.Stdio = [3]*os.File{os.Stdin, os.Stdout, os.Stderr}
-	return fs
 }
 
-func ociCreateCmd(r *oci.Runtime, args []string) error {
+func ociCreateCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 	var o oci.CreateOptions
-	pos, err := parseOCI(createFlags("create", &o), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	o.ID = pos[0]
-	vmm, err := r.Create(o)
-	if err != nil {
-		return err
-	}
-	vmm.Cmd.Process.Release()
-	return nil
-}
-
-// ociRunCmd is runc's run: create and start, then, unless --detach, wait
-// for the container and exit with its status, and delete it.
-func ociRunCmd(g *ociGlobals, r *oci.Runtime, args []string) int {
-	var o oci.CreateOptions
-	flags := createFlags("run", &o)
-	detach := flags.BoolP("detach", "d", false, "return once the container started")
-	flags.Bool("keep", false, "accepted for runc's callers")
-	flags.Bool("no-subreaper", false, "accepted for runc's callers")
-	pos, err := parseOCI(flags, args, 1, 1)
-	if err != nil {
-		return ociFail(g, err)
-	}
-	o.ID, o.Foreground = pos[0], !*detach
-	vmm, err := r.Create(o)
-	if err != nil && len(args) == 1 && errors.Is(err, fs.ErrNotExist) && errors.Is(err, oci.ErrBadBundle) {
-		// `kiln run echo`: one word, taken for runc's run of a bundle.
-		err = fmt.Errorf("run %s: took %q for a container ID (runc's run, in a bundle directory), and there is no config.json here; to run a command in a VM: kiln run -- %s", args[0], args[0], args[0])
-	}
-	if err != nil {
-		return ociFail(g, err)
-	}
-	if err := r.Start(o.ID); err != nil {
-		vmm.Cmd.Process.Kill()
-		vmm.Cmd.Wait()
-		r.Delete(o.ID, true)
-		return ociFail(g, err)
-	}
-	if *detach {
-		vmm.Cmd.Process.Release()
-		return 0
-	}
-	// The signals a terminal sends reach the VMM too (one process
-	// group), which relays them to the container.
-	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
-	err = vmm.Cmd.Wait()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
+	createFlags(fs, &o)
+	return func(r *oci.Runtime, args []string) error {
+		o.ID = args[0]
+		vmm, err := r.Create(o)
+		if err != nil {
+			return err
 		}
-	} else if err != nil {
-		return ociFail(g, err)
+		return vmm.Cmd.Process.Release()
 	}
-	if err := r.Delete(o.ID, true); err != nil {
-		return ociFail(g, err)
+}
+
+// ociRunCommand is runc's run: create and start, then, unless --detach, wait
+// for the container and exit with its status, and delete it.
+func ociRunCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
+	var o oci.CreateOptions
+	createFlags(fs, &o)
+	detach := fs.BoolP("detach", "d", false, "return once the container started")
+	fs.Bool("keep", false, "accepted for runc's callers")
+	fs.Bool("no-subreaper", false, "accepted for runc's callers")
+	return func(r *oci.Runtime, args []string) error {
+		o.ID, o.Foreground = args[0], !*detach
+		vmm, err := r.Create(o)
+		if err != nil && fs.NFlag() == 0 && errors.Is(err, iofs.ErrNotExist) && errors.Is(err, oci.ErrBadBundle) {
+			// `kiln run echo`: one word, taken for runc's run of a bundle.
+			return fmt.Errorf("run %s: took %q for a container ID (runc's run, in a bundle directory), and there is no config.json here; to run a command in a VM: kiln run -- %s", o.ID, o.ID, o.ID)
+		}
+		if err != nil {
+			return err
+		}
+		if err := r.Start(o.ID); err != nil {
+			vmm.Kill()
+			r.Delete(o.ID, true)
+			return err
+		}
+		if *detach {
+			return vmm.Cmd.Process.Release()
+		}
+		// The signals a terminal sends reach the VMM too (one process
+		// group), which relays them to the container.
+		signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
+		err = vmm.Cmd.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				code = 128 + int(ws.Signal())
+			}
+		} else if err != nil {
+			return err
+		}
+		if err := r.Delete(o.ID, true); err != nil {
+			return err
+		}
+		return exitStatus(code)
 	}
-	return code
 }

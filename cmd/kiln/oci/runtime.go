@@ -1,9 +1,13 @@
 package oci
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -245,4 +249,46 @@ func (r *Runtime) Pids(id string) ([]int, error) {
 		pids = append(pids, c.Pid)
 	}
 	return pids, nil
+}
+
+// Update would change a running container's resources (runc update's
+// flags, named in flags, or a linux.resources JSON file, "-" for stdin).
+// A kiln container's memory and vCPUs are its VM's, fixed when it is
+// created (no memory balloon, no vCPU hotplug), and it has no cgroup of
+// its own inside the guest: so every change is refused, each by name. A
+// resources file that asks for nothing is no change, and no error.
+func (r *Runtime) Update(id string, flags []string, resources string) error {
+	c, err := r.Store.Open(id, false)
+	if err != nil {
+		return err
+	}
+	if st := c.Status(); st != specs.StateCreated && st != specs.StateRunning {
+		return fmt.Errorf("%w: %s", ErrNotRunning, id)
+	}
+	asked := append([]string(nil), flags...)
+	if resources != "" {
+		var data []byte
+		if resources == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(resources)
+		}
+		if err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+		var res map[string]json.RawMessage
+		if err := json.Unmarshal(data, &res); err != nil {
+			return fmt.Errorf("update: %s: %v", resources, err)
+		}
+		for k, v := range res {
+			if s := strings.TrimSpace(string(v)); s != "null" && s != "{}" && s != "[]" {
+				asked = append(asked, "linux.resources."+k)
+			}
+		}
+	}
+	if len(asked) == 0 {
+		return nil
+	}
+	sort.Strings(asked)
+	return fmt.Errorf("update %s: %w: %s: a kiln container's memory and vCPUs are its VM's, fixed when it is created (no balloon, no hotplug), and the guest has no cgroup to limit", id, ErrUnsupported, strings.Join(asked, ", "))
 }

@@ -61,3 +61,6 @@ func EmptyShares(empty string) []config.Share {
 func emptySlot(empty string, i int) config.Share {
 	return config.Share{HostDir: empty, GuestDir: filepath.Join("/kiln/slots", SlotTag(i)), Tag: SlotTag(i), ReadOnly: true}
 }
+
+// Memory is the guest memory of the plan's VM.
+func (p *Plan) Memory() uint64 { return Memory }
