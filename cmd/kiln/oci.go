@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -246,19 +245,7 @@ func psCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 		if err != nil {
 			return err
 		}
-		switch *format {
-		case "json":
-			b, _ := json.Marshal(pids)
-			fmt.Printf("%s\n", b)
-		case "table":
-			fmt.Println("PID")
-			for _, p := range pids {
-				fmt.Println(p)
-			}
-		default:
-			return fmt.Errorf("ps: unknown format %q (table or json)", *format)
-		}
-		return nil
+		return oci.WritePids(os.Stdout, pids, *format)
 	}
 }
 
@@ -270,56 +257,14 @@ func listCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case *quiet:
-			for _, s := range list {
-				fmt.Println(s.ID)
-			}
-		case *format == "json":
-			if list == nil {
-				list = []oci.State{}
-			}
-			b, _ := json.Marshal(list)
-			fmt.Printf("%s\n", b)
-		case *format == "table":
-			w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
-			fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n")
-			for _, s := range list {
-				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.Pid, s.Status, s.Bundle, s.Created.Format(time.RFC3339Nano), s.Owner)
-			}
-			return w.Flush()
-		default:
-			return fmt.Errorf("list: unknown format %q (table or json)", *format)
-		}
-		return nil
+		return oci.WriteList(os.Stdout, list, *format, *quiet)
 	}
 }
 
 func eventsCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 	stats := fs.Bool("stats", false, "print the resource use once and exit")
 	interval := fs.Duration("interval", 5*time.Second, "how often to print it")
-	return func(r *oci.Runtime, args []string) error {
-		if *interval <= 0 {
-			return errors.New("events: --interval must be positive")
-		}
-		enc := json.NewEncoder(os.Stdout)
-		for {
-			s, err := r.Stats(args[0])
-			if err != nil {
-				if !*stats && errors.Is(err, oci.ErrNotRunning) {
-					return nil // it stopped: the stream ends
-				}
-				return err
-			}
-			if err := enc.Encode(oci.Event{Type: "stats", ID: args[0], Data: s}); err != nil {
-				return err
-			}
-			if *stats {
-				return nil
-			}
-			time.Sleep(*interval)
-		}
-	}
+	return func(r *oci.Runtime, args []string) error { return r.Events(os.Stdout, args[0], *stats, *interval) }
 }
 
 func updateCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
