@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -50,15 +49,6 @@ func cmdBench(args []string) int {
 		fmt.Fprintf(os.Stderr, "kiln: bench: "+format+"\n", a...)
 		return ExitUsage
 	}
-	if *rounds < 1 || *rounds > 1000 {
-		return usageErr("--rounds must be between 1 and 1000, not %d", *rounds)
-	}
-	if *warmup < 0 || *warmup > 100 {
-		return usageErr("--warmup must be between 0 and 100, not %d", *warmup)
-	}
-	if *timeout <= 0 {
-		return usageErr("--timeout must be positive")
-	}
 	size, err := config.ParseSize(*mem)
 	if err != nil {
 		return usageErr("--memory: %s", strings.TrimPrefix(err.Error(), "usage: "))
@@ -70,11 +60,6 @@ func cmdBench(args []string) int {
 	ks, err := bench.ParseDensity(*density)
 	if err != nil {
 		return usageErr("%v", err)
-	}
-	for _, o := range *only {
-		if !slices.Contains(bench.MethodNames, o) {
-			return usageErr("unknown method %q in --only (methods: %s)", o, strings.Join(bench.MethodNames, ", "))
-		}
 	}
 	command := fs.Args()
 	if len(command) == 0 {
@@ -97,13 +82,17 @@ func cmdBench(args []string) int {
 		fh.Close()
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := bench.Run(ctx, bench.Options{
+	opts := bench.Options{
 		Kiln: self, Kernel: *kernel, Initrd: *initrd, Memory: size, Command: command,
 		Rounds: *rounds, Warmup: *warmup, Density: ks, RestoreDensity: rks, Only: *only, Timeout: *timeout,
 		Host: bench.ThisHost(), Progress: os.Stderr,
-	})
+	}
+	if err := opts.Check(); err != nil {
+		return usageErr("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, opts)
 	var ke *bench.KilnError
 	switch {
 	case errors.As(err, &ke):

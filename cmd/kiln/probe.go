@@ -45,27 +45,6 @@ func cmdProbe(args []string) int {
 	return 0
 }
 
-// capUses says what kiln does with each capability it checks: the
-// required ones first (kvm.RequiredCaps), then those it uses if present.
-var capUses = []struct {
-	cap kvm.Cap
-	use string
-}{
-	{kvm.CapIRQChip, "in-kernel PICs, IOAPIC and local APICs (KVM_CREATE_IRQCHIP)"},
-	{kvm.CapHLT, "HLT exits to user space when the vCPU can never wake"},
-	{kvm.CapUserMemory, "guest RAM is kiln's own memory (KVM_SET_USER_MEMORY_REGION)"},
-	{kvm.CapSetTSSAddr, "pages for Intel VT's real-mode support (KVM_SET_TSS_ADDR)"},
-	{kvm.CapExtCPUID, "the guest's CPUID (KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2)"},
-	{kvm.CapPIT2, "in-kernel 8254 timer (KVM_CREATE_PIT2)"},
-	{kvm.CapIRQFD, "virtio interrupts from eventfds (KVM_IRQFD)"},
-	{kvm.CapIOEventFD, "virtio queue notifications without an exit (KVM_IOEVENTFD)"},
-	{kvm.CapSetIdentityMapAddr, "the identity page table for Intel VT (KVM_SET_IDENTITY_MAP_ADDR)"},
-	{kvm.CapImmediateExit, "stopping vCPUs from another thread (kvm_run.immediate_exit)"},
-	{kvm.CapGetTSCKHz, "the guest's TSC frequency, for tsc_early_khz= (KVM_GET_TSC_KHZ)"},
-	{kvm.CapNrVCPUs, "the recommended number of vCPUs per VM"},
-	{kvm.CapMaxVCPUs, "the most vCPUs per VM"},
-}
-
 // probe writes the report on sys, opened from path, to w.
 func probe(w io.Writer, sys *kvm.System, path string) error {
 	pvm := kvm.IsPVM()
@@ -84,13 +63,13 @@ func probe(w io.Writer, sys *kvm.System, path string) error {
 	}
 
 	fmt.Fprintln(w, "\ncapabilities kiln uses (KVM_CHECK_EXTENSION):")
-	for _, c := range capUses {
-		n, _ := sys.CheckExtension(c.cap)
+	for _, c := range kvm.CapUses {
+		n, _ := sys.CheckExtension(c.Cap)
 		need := "optional"
-		if slices.Contains(kvm.RequiredCaps, c.cap) {
+		if slices.Contains(kvm.RequiredCaps, c.Cap) {
 			need = "required"
 		}
-		fmt.Fprintf(w, "  %-30v %-8s %-8s %s\n", c.cap, capValue(c.cap, n), need, c.use)
+		fmt.Fprintf(w, "  %-30v %-8s %-8s %s\n", c.Cap, capValue(c.Cap, n), need, c.Use)
 	}
 
 	supported, err := sys.SupportedCPUID()

@@ -50,3 +50,24 @@ var RequiredCaps = []Cap{
 	CapIRQChip, CapHLT, CapUserMemory, CapSetTSSAddr, CapExtCPUID,
 	CapPIT2, CapIRQFD, CapIOEventFD, CapSetIdentityMapAddr, CapImmediateExit,
 }
+
+// CapUses says what kiln does with each capability it checks: the
+// required ones first (kvm.RequiredCaps), then those it uses if present.
+var CapUses = []struct {
+	Cap Cap
+	Use string
+}{
+	{CapIRQChip, "in-kernel PICs, IOAPIC and local APICs (KVM_CREATE_IRQCHIP)"},
+	{CapHLT, "HLT exits to user space when the vCPU can never wake"},
+	{CapUserMemory, "guest RAM is kiln's own memory (KVM_SET_USER_MEMORY_REGION)"},
+	{CapSetTSSAddr, "pages for Intel VT's real-mode support (KVM_SET_TSS_ADDR)"},
+	{CapExtCPUID, "the guest's CPUID (KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2)"},
+	{CapPIT2, "in-kernel 8254 timer (KVM_CREATE_PIT2)"},
+	{CapIRQFD, "virtio interrupts from eventfds (KVM_IRQFD)"},
+	{CapIOEventFD, "virtio queue notifications without an exit (KVM_IOEVENTFD)"},
+	{CapSetIdentityMapAddr, "the identity page table for Intel VT (KVM_SET_IDENTITY_MAP_ADDR)"},
+	{CapImmediateExit, "stopping vCPUs from another thread (kvm_run.immediate_exit)"},
+	{CapGetTSCKHz, "the guest's TSC frequency, for tsc_early_khz= (KVM_GET_TSC_KHZ)"},
+	{CapNrVCPUs, "the recommended number of vCPUs per VM"},
+	{CapMaxVCPUs, "the most vCPUs per VM"},
+}

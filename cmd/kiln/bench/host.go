@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -61,4 +62,24 @@ func ThisHost() Host {
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// Check refuses options no run can have: rounds, warm-ups and the timeout
+// out of range, a method that does not exist.
+func (o *Options) Check() error {
+	if o.Rounds < 1 || o.Rounds > 1000 {
+		return fmt.Errorf("--rounds must be between 1 and 1000, not %d", o.Rounds)
+	}
+	if o.Warmup < 0 || o.Warmup > 100 {
+		return fmt.Errorf("--warmup must be between 0 and 100, not %d", o.Warmup)
+	}
+	if o.Timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive")
+	}
+	for _, m := range o.Only {
+		if !slices.Contains(MethodNames, m) {
+			return fmt.Errorf("unknown method %q in --only (methods: %s)", m, strings.Join(MethodNames, ", "))
+		}
+	}
+	return nil
 }
