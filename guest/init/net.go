@@ -104,7 +104,7 @@ func configure(ifc contract.Interface) error {
 			a.Flags = unix.IFA_F_NODAD
 		}
 		if err := netlink.AddrAdd(link, a); err != nil {
-			errs = append(errs, fmt.Errorf("add %v to %s: %w%s", p, ifc.Name, err, noIPv6(err)))
+			errs = append(errs, fmt.Errorf("add %v to %s: %w%s", p, ifc.Name, err, noIPv6(p.Addr(), err)))
 		}
 	}
 	// Best effort: without IPv4 there is nothing to announce.
@@ -120,16 +120,17 @@ func configure(ifc contract.Interface) error {
 			nr.Scope = netlink.SCOPE_LINK
 		}
 		if err := netlink.RouteReplace(nr); err != nil {
-			errs = append(errs, fmt.Errorf("add route %v on %s: %w%s", r, ifc.Name, err, noIPv6(err)))
+			errs = append(errs, fmt.Errorf("add route %v on %s: %w%s", r, ifc.Name, err, noIPv6(r.Dst.Addr(), err)))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// noIPv6 explains the error the guest kernel gives for IPv6 when it is
-// built without it (guest/kernel/kiln.config).
-func noIPv6(err error) string {
-	if errors.Is(err, unix.EAFNOSUPPORT) {
+// noIPv6 explains the error rtnetlink gives for an IPv6 address or
+// route when the guest kernel is built without IPv6 (it is, for now:
+// guest/kernel/kiln.config): no handler for the family.
+func noIPv6(a netip.Addr, err error) string {
+	if a.Is6() && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EAFNOSUPPORT)) {
 		return " (the guest kernel has no IPv6)"
 	}
 	return ""
