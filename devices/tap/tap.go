@@ -6,9 +6,14 @@
 // kiln opens the tap with IFF_VNET_HDR: each frame carries the same
 // virtio_net_hdr_v1 in front that the guest's driver uses, so checksum and
 // segmentation offloads pass between the guest and the host kernel without
-// kiln touching the packets. kiln does not create taps: that needs
-// privileges and a network plan that belong to the host's administrator
-// (docs/virtio.md shows how).
+// kiln touching the packets.
+//
+// There are two ways to get one. Open attaches to a tap the host's
+// administrator made (kiln run --net tap=NAME; docs/virtio.md shows how),
+// which outlives kiln. Create makes a new one that lives as long as its
+// file descriptor, in the network namespace of the calling thread: that
+// is how vmm/hostnet gives a container's VM a tap inside the engine's
+// namespace, and why nothing is left behind when the VMM dies.
 package tap
 
 import (
@@ -44,22 +49,56 @@ type ifreq struct {
 
 // Open opens the existing tap device name.
 func Open(name string) (*Tap, error) {
-	if len(name) == 0 || len(name) >= unix.IFNAMSIZ {
-		return nil, fmt.Errorf("%w: bad tap name %q", ErrNoTap, name)
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat("/sys/class/net/" + name + "/tun_flags"); err != nil {
 		return nil, fmt.Errorf("%w: tap %s does not exist (create it with: ip tuntap add %s mode tap; ip link set %s up)", ErrNoTap, name, name, name)
 	}
+	t, err := attach(name, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is it a tap, not a tun? does another process hold it?)", err)
+	}
+	return t, nil
+}
+
+// Create makes a new tap called name in the calling thread's network
+// namespace and opens it. It is not persistent: the kernel removes it,
+// with its addresses, qdiscs and filters, when its file descriptor is
+// closed, by Close or by the death of the process. The descriptor works
+// from any thread and any namespace. A caller that wants the tap in
+// another namespace calls Create on a thread locked into it
+// (vmm/hostnet does). Create fails if a device called name exists.
+func Create(name string) (*Tap, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	return attach(name, unix.IFF_TUN_EXCL)
+}
+
+func checkName(name string) error {
+	if len(name) == 0 || len(name) >= unix.IFNAMSIZ {
+		return fmt.Errorf("%w: bad tap name %q", ErrNoTap, name)
+	}
+	return nil
+}
+
+// attach opens /dev/net/tun and binds the file to the tap name with
+// TUNSETIFF, creating it if it does not exist (or failing, with
+// IFF_TUN_EXCL in extra, if it does): frames without packet information
+// (IFF_NO_PI), with a virtio_net_hdr_v1 of HeaderLen bytes in front
+// (IFF_VNET_HDR, TUNSETVNETHDRSZ).
+func attach(name string, extra uint16) (*Tap, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open /dev/net/tun: %v", ErrNoTap, err)
 	}
 	var req ifreq
 	copy(req.Name[:], name)
-	req.Flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR
+	req.Flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR | extra
 	if e := ioctlPtr(fd, unix.TUNSETIFF, &req); e != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%w: TUNSETIFF %s: %v (is it a tap, not a tun? does another process hold it?)", ErrNoTap, name, e)
+		return nil, fmt.Errorf("%w: TUNSETIFF %s: %v", ErrNoTap, name, e)
 	}
 	hdr := int32(HeaderLen)
 	if e := ioctlPtr(fd, unix.TUNSETVNETHDRSZ, &hdr); e != nil {

@@ -14,4 +14,6 @@ func TestOpenErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoTap)
 	_, err = Open("")
 	require.ErrorIs(t, err, ErrNoTap)
+	_, err = Create("a-name-far-too-long-for-linux")
+	require.ErrorIs(t, err, ErrNoTap)
 }

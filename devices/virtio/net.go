@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 )
@@ -10,6 +11,15 @@ import (
 // checksum and segmentation offload information; the back end (a tap,
 // devices/tap) speaks the same header, so kiln moves frames between the
 // rings and the back end with one readv or writev each.
+//
+// A snapshot holds the device's rings (the transport's state) and the
+// features it offered; it does not hold its back end or its MAC address.
+// A VM restored from it gets a fresh tap and the MAC address given at
+// restore, so every clone of one snapshot has a network of its own. The
+// guest's driver read the MAC address from the configuration space when
+// it probed the device, before the snapshot, and does not read it again:
+// a clone's guest takes its address from its job (contract.Interface),
+// and the device serves the new one to a driver that probes it again.
 type Net struct {
 	backend NetBackend
 	mac     net.HardwareAddr
@@ -100,6 +110,35 @@ func (n *Net) Activate(a *Activation) error {
 
 // Reset stops both directions.
 func (n *Net) Reset() { n.workers.Stop() }
+
+// netState is a network device as a snapshot holds it: the features it
+// offered, which the driver's negotiated ones are a subset of, and, for
+// the record, the MAC address it had.
+type netState struct {
+	Features uint64 `json:"features"`
+	MAC      string `json:"mac"`
+}
+
+// SaveState implements Snapshotter. The transport has stopped both
+// directions: a receive buffer the device had taken while it waited for
+// a frame is back in the available ring's view (Queue.Unpop).
+func (n *Net) SaveState() (json.RawMessage, error) {
+	return json.Marshal(netState{Features: n.Features(), MAC: n.mac.String()})
+}
+
+// RestoreState implements Snapshotter: the device must offer every
+// feature the snapshot's did, since the guest's driver may use any of
+// them. The MAC address and the back end are the new device's own.
+func (n *Net) RestoreState(data json.RawMessage) error {
+	var s netState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("network device state: %w", err)
+	}
+	if missing := s.Features &^ n.Features(); missing != 0 {
+		return fmt.Errorf("the snapshot's network device offered features %#x that this one does not", missing)
+	}
+	return nil
+}
 
 // transmit writes one chain the guest sends, header and frame, to the
 // back end.

@@ -83,18 +83,6 @@ func TestSnapshotDiskMustMatch(t *testing.T) {
 	require.ErrorContains(t, err, "the snapshot's had 8 read-only=false")
 }
 
-func TestNetIsNotSnapshottable(t *testing.T) {
-	tp, _ := fakeTap(t)
-	n, err := NewNet(tp, []byte{2, 0, 0, 0, 0, 1})
-	require.NoError(t, err)
-	defer n.Close()
-	tr := NewTransport(n, memory.FromBytes(make([]byte, 4096)), &devices.CountingInterrupt{})
-	tr.Pause()
-	_, err = tr.Save()
-	require.ErrorIs(t, err, ErrNotSnapshottable)
-	require.ErrorContains(t, err, "virtio-net")
-}
-
 func TestSnapshotRefusesAMismatchedDevice(t *testing.T) {
 	d := newDriver(t, NewRNG())
 	d.setup(8, 0)

@@ -20,8 +20,9 @@
 //     Job, in four-byte reads. kiln hands every VM its job this way, cold
 //     booted or restored.
 //  5. init does what the job says: mixes the job's entropy into the
-//     kernel's pool, sets the wall clock, sets the console's mode, mounts
-//     shares; then writes EventRunning and runs the command or the shell.
+//     kernel's pool, sets the wall clock, sets the console's mode,
+//     configures the network interfaces, mounts shares; then writes
+//     EventRunning and runs the command or the shell.
 //  6. init writes the command's exit status to StatusOffset, flushes the
 //     file systems and resets the machine through the i8042 (the kernel
 //     parameter reboot=k), which ends the VM.
@@ -127,6 +128,12 @@ type Job struct {
 	// Container, if set, is an OCI container to run instead of Argv
 	// (container.go): written by kiln's OCI runtime, read by init.
 	Container *Container `json:"container,omitempty"`
+	// Net configures network interfaces (net.go) before the command or
+	// container runs: for a container VM, eth0 becomes the interface
+	// the engine made for the container. Each replaces what the
+	// interface had, so a VM restored from a snapshot takes the
+	// addresses of its own job.
+	Net []Interface `json:"net,omitempty"`
 }
 
 // ShareMountOptions are the 9p mount options init uses for a share:

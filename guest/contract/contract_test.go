@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -14,6 +15,11 @@ func TestJobRoundTrip(t *testing.T) {
 		{Argv: []string{"printf", "%s\n", "a b", "\"quoted\"", "'single'", ""}, Raw: true, Quiet: true},
 		{Env: []string{"A=B"}, Seed: []byte{0, 1, 255}, Time: 1700000000123456789,
 			Mounts: []Mount{{Tag: "kiln0", Dir: "/src", ReadOnly: true}}},
+		{Argv: []string{"httpd"}, Net: []Interface{{
+			Name: "eth0", MAC: "02:42:0a:58:00:05", MTU: 1400,
+			Addrs:  []netip.Prefix{netip.MustParsePrefix("10.88.0.5/16"), netip.MustParsePrefix("fd00::5/64")},
+			Routes: []Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Via: netip.MustParseAddr("10.88.0.1")}, {Dst: netip.MustParsePrefix("10.98.0.0/16")}},
+		}}},
 	} {
 		b, err := j.Marshal()
 		require.NoError(t, err)
@@ -58,6 +64,10 @@ func FuzzJob(f *testing.F) {
 	f.Add([]byte("KJOB\x02\x00\x00\x00{}"))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte("KJOB\x0b\x00\x00\x00{\"Argv\":[]}"))
+	b, _ = (&Job{Net: []Interface{{Name: "eth0", MAC: "02:42:0a:58:00:05", MTU: 1400,
+		Addrs:  []netip.Prefix{netip.MustParsePrefix("10.88.0.5/16"), netip.MustParsePrefix("fd00::5/64")},
+		Routes: []Route{{Dst: netip.MustParsePrefix("::/0"), Via: netip.MustParseAddr("fe80::1")}}}}}).Marshal()
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n, err := JobLength(b)
 		if err != nil {

@@ -87,7 +87,9 @@ func getJob(params map[string]string) (*contract.Job, error) {
 	return job, err
 }
 
-// apply sets the guest up as the job asks, before its command runs.
+// apply sets the guest up as the job asks, before its command runs:
+// entropy, the clock, the console, the environment, the network and
+// the shares.
 func apply(job *contract.Job) {
 	if len(job.Seed) > 0 {
 		if err := addEntropy(job.Seed); err != nil {
@@ -116,6 +118,7 @@ func apply(job *contract.Job) {
 			os.Setenv(k, v)
 		}
 	}
+	applyNetwork(job.Net) // net.go
 	for _, m := range job.Mounts {
 		if err := mountShare(m); err != nil {
 			fmt.Fprintf(os.Stderr, "kiln init: %v\n", err)

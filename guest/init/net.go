@@ -1,139 +1,141 @@
 package main
 
 import (
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
-	"strings"
+	"net/netip"
+	"os"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
-// setupNetwork brings up lo, and eth0 as the parameter says. It uses the
-// same interfaces as ip(8), but from PID 1 without starting a process:
-// SIOCSIFADDR/SIOCSIFNETMASK/SIOCSIFFLAGS ioctls for the address and link,
-// and one rtnetlink RTM_NEWROUTE message for the default route.
+// setupNetwork brings up lo at boot, and eth0 as ParamNet says (kiln
+// run --net ...,ip=,gw=), the same way as a job's interfaces.
 func setupNetwork(param string) error {
-	if err := linkUp("lo"); err != nil {
-		return err
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("lo: %w", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
 	}
 	if param == "" {
 		return nil
 	}
-	spec, gw, _ := strings.Cut(param, ",")
-	ip, ipnet, err := net.ParseCIDR(spec)
-	if err != nil || ip.To4() == nil {
-		return fmt.Errorf("%s=%s: want IPv4 ADDR/PREFIX[,GATEWAY]", contract.ParamNet, param)
-	}
-	if err := setAddr("eth0", ip.To4(), net.IP(ipnet.Mask).To4()); err != nil {
+	ifc, err := contract.ParseNetParam(param)
+	if err != nil {
 		return err
 	}
-	if err := linkUp("eth0"); err != nil {
-		return err
-	}
-	if gw != "" {
-		g := net.ParseIP(gw).To4()
-		if g == nil {
-			return fmt.Errorf("%s: bad gateway %q", contract.ParamNet, gw)
-		}
-		return defaultRoute("eth0", g)
-	}
-	return nil
+	return configure(ifc)
 }
 
-func ioctlSocket() (int, error) {
-	return unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+// applyNetwork configures the interfaces a job names (contract.Job.Net).
+// A failure is reported and the rest goes on: a guest with part of its
+// network still runs its command.
+func applyNetwork(ifcs []contract.Interface) {
+	for _, ifc := range ifcs {
+		if err := configure(ifc); err != nil {
+			fmt.Fprintf(os.Stderr, "kiln init: network: %v\n", err)
+		}
+	}
 }
 
-func setAddr(dev string, ip, mask net.IP) error {
-	s, err := ioctlSocket()
-	if err != nil {
+// configure makes an interface what ifc says, whatever it had before (a
+// VM restored from a snapshot may have had the snapshot's addresses),
+// through rtnetlink as ip(8) would, from PID 1 without starting a
+// process:
+//
+//  1. take it down (which drops the routes through it) and remove its
+//     addresses;
+//  2. set its MAC address (virtio-net lets the guest choose it: Linux's
+//     virtnet_set_mac_address changes it locally when the device offers
+//     no control queue) and its MTU;
+//  3. add the addresses; an IPv6 one without duplicate address
+//     detection, since the engine checked it and the guest should not
+//     wait a second before using it;
+//  4. bring it up, with arp_notify on, so the guest announces its
+//     addresses with gratuitous ARP: the network learns where they are
+//     now, as after VIRTIO_NET_S_ANNOUNCE;
+//  5. add the routes.
+//
+// Steps 3 to 5 go on past a failure (an IPv6 address in a guest kernel
+// without IPv6), and the errors are returned together.
+func configure(ifc contract.Interface) error {
+	if err := ifc.Validate(); err != nil {
 		return err
 	}
-	defer unix.Close(s)
-	for _, c := range []struct {
-		req  uint
-		addr net.IP
-	}{{unix.SIOCSIFADDR, ip}, {unix.SIOCSIFNETMASK, mask}} {
-		ifr, err := unix.NewIfreq(dev)
-		if err != nil {
-			return err
-		}
-		if err := ifr.SetInet4Addr(c.addr); err != nil {
-			return err
-		}
-		if err := unix.IoctlIfreq(s, c.req, ifr); err != nil {
-			return fmt.Errorf("set %s address %v: %w", dev, c.addr, err)
+	link, err := netlink.LinkByName(ifc.Name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ifc.Name, err)
+	}
+	if err := netlink.LinkSetDown(link); err != nil {
+		return fmt.Errorf("take %s down: %w", ifc.Name, err)
+	}
+	old, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list %s's addresses: %w", ifc.Name, err)
+	}
+	for _, a := range old {
+		// Removing an IPv4 primary address removes its secondaries.
+		if err := netlink.AddrDel(link, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("remove %v from %s: %w", a.IPNet, ifc.Name, err)
 		}
 	}
-	return nil
+	if ifc.MAC != "" {
+		mac, _ := net.ParseMAC(ifc.MAC) // Validate parsed it
+		if err := netlink.LinkSetHardwareAddr(link, mac); err != nil {
+			return fmt.Errorf("set %s's MAC address to %s: %w", ifc.Name, ifc.MAC, err)
+		}
+	}
+	if ifc.MTU != 0 {
+		if err := netlink.LinkSetMTU(link, ifc.MTU); err != nil {
+			return fmt.Errorf("set %s's MTU to %d: %w", ifc.Name, ifc.MTU, err)
+		}
+	}
+
+	var errs []error
+	for _, p := range ifc.Addrs {
+		a := &netlink.Addr{IPNet: ipNet(p)}
+		if p.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := netlink.AddrAdd(link, a); err != nil {
+			errs = append(errs, fmt.Errorf("add %v to %s: %w%s", p, ifc.Name, err, noIPv6(p.Addr(), err)))
+		}
+	}
+	// Best effort: without IPv4 there is nothing to announce.
+	os.WriteFile("/proc/sys/net/ipv4/conf/"+ifc.Name+"/arp_notify", []byte("1"), 0)
+	if err := netlink.LinkSetUp(link); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("bring %s up: %w", ifc.Name, err))...)
+	}
+	for _, r := range ifc.Routes {
+		nr := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(r.Dst.Masked()), Scope: netlink.SCOPE_UNIVERSE}
+		if r.Via.IsValid() {
+			nr.Gw = r.Via.AsSlice()
+		} else {
+			nr.Scope = netlink.SCOPE_LINK
+		}
+		if err := netlink.RouteReplace(nr); err != nil {
+			errs = append(errs, fmt.Errorf("add route %v on %s: %w%s", r, ifc.Name, err, noIPv6(r.Dst.Addr(), err)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-func linkUp(dev string) error {
-	s, err := ioctlSocket()
-	if err != nil {
-		return err
+// noIPv6 explains the error rtnetlink gives for an IPv6 address or
+// route when the guest kernel is built without IPv6 (it is, for now:
+// guest/kernel/kiln.config): no handler for the family.
+func noIPv6(a netip.Addr, err error) string {
+	if a.Is6() && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EAFNOSUPPORT)) {
+		return " (the guest kernel has no IPv6)"
 	}
-	defer unix.Close(s)
-	ifr, err := unix.NewIfreq(dev)
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("%s: %w", dev, err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring %s up: %w", dev, err)
-	}
-	return nil
+	return ""
 }
 
-// defaultRoute adds "default via gw dev dev" with one rtnetlink message:
-// struct nlmsghdr, struct rtmsg, then RTA_GATEWAY and RTA_OIF attributes.
-func defaultRoute(dev string, gw net.IP) error {
-	ifi, err := net.InterfaceByName(dev)
-	if err != nil {
-		return err
-	}
-	s, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(s)
-	le := binary.LittleEndian
-	msg := make([]byte, 16+12+8+8)
-	le.PutUint32(msg[0:], uint32(len(msg)))
-	le.PutUint16(msg[4:], unix.RTM_NEWROUTE)
-	le.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_EXCL)
-	le.PutUint32(msg[8:], 1) // sequence
-	rt := msg[16:]
-	rt[0] = unix.AF_INET
-	rt[4] = unix.RT_TABLE_MAIN
-	rt[5] = unix.RTPROT_BOOT
-	rt[6] = unix.RT_SCOPE_UNIVERSE
-	rt[7] = unix.RTN_UNICAST
-	a := msg[28:]
-	le.PutUint16(a[0:], 8)
-	le.PutUint16(a[2:], unix.RTA_GATEWAY)
-	copy(a[4:], gw)
-	le.PutUint16(a[8:], 8)
-	le.PutUint16(a[10:], unix.RTA_OIF)
-	le.PutUint32(a[12:], uint32(ifi.Index))
-	if err := unix.Sendto(s, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("add default route: %w", err)
-	}
-	ack := make([]byte, 256)
-	n, _, err := unix.Recvfrom(s, ack, 0)
-	if err != nil {
-		return fmt.Errorf("add default route: %w", err)
-	}
-	if n >= 20 && le.Uint16(ack[4:]) == unix.NLMSG_ERROR {
-		if code := int32(le.Uint32(ack[16:])); code != 0 {
-			return fmt.Errorf("add default route via %v: %w", gw, unix.Errno(-code))
-		}
-	}
-	return nil
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

@@ -3,9 +3,11 @@
 // u-root compiles Go commands into one "busybox" binary (/bbin/bb) with a
 // symlink per command, so a dozen tools cost one Go runtime. The image holds
 // kiln's own init (guest/init) as /init, a poweroff that ends the VM, the
-// u-root shell (gosh), a script shell as sh and /bin/sh (guest/sh) and a small set of core tools. The
-// archive is written uncompressed: a software-nested KVM unpacks an
-// uncompressed cpio fastest, and the kernel needs no decompressor.
+// u-root shell (gosh), a script shell as sh and /bin/sh (guest/sh), a small
+// JSON HTTP service for the benchmarks (guest/httpd) and a small set of
+// core tools. The archive is written uncompressed: a software-nested KVM
+// unpacks an uncompressed cpio fastest, and the kernel needs no
+// decompressor.
 //
 // Usage: go run ./guest/mkinitramfs -o bin/initramfs.cpio [-all]
 package main
@@ -54,6 +56,7 @@ func build(out string, all bool) error {
 		"github.com/kiln-vmm/kiln/guest/iobench",
 		"github.com/kiln-vmm/kiln/guest/fstest",
 		"github.com/kiln-vmm/kiln/guest/attack",
+		"github.com/kiln-vmm/kiln/guest/httpd",
 	}
 	if all {
 		cmds = append(cmds, uroot+"*")
