@@ -52,7 +52,7 @@ func (m *Machine) handleExit(id int, v exitSource, reason kvm.ExitReason) (stop 
 		m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: triple fault%s", id, regsSuffix(v))})
 		return true, nil
 	case kvm.ExitSystemEvent:
-		if ev := v.SystemEventType(); ev == 2 { // reset
+		if ev := v.SystemEventType(); ev == kvm.SystemEventReset {
 			m.stop.Do(m, Result{Reason: ReasonReset})
 		} else {
 			m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: system event %v", id, ev)})

@@ -32,7 +32,7 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	if err != nil {
 		return nil, err
 	}
-	if err := restoreConfig(cfg, snap); err != nil {
+	if err := shapeFromSnapshot(cfg, snap); err != nil {
 		return nil, err
 	}
 	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), restored: true}
@@ -71,8 +71,10 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 		if svm {
 			cpu.ForSVM(snap.VCPUs[i])
 		}
+		// The state passed its checksum: KVM refusing it is a failure
+		// of the host's KVM, not a bad snapshot.
 		if err := cpu.RestoreState(v, snap.VCPUs[i]); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+			return nil, err
 		}
 		m.cpuids = append(m.cpuids, snap.VCPUs[i].CPUID)
 	}
@@ -82,13 +84,13 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	// 4. The devices' own state; a virtio device the driver had started
 	// starts again where it was.
 	if err := m.dev.serial.Restore(snap.Serial); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
 	}
 	m.dev.i8042.Restore(snap.I8042)
 	m.dev.signal.Restore(snap.Signal)
 	for i, v := range m.dev.virtio {
 		if err := v.transport.Restore(snap.Virtio[i].State); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+			return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
 		}
 	}
 	// The guest was stopped for as long as the snapshot lay on disk: tell
@@ -111,9 +113,9 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	return m, nil
 }
 
-// restoreConfig fills cfg's hardware from the snapshot, refusing settings
-// that differ from it.
-func restoreConfig(cfg *config.Config, s *Snapshot) error {
+// shapeFromSnapshot fills cfg's hardware from the snapshot, refusing
+// settings that differ from it.
+func shapeFromSnapshot(cfg *config.Config, s *Snapshot) error {
 	refuse := func(what string) error {
 		return fmt.Errorf("%w: %s is fixed by the snapshot; it cannot be changed when restoring", config.ErrUsage, what)
 	}
@@ -152,7 +154,7 @@ func (m *Machine) createRestoredVM(kvmPath, memPath string, snap *Snapshot) erro
 	}
 	mem, err := memory.FromFile(memPath, snap.MemSize)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrSnapshot, err)
+		return fmt.Errorf("%w: %w", ErrSnapshot, err)
 	}
 	if err := m.buildVM(mem); err != nil {
 		return err
@@ -164,7 +166,7 @@ func (m *Machine) createRestoredVM(kvmPath, memPath string, snap *Snapshot) erro
 	if want != 0 && absDiff(khz, want) > uint64(want)/4000 {
 		for _, v := range m.vcpus {
 			if err := v.SetTSCKHz(want); err != nil {
-				return fmt.Errorf("%w: the guest's TSC ran at %d kHz, this host's runs at %d kHz and KVM cannot scale it: %v", ErrSnapshot, want, khz, err)
+				return fmt.Errorf("%w: the guest's TSC ran at %d kHz, this host's runs at %d kHz and KVM cannot scale it: %w", ErrSnapshot, want, khz, err)
 			}
 		}
 		m.host.TSCKHz = want

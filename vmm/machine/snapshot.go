@@ -143,7 +143,7 @@ func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 			if err == nil {
 				err = errors.New("it did not stop")
 			}
-			return times, fmt.Errorf("%w: vCPU %d did not save its state: %v", ErrSnapshot, i, err)
+			return times, fmt.Errorf("%w: vCPU %d did not save its state: %w", ErrSnapshot, i, err)
 		}
 	}
 	s.VCPUs = m.vcpuStates
@@ -156,7 +156,7 @@ func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 		v.transport.Pause()
 		ts, err := v.transport.Save()
 		if err != nil {
-			return times, fmt.Errorf("%w: %v", ErrSnapshot, err)
+			return times, fmt.Errorf("%w: %w", ErrSnapshot, err)
 		}
 		s.Virtio = append(s.Virtio, VirtioState{Name: v.name, Base: v.base, IRQ: v.irq, State: ts})
 	}
