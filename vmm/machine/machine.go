@@ -37,11 +37,12 @@ type Machine struct {
 	host  config.Host
 	start time.Time
 
-	sys   *kvm.System
-	vm    *kvm.VM
-	mem   *memory.Guest
-	vcpus []*kvm.VCPU
-	dev   *deviceManager
+	pending backends // the devices' host side, until the device manager has them
+	sys     *kvm.System
+	vm      *kvm.VM
+	mem     *memory.Guest
+	vcpus   []*kvm.VCPU
+	dev     *deviceManager
 
 	cmdline string
 	entry   boot.Entry
@@ -94,23 +95,29 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 			m.Close() // what was built so far
 		}
 	}()
-	// 1. The VM: KVM, guest RAM, interrupt controllers, timer, vCPUs.
+	// 1. The devices' host side: disk images, taps, shared directories,
+	// the socket device's socket. What the user named is checked before
+	// KVM is touched (backends.go).
+	if m.pending, err = openBackends(cfg); err != nil {
+		return nil, err
+	}
+	// 2. The VM: KVM, guest RAM, interrupt controllers, timer, vCPUs.
 	if err := m.createVM(opt.KVMPath); err != nil {
 		return nil, err
 	}
-	// 2. Devices, each on its bus at the address the layout gives it.
+	// 3. Devices, each on its bus at the address the layout gives it.
 	if err := m.attachDevices(opt.Console); err != nil {
 		return nil, err
 	}
-	// 3. The kernel, its initrd and command line, and the MP table.
+	// 4. The kernel, its initrd and command line, and the MP table.
 	if err := m.loadKernel(); err != nil {
 		return nil, err
 	}
-	// 4. Each vCPU's CPUID, MSRs and APIC; vCPU 0 at the kernel's entry.
+	// 5. Each vCPU's CPUID, MSRs and APIC; vCPU 0 at the kernel's entry.
 	if err := m.setupVCPUs(); err != nil {
 		return nil, err
 	}
-	// 5. To take a snapshot: which MSRs to save.
+	// 6. To take a snapshot: which MSRs to save.
 	if opt.SnapshotAtReady {
 		if err := CheckSnapshottable(cfg); err != nil {
 			return nil, err
@@ -121,7 +128,7 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 		m.vcpuStates = make([]*cpu.State, len(m.vcpus))
 		m.saveErrs = make([]error, len(m.vcpus))
 	}
-	// 6. With --trace or --stats, an observer for the run loop.
+	// 7. With --trace or --stats, an observer for the run loop.
 	if m.observe, err = newObserver(cfg, m.start, m.dev); err != nil {
 		return nil, err
 	}
@@ -156,7 +163,8 @@ func (m *Machine) Ending() <-chan struct{} { return m.end }
 
 // Close releases the devices, the vCPUs, the VM and its memory.
 func (m *Machine) Close() error {
-	var errs []error
+	errs := []error{m.pending.close()}
+	m.pending = nil
 	if m.dev != nil {
 		errs = append(errs, m.dev.close())
 	}

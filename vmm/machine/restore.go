@@ -45,11 +45,15 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 			m.Close()
 		}
 	}()
-	// 1. The VM, with guest RAM mapped privately from the memory file.
+	// 1. The devices' host side, before KVM is touched (backends.go).
+	if m.pending, err = openBackends(cfg); err != nil {
+		return nil, err
+	}
+	// 2. The VM, with guest RAM mapped privately from the memory file.
 	if err := m.createRestoredVM(opt.KVMPath, filepath.Join(dir, MemoryFile), snap); err != nil {
 		return nil, err
 	}
-	// 2. The devices, in the windows the guest's drivers know.
+	// 3. The devices, in the windows the guest's drivers know.
 	if err := m.attachDevices(opt.Console); err != nil {
 		return nil, err
 	}
@@ -57,7 +61,7 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 		return nil, err
 	}
 	m.cmdline = snap.Cmdline
-	// 3. vCPU state, then the VM's in-kernel devices, on a host that
+	// 4. vCPU state, then the VM's in-kernel devices, on a host that
 	// offers the CPU features the guest booted with.
 	supported, err := m.sys.SupportedCPUID()
 	if err != nil {
@@ -81,7 +85,7 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	if err := m.restoreVM(snap.VM); err != nil {
 		return nil, err
 	}
-	// 4. The devices' own state; a virtio device the driver had started
+	// 5. The devices' own state; a virtio device the driver had started
 	// starts again where it was.
 	if err := m.dev.serial.Restore(snap.Serial); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
@@ -99,7 +103,7 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	for _, v := range m.vcpus {
 		_ = v.KVMClockCtrl()
 	}
-	// 5. The job the guest's init is about to read.
+	// 6. The job the guest's init is about to read.
 	if snap.Signal.Ready {
 		job, err := m.job()
 		if err != nil {

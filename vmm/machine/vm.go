@@ -96,14 +96,17 @@ func (m *Machine) registerMemory() error {
 }
 
 // attachDevices creates the device manager with the devices every VM has
-// and those the config asks for.
+// and the virtio devices whose host side openBackends opened.
 func (m *Machine) attachDevices(console io.Writer) error {
 	m.dev = newDeviceManager(m.vm, m.mem)
+	bs := m.pending
+	m.pending = nil // the device manager's now
 	reset := func() { m.stop.Do(m, Result{Reason: ReasonReset}) }
 	if err := m.dev.addLegacy(console, reset, m.onSignal); err != nil {
+		bs.close()
 		return err
 	}
-	if err := m.dev.addConfigured(m.cfg); err != nil {
+	if err := m.dev.addBackends(bs); err != nil {
 		return err
 	}
 	for _, v := range m.dev.virtio {
