@@ -134,21 +134,32 @@ func takeSnapshot(cfg *config.Config, dir string, out io.Writer, start time.Time
 		return nil, err
 	}
 	defer m.Close()
-	res := m.Run()
-	switch res.Reason {
-	case machine.ReasonPaused:
-	case machine.ReasonError:
-		return nil, res.Err
-	case machine.ReasonShutdown:
-		return nil, fmt.Errorf("%w: the guest crashed before it was ready: %v", machine.ErrGuestCrash, res.Err)
-	default:
-		return nil, fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", machine.ErrGuestCrash, res.Reason)
+	// The VM pauses itself when its init is ready; it is saved while it
+	// waits, then stopped.
+	ran := make(chan machine.Result, 1)
+	go func() { ran <- m.Run() }()
+	select {
+	case <-m.PausedAtReady():
+	case res := <-ran:
+		switch res.Reason {
+		case machine.ReasonError:
+			return nil, res.Err
+		case machine.ReasonShutdown:
+			return nil, fmt.Errorf("%w: the guest crashed before it was ready: %v", machine.ErrGuestCrash, res.Err)
+		default:
+			return nil, fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", machine.ErrGuestCrash, res.Reason)
+		}
 	}
-	r := &snapshotResult{phases: res.Phases, paused: time.Now()}
-	if r.times, err = m.SaveSnapshot(dir, build); err != nil {
+	r := &snapshotResult{paused: time.Now()}
+	r.times, err = m.SaveSnapshot(dir, build)
+	r.end = time.Now()
+	m.Stop()
+	res := <-ran
+	r.phases = res.Phases
+	r.phases.End = r.paused // the boot's end: the pause
+	if err != nil {
 		return nil, err
 	}
-	r.end = time.Now()
 	return r, nil
 }
 

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/memory"
+	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )
 
 // Restore builds a VM from the snapshot in dir, at the moment it was
@@ -35,11 +35,9 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	if err := shapeFromSnapshot(cfg, snap); err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), restored: true}
-	m.setOptions(opt)
-	if m.start.IsZero() {
-		m.start = time.Now()
-	}
+	m := newMachine(cfg, opt)
+	m.restored = true
+	m.saveable = opt.Seccomp == seccomp.Off
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -55,9 +53,6 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	}
 	// 3. The devices, in the windows the guest's drivers know.
 	if err := m.attachDevices(opt.Console); err != nil {
-		return nil, err
-	}
-	if err := m.checkDevices(snap); err != nil {
 		return nil, err
 	}
 	m.cmdline = snap.Cmdline
@@ -85,17 +80,10 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	if err := m.restoreVM(snap.VM); err != nil {
 		return nil, err
 	}
-	// 5. The devices' own state; a virtio device the driver had started
-	// starts again where it was.
-	if err := m.dev.serial.Restore(snap.Serial); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
-	}
-	m.dev.i8042.Restore(snap.I8042)
-	m.dev.signal.Restore(snap.Signal)
-	for i, v := range m.dev.virtio {
-		if err := v.transport.Restore(snap.Virtio[i].State); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
-		}
+	// 5. The devices' own state, which the device manager hands out; a
+	// virtio device the driver had started starts again where it was.
+	if err := m.dev.restore(snap.DeviceStates); err != nil {
+		return nil, err
 	}
 	// The guest was stopped for as long as the snapshot lay on disk: tell
 	// its watchdogs so. This is advice to the guest; a KVM that does not
@@ -105,11 +93,16 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	}
 	// 6. The job the guest's init is about to read.
 	if snap.Signal.Ready {
-		job, err := m.job()
-		if err != nil {
+		if err := m.giveJob(); err != nil {
 			return nil, err
 		}
-		m.dev.signal.SetJob(job)
+	}
+	// 7. Without seccomp filters, a restored VM can be paused and saved
+	// again: which MSRs a pause saves.
+	if m.saveable {
+		if m.msrIndices, err = m.sys.MSRIndexList(); err != nil {
+			return nil, err
+		}
 	}
 	if m.observe, err = newObserver(cfg, m.start, m.dev); err != nil {
 		return nil, err
@@ -190,22 +183,6 @@ func hostKind(pvm bool) string {
 		return "kvm-pvm"
 	}
 	return "hardware KVM"
-}
-
-// checkDevices makes sure every virtio device is where the snapshot's was:
-// the guest's drivers know them by their windows and interrupt lines.
-func (m *Machine) checkDevices(snap *Snapshot) error {
-	if len(m.dev.virtio) != len(snap.Virtio) {
-		return fmt.Errorf("%w: %d virtio devices, the snapshot has %d", ErrSnapshot, len(m.dev.virtio), len(snap.Virtio))
-	}
-	for i, v := range m.dev.virtio {
-		s := snap.Virtio[i]
-		if v.name != s.Name || v.base != s.Base || v.irq != s.IRQ {
-			return fmt.Errorf("%w: device %d is %s at %#x IRQ %d, the snapshot's is %s at %#x IRQ %d",
-				ErrSnapshot, i, v.name, v.base, v.irq, s.Name, s.Base, s.IRQ)
-		}
-	}
-	return nil
 }
 
 // restoreVM sets the VM's in-kernel devices back: timer, clock, interrupt
