@@ -7,8 +7,8 @@ import (
 )
 
 // exitSource is what the exit dispatch needs of a vCPU: what KVM said
-// about its last exit, and its registers for error messages. *kvm.VCPU is
-// one; tests use a fake.
+// about its last exit, and its registers for error messages. Every vcpu
+// is one (vcpu.go); the dispatch tests use a fake that is nothing more.
 type exitSource interface {
 	IO() kvm.IOExit
 	MMIO() kvm.MMIOExit
