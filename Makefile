@@ -42,7 +42,7 @@ run: all
 # works, a guest test skipped (scripts/test.sh, scripts/testreport).
 # UNIT_FLAGS: more go test flags for the packages that boot no guest
 # (-race); GUEST_FLAGS: more for cmd/kiln (-run REGEXP).
-UNIT_FLAGS ?= -cover
+UNIT_FLAGS ?= -race -cover
 GUEST_FLAGS ?=
 test: all bin/testreport
 	$(GO) vet ./...

@@ -5,7 +5,10 @@
 // keeps every device testable with a byte buffer and a counter.
 package devices
 
-import "strings"
+import (
+	"strings"
+	"sync/atomic"
+)
 
 // Interrupt is a device's interrupt line.
 type Interrupt interface {
@@ -13,11 +16,16 @@ type Interrupt interface {
 	Trigger() error
 }
 
-// CountingInterrupt is an Interrupt that counts triggers; tests use it.
-type CountingInterrupt struct{ N int }
+// CountingInterrupt is an Interrupt that counts triggers; tests use it. A
+// device raises its interrupt from whichever goroutine has work done (a
+// vCPU's, a queue worker's), so the count is atomic.
+type CountingInterrupt struct{ n atomic.Int64 }
 
 // Trigger counts one interrupt.
-func (c *CountingInterrupt) Trigger() error { c.N++; return nil }
+func (c *CountingInterrupt) Trigger() error { c.n.Add(1); return nil }
+
+// Count returns how many interrupts were raised.
+func (c *CountingInterrupt) Count() int { return int(c.n.Load()) }
 
 // ByteAccess prepares a read of an 8-bit device's register: it fills data
 // with what an unanswered read returns (fill: 0xff for floating lines, 0

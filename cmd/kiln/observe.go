@@ -9,21 +9,20 @@ import (
 
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/machine"
-	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
 // addObserveFlags adds the flags that show a VM's inside (--trace, --stats).
 func addObserveFlags(fs *pflag.FlagSet, cfg *config.Config) {
 	fs.Var(exitClassFlag{&cfg.Observe.Trace}, "trace",
 		"print one line per VM exit; --trace=CLASSES only those, a comma-separated list of "+
-			strings.Join(trace.ExitClassNames(), ", "))
+			strings.Join(config.ExitClassNames(), ", "))
 	fs.Lookup("trace").NoOptDefVal = "all"
 	fs.StringVar(&cfg.Observe.TraceFile, "trace-file", "", "write the trace to `PATH` instead of stderr (implies --trace)")
 	fs.BoolVar(&cfg.Observe.Stats, "stats", false, "at the end, print exit counts and times per exit reason and device, and the boot phases")
 }
 
 // exitClassFlag is --trace's value: the classes of exits to print.
-type exitClassFlag struct{ c *trace.ExitClass }
+type exitClassFlag struct{ c *config.ExitClass }
 
 func (f exitClassFlag) String() string {
 	if f.c == nil {
@@ -33,7 +32,7 @@ func (f exitClassFlag) String() string {
 }
 
 func (f exitClassFlag) Set(s string) error {
-	c, err := trace.ParseExitClasses(s)
+	c, err := config.ParseExitClasses(s)
 	if err != nil {
 		return err
 	}

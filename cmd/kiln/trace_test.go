@@ -16,7 +16,6 @@ import (
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/kvm/kvmtest"
-	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
 func TestObserveFlags(t *testing.T) {
@@ -27,20 +26,20 @@ func TestObserveFlags(t *testing.T) {
 	opt, _, err = runFlags([]string{"--trace", "--stats"})
 	cfg := opt.cfg
 	require.NoError(t, err)
-	require.Equal(t, trace.AllExits, cfg.Observe.Tracing())
+	require.Equal(t, config.AllExits, cfg.Observe.Tracing())
 	require.True(t, cfg.Observe.Stats)
 
 	opt, _, err = runFlags([]string{"--trace=io,HLT", "--trace-file", "t.txt"})
 	require.NoError(t, err)
 	cfg = opt.cfg
-	require.Equal(t, trace.ExitsIO|trace.ExitsHLT, cfg.Observe.Tracing())
+	require.Equal(t, config.ExitsIO|config.ExitsHLT, cfg.Observe.Tracing())
 	require.Equal(t, "io,hlt", cfg.Observe.Trace.String())
 	require.Equal(t, "t.txt", cfg.Observe.TraceFile)
 
 	opt, _, err = runFlags([]string{"--trace-file", "t.txt"})
 	require.NoError(t, err)
 	cfg = opt.cfg
-	require.Equal(t, trace.AllExits, cfg.Observe.Tracing(), "a trace file alone traces everything")
+	require.Equal(t, config.AllExits, cfg.Observe.Tracing(), "a trace file alone traces everything")
 
 	for _, bad := range []string{"--trace=bogus", "--trace=io,", "--trace="} {
 		_, _, err = runFlags([]string{bad})

@@ -29,7 +29,7 @@ func TestTransmitGoesToOutput(t *testing.T) {
 		wr(u, THR, c)
 	}
 	require.Equal(t, "hi\n", out.String())
-	require.Zero(t, irq.N, "no interrupt without IER")
+	require.Zero(t, irq.Count(), "no interrupt without IER")
 	require.Equal(t, byte(LSRTHRE|LSRTEMT), rd(u, LSR))
 }
 
@@ -72,13 +72,13 @@ func TestTHREInterrupt(t *testing.T) {
 	u, _, irq := newUART()
 	// Enabling THRE with THR empty raises it at once (Linux checks this).
 	wr(u, IER, IERTHRE)
-	require.Equal(t, 1, irq.N)
+	require.Equal(t, 1, irq.Count())
 	require.Equal(t, byte(IIRTHRE|IIRFIFOs), rd(u, IIR))
 	// Reading IIR acknowledged it.
 	require.Equal(t, byte(IIRNone|IIRFIFOs), rd(u, IIR))
 	// Each transmitted byte empties THR again and interrupts.
 	wr(u, THR, 'a')
-	require.Equal(t, 2, irq.N)
+	require.Equal(t, 2, irq.Count())
 	require.Equal(t, byte(IIRTHRE|IIRFIFOs), rd(u, IIR))
 }
 
@@ -86,16 +86,16 @@ func TestNoInterruptWithoutOUT2(t *testing.T) {
 	u, _, irq := newUART()
 	wr(u, MCR, 0)
 	wr(u, IER, IERTHRE|IERRecv)
-	require.Zero(t, irq.N)
+	require.Zero(t, irq.Count())
 	u.Enqueue([]byte("x"))
-	require.Zero(t, irq.N)
+	require.Zero(t, irq.Count())
 }
 
 func TestReceive(t *testing.T) {
 	u, _, irq := newUART()
 	wr(u, IER, IERRecv)
 	require.Equal(t, 2, u.Enqueue([]byte("ok")))
-	require.Equal(t, 1, irq.N)
+	require.Equal(t, 1, irq.Count())
 	require.Equal(t, byte(IIRRecv|IIRFIFOs), rd(u, IIR))
 	require.Equal(t, byte('o'), rd(u, RBR))
 	require.Equal(t, byte('k'), rd(u, RBR))

@@ -70,7 +70,14 @@
 // Kiln also speaks plain 9P2000.L to the guest, as Linux does, and sends
 // the library the multi-user variants of the creating requests itself
 // (see Ownership); a session is one library connection, from a Tversion
-// to the next Tversion or device reset.
+// to the next Tversion or device reset. The session and each request
+// hold the Share while they use its descriptors: when the VM ends, the
+// device's reset does not wait for requests blocked on the host, and
+// Share.Close refuses new ones (EIO) and closes the share's descriptors
+// only when the last user is done, so that no descriptor number is
+// reused under a request still running. In p9 v0.3.0 the end of a
+// connection can race a goroutine the library has just started
+// (session.go, endGrace).
 //
 // Kiln answers Txattrwalk and Tgetlock itself (local.go). In p9 v0.3.0
 // the fid that Txattrwalk creates shares the walked fid's File and drops a

@@ -40,6 +40,12 @@ func (s *Server) Handle(req []byte, room int) []byte {
 	if err != nil {
 		return rlerror(tagOf(req), err)
 	}
+	// The request uses the share's descriptors until it is answered;
+	// once the share is closed (the VM ends) it is refused.
+	if !s.share.hold() {
+		return rlerror(m.tag, linux.EIO)
+	}
+	defer s.share.release()
 	if m.typ == tVersion {
 		return s.version(m, room)
 	}
@@ -72,6 +78,9 @@ func (s *Server) version(m *msg, room int) []byte {
 	le.PutUint32(b[hdrLen:], min(msize, MaxMsize))
 	le.PutUint16(b[hdrLen+4:], uint16(len(version)))
 	copy(b[hdrLen+6:], version)
+	if !s.share.hold() { // for the session, as Handle holds it for the request
+		return rlerror(m.tag, linux.EIO)
+	}
 	sess := newSession(s.share)
 	s.mu.Lock()
 	old := s.sess

@@ -4,6 +4,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hugelgupf/p9/linux"
 	"github.com/hugelgupf/p9/p9"
@@ -60,12 +61,16 @@ type call struct {
 // bounds them far lower; this only guards the tag space.
 const maxCalls = 4096
 
-// newSession starts the library's connection loop on a new pipe.
+// newSession starts the library's connection loop on a new pipe. The
+// caller holds the share (Share.hold) for the session, which releases it
+// when the library's loop, and with it every request it was handling and
+// every file of the session, is done.
 func newSession(sh *Share) *session {
 	s := &session{share: sh, in: make(chan []byte), done: make(chan struct{}),
 		calls: map[uint16]*call{}, fids: map[uint32]*fidState{}}
 	srv := p9.NewServer(sh)
 	go func() {
+		defer sh.release()
 		srv.Handle(s, s)
 		s.finish()
 	}()
@@ -143,6 +148,15 @@ func (s *session) kilnTag(guestTag uint16) (uint16, bool) {
 	return 0, false
 }
 
+// endGrace is how long the end of a session waits before the library
+// sees it. hugelgupf/p9 v0.3.0 starts a goroutine to receive the next
+// message before that goroutine counts itself among the requests in
+// flight (fixed upstream in hugelgupf/p9#105, not yet released): if the
+// connection ended before it ran, the server's teardown could race with
+// it (sync.WaitGroup misuse, a panic at worst). The goroutine is runnable
+// the moment it starts, so a short wait lets it count itself first.
+const endGrace = 10 * time.Millisecond
+
 // Read gives the library's reader the next T-message, a piece at a time.
 // The library reads from one goroutine at a time.
 func (s *session) Read(p []byte) (int, error) {
@@ -152,6 +166,7 @@ func (s *session) Read(p []byte) (int, error) {
 		select {
 		case s.cur = <-s.in:
 		case <-s.done:
+			time.Sleep(endGrace)
 			return 0, io.EOF
 		}
 	}

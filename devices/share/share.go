@@ -33,6 +33,13 @@ type Share struct {
 
 	devMu sync.Mutex
 	devs  map[uint64]uint64 // file system device -> qid path prefix
+
+	// Requests and sessions hold the share while they use root and proc
+	// (hold, release); Close closes those once the last one is done, so
+	// that no descriptor number is closed, and reused, under a request.
+	useMu   sync.Mutex
+	users   int
+	closing bool
 }
 
 // fdReserve is how many descriptors the shares leave for the rest of kiln.
@@ -72,16 +79,53 @@ func New(path string, readOnly bool) (*Share, error) {
 	return s, nil
 }
 
-// Close closes the share's own descriptors. Files still open in a session
-// keep theirs until the session ends.
+// Close refuses new requests and closes the share's own descriptors as
+// soon as no request or session uses them: at once if none does, or when
+// the last one ends. It does not wait: a request may block on the host (a
+// FIFO, a lock) for as long as the guest waits for it, and a VM's teardown
+// must not. Files still open in a session keep theirs until the session
+// ends.
 func (s *Share) Close() error {
+	s.useMu.Lock()
+	defer s.useMu.Unlock()
+	s.closing = true
+	if s.users == 0 {
+		s.closeFDs()
+	}
+	return nil
+}
+
+// hold marks a request or session as using the share's descriptors; it
+// reports false once the share is closed. Each hold that succeeds is
+// followed by one release.
+func (s *Share) hold() bool {
+	s.useMu.Lock()
+	defer s.useMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.users++
+	return true
+}
+
+// release ends a hold; the last one after Close closes the descriptors.
+func (s *Share) release() {
+	s.useMu.Lock()
+	defer s.useMu.Unlock()
+	s.users--
+	if s.closing && s.users == 0 {
+		s.closeFDs()
+	}
+}
+
+// closeFDs closes root and proc; the caller holds useMu.
+func (s *Share) closeFDs() {
 	for _, fd := range []*int{&s.root, &s.proc} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
 		}
 	}
-	return nil
 }
 
 // Path is the shared directory as given to New.

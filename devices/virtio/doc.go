@@ -15,11 +15,22 @@
 //
 // The pieces here, each in its own file:
 //
-//	queue.go      the split virtqueue: turning a guest's descriptor chain
-//	              into bounds-checked buffers, and returning used buffers
-//	mmio.go       the virtio-mmio register window and the device status
-//	              state machine (feature negotiation, queue setup, reset)
-//	blk.go, net.go, rng.go, vsock.go   the device types
+//	device.go       the Device interface a device type implements, and
+//	                the feature bits every device shares
+//	mmio.go         the virtio-mmio register window (the Transport) and
+//	                the device status state machine (feature negotiation,
+//	                queue setup, reset)
+//	queue.go        the split virtqueue: turning a guest's descriptor
+//	                chain into bounds-checked buffers, and returning used
+//	                buffers
+//	ring_unsafe.go  the ring indices, which the guest writes while the
+//	                device reads them: read and written atomically
+//	buffers.go      cutting a chain's buffers at a protocol's headers
+//	worker.go       the goroutines of an activated device, and how a reset
+//	                stops them
+//	state.go        pausing a device, and its state for a snapshot
+//	blk.go, net.go, p9.go, rng.go, vsock.go   the device types
+//	names.go        registers and values in words, for kiln run --trace
 //
 // The guest is untrusted: every address and length it writes is checked
 // against guest memory; a malformed chain marks the device as needing a

@@ -136,17 +136,23 @@ func (d *fakeDriver) submit(bufs ...buf) []uint64 {
 	return addrs
 }
 
+// publish puts a chain's head in the available ring, then moves the
+// ring's index. The index is guest memory the device reads while the
+// driver writes it, as a guest's vCPU would: the driver writes it
+// atomically, as the device reads it (ring_unsafe.go), and that orders
+// the entry and the descriptors before it.
 func (d *fakeDriver) publish(head uint16) {
 	binary.LittleEndian.PutUint16(d.raw[d.avail+4+2*uint64(d.idx%d.size):], head)
 	d.idx++
-	binary.LittleEndian.PutUint16(d.raw[d.avail+2:], d.idx)
+	store16(d.raw[d.avail+2:], d.idx)
 	d.tr.Kick(0)
 }
 
-// wait returns the next used entry (head, written length).
+// wait returns the next used entry (head, written length), once the
+// device's atomic write of the used index covers it.
 func (d *fakeDriver) wait() (uint16, uint32) {
 	deadline := time.Now().Add(5 * time.Second)
-	for binary.LittleEndian.Uint16(d.raw[d.used+2:]) == d.seen {
+	for load16(d.raw[d.used+2:]) == d.seen {
 		if time.Now().After(deadline) {
 			d.t.Fatalf("device did not return a buffer (status %#x)", d.tr.Status())
 		}

@@ -357,7 +357,9 @@ func (t *Transport) Reset() {
 
 // resetLocked returns the transport and the device to their initial state.
 func (t *Transport) resetLocked() {
-	if t.active && !t.paused {
+	if t.active {
+		// Paused too: a Pauser kept what a reset ends (a 9P session), and
+		// a device that paused by a reset takes a second one.
 		t.dev.Reset()
 	}
 	t.paused = false

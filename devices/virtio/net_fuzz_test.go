@@ -168,7 +168,7 @@ func (c netChain) malformed() bool {
 func waitUsed(t *testing.T, tr *Transport, raw []byte, q int, idx uint16) (needsReset bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for binary.LittleEndian.Uint16(raw[seedUsed(q)+2:]) != idx {
+	for load16(raw[seedUsed(q)+2:]) != idx {
 		if tr.Status()&StatusDeviceNeedsReset != 0 {
 			return true
 		}

@@ -30,7 +30,7 @@ func (r *txRing) send(frame []byte) {
 	d.putDesc(desc, i+1, d.alloc(frame, 0), uint32(len(frame)), 0, 0)
 	binary.LittleEndian.PutUint16(d.raw[avail+4+2*uint64(r.idx%d.size):], i)
 	r.idx++
-	binary.LittleEndian.PutUint16(d.raw[avail+2:], r.idx)
+	store16(d.raw[avail+2:], r.idx) // atomically, as publish does: it orders the entry and descriptors before it
 	d.tr.Kick(netTxQueue)
 }
 

@@ -56,7 +56,7 @@ func TestNetTransmit(t *testing.T) {
 	d.putDesc(txDesc, 0, a1, NetHeaderLen, descFNext, 1)
 	d.putDesc(txDesc, 1, a2, uint32(len(frame)), 0, 0)
 	binary.LittleEndian.PutUint16(d.raw[txAvail+4:], 0)
-	binary.LittleEndian.PutUint16(d.raw[txAvail+2:], 1)
+	store16(d.raw[txAvail+2:], 1)
 	d.tr.Kick(netTxQueue)
 
 	got := make([]byte, 2048)
@@ -65,7 +65,7 @@ func TestNetTransmit(t *testing.T) {
 	k, err := unix.Read(host, got)
 	require.NoError(t, err)
 	require.Equal(t, append(hdr, frame...), got[:k], "header and frame in one write")
-	require.Eventually(t, func() bool { return binary.LittleEndian.Uint16(d.raw[txUsed+2:]) == 1 }, testWait, pollEvery)
+	require.Eventually(t, func() bool { return load16(d.raw[txUsed+2:]) == 1 }, testWait, pollEvery)
 }
 
 func TestNetReceive(t *testing.T) {
@@ -80,14 +80,14 @@ func TestNetReceive(t *testing.T) {
 	got := d.raw[a[0] : a[0]+uint64(n)]
 	require.Equal(t, uint16(1), binary.LittleEndian.Uint16(got[10:]), "num_buffers")
 	require.True(t, bytes.HasSuffix(got, []byte("a frame from the host")))
-	require.Eventually(t, func() bool { return d.irq.N > 0 }, time.Second, pollEvery)
+	require.Eventually(t, func() bool { return d.irq.Count() > 0 }, time.Second, pollEvery)
 }
 
 func TestNetBadTransmitNeedsReset(t *testing.T) {
 	d, _ := netDriver(t)
 	txDesc, txAvail := d.desc+0x4000, d.avail+0x4000
 	d.putDesc(txDesc, 0, d.alloc([]byte{1, 2}, 0), 2, 0, 0) // shorter than a header
-	binary.LittleEndian.PutUint16(d.raw[txAvail+2:], 1)
+	store16(d.raw[txAvail+2:], 1)
 	d.tr.Kick(netTxQueue)
 	d.waitNeedsReset()
 }

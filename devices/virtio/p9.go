@@ -105,11 +105,17 @@ func (p *P9) ReadConfig(off uint64, d []byte) {
 	readConfig(c, off, d)
 }
 
-// Activate starts taking requests from the queue.
+// Activate starts taking requests from the queue; after Pause, it goes on
+// with the requests the pause held.
 func (p *P9) Activate(a *Activation) error {
 	q, kick := a.Queues[0], a.Kicks[0]
 	if q.Size == 0 || kick == nil {
 		return nil // the driver did not set the queue up
+	}
+	if r := p.run; r != nil && r.paused && r.q == q {
+		r.resume(a)
+		p.workers.Go(r.pump)
+		return nil
 	}
 	if p.run != nil {
 		p.stop()
@@ -130,12 +136,19 @@ func (p *P9) Reset() {
 	p.server.Reset()
 }
 
-// Pause implements Pauser: the pump stops, the session stays (a snapshot
-// refuses it, SaveState says why).
+// Pause implements Pauser: the pump stops and the session stays (a
+// snapshot refuses it, SaveState says why). Requests the server is still
+// working on go on; their replies are held, out of guest memory, until
+// the device is activated again (Transport.Resume) or reset.
 func (p *P9) Pause() {
-	if p.run != nil {
-		p.stop()
+	r := p.run
+	if r == nil || r.paused {
+		return
 	}
+	p.workers.Stop()
+	r.mu.Lock()
+	r.paused = true
+	r.mu.Unlock()
 }
 
 // stop ends the pump, then marks the run dead so that no reply still being
@@ -186,8 +199,31 @@ type p9Run struct {
 	kick   <-chan struct{}
 	slots  chan struct{} // one token per request in flight (P9.slots)
 
-	mu   sync.Mutex // the queue's rings, and dead
-	dead bool       // reset: replies are dropped
+	mu     sync.Mutex  // the queue's rings, a, and the state below
+	dead   bool        // reset: replies are dropped
+	paused bool        // paused: replies are held
+	held   []p9Replied // replies that came while paused
+}
+
+// p9Replied is a reply made while the device was paused, and its chain.
+type p9Replied struct {
+	c    *Chain
+	resp []byte
+}
+
+// resume goes on after a pause, in activation a: the held replies go to
+// the guest, and the pump, started next, takes new requests.
+func (r *p9Run) resume(a *Activation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.a, r.paused = a, false
+	for _, h := range r.held {
+		r.reply(h.c, h.resp)
+	}
+	r.held = nil
+	if r.q.NeedInterrupt() {
+		r.a.Interrupt()
+	}
 }
 
 // pump takes chains while a slot is free and starts a goroutine for each,
@@ -264,9 +300,22 @@ func (r *p9Run) serve(c *Chain, req []byte, room int) {
 	resp := r.server.Handle(req, room)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.dead {
+	switch {
+	case r.dead:
+		return
+	case r.paused:
+		r.held = append(r.held, p9Replied{c, resp})
 		return
 	}
+	r.reply(c, resp)
+	if r.q.NeedInterrupt() {
+		r.a.Interrupt()
+	}
+}
+
+// reply copies resp into c's writable buffers and returns the chain; the
+// caller holds r.mu.
+func (r *p9Run) reply(c *Chain, resp []byte) {
 	n := 0
 	for _, b := range c.Writable {
 		if n == len(resp) {
@@ -275,7 +324,4 @@ func (r *p9Run) serve(c *Chain, req []byte, room int) {
 		n += copy(b, resp[n:])
 	}
 	r.q.Push(c.Head, uint32(n))
-	if r.q.NeedInterrupt() {
-		r.a.Interrupt()
-	}
 }

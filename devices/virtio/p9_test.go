@@ -232,5 +232,5 @@ func TestP9ResetDropsLateReplies(t *testing.T) {
 	close(srv.block)
 	require.Eventually(t, func() bool { return srv.inFlight.Load() == 0 }, testWait, pollEvery)
 	time.Sleep(10 * time.Millisecond)
-	require.Zero(t, binary.LittleEndian.Uint16(d.raw[d.used+2:]), "the late reply was dropped")
+	require.Zero(t, load16(d.raw[d.used+2:]), "the late reply was dropped")
 }

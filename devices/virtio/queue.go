@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
 )
 
 // Memory is guest RAM as a queue sees it: a bounds-checked window.
@@ -97,19 +96,35 @@ func (q *Queue) mapRings(mem Memory) error {
 	if q.Size == 0 || q.Size > MaxQueueSize || q.Size&(q.Size-1) != 0 {
 		return fmt.Errorf("%w: queue size %d is not a power of 2 up to %d", ErrBadChain, q.Size, MaxQueueSize)
 	}
+	// The rings' alignment (2.7 "Split Virtqueues"), which the atomic
+	// access to their indices relies on (ring_unsafe.go).
+	if q.DescAddr%16 != 0 || q.DriverAddr%2 != 0 || q.DeviceAddr%4 != 0 {
+		return fmt.Errorf("%w: rings at %#x, %#x, %#x are not aligned to 16, 2 and 4 bytes", ErrBadChain, q.DescAddr, q.DriverAddr, q.DeviceAddr)
+	}
 	n := uint64(q.Size)
 	var err error
 	if q.desc, err = mem.Slice(q.DescAddr, descSize*n); err != nil {
 		return fmt.Errorf("%w: descriptor table: %v", ErrBadChain, err)
 	}
-	if q.avail, err = mem.Slice(q.DriverAddr, 6+2*n); err != nil {
+	if q.avail, err = ringSlice(mem, q.DriverAddr, 6+2*n); err != nil {
 		return fmt.Errorf("%w: available ring: %v", ErrBadChain, err)
 	}
-	if q.used, err = mem.Slice(q.DeviceAddr, 6+8*n); err != nil {
+	if q.used, err = ringSlice(mem, q.DeviceAddr, 6+8*n); err != nil {
 		return fmt.Errorf("%w: used ring: %v", ErrBadChain, err)
 	}
 	q.mem = mem
 	return nil
+}
+
+// ringSlice maps the n bytes of a ring at addr, checking that the rest of
+// the 32-bit word its last field is in is guest memory too: load16 and
+// store16 access the whole word.
+func ringSlice(mem Memory, addr, n uint64) ([]byte, error) {
+	b, err := mem.Slice(addr, (addr+n+3)&^3-addr)
+	if err != nil {
+		return nil, err
+	}
+	return b[:n], nil
 }
 
 // QueueState is a queue as a snapshot holds it: where the driver put its
@@ -144,14 +159,10 @@ func (q *Queue) restore(mem Memory, s QueueState) error {
 
 var le = binary.LittleEndian
 
-// fence orders this goroutine's accesses to guest memory with the guest's
-// CPUs: a locked instruction on x86, and a barrier to the Go compiler.
-var fenceWord atomic.Uint32
-
-func fence() { fenceWord.Add(0) }
-
-// availIdx reads the driver's available-ring index.
-func (q *Queue) availIdx() uint16 { return le.Uint16(q.avail[2:]) }
+// availIdx reads the driver's available-ring index. Like every index both
+// sides write, it is read and written atomically (ring_unsafe.go), which
+// also orders the ring's other accesses with the guest's.
+func (q *Queue) availIdx() uint16 { return load16(q.avail[2:]) }
 
 // Pending reports how many chains the driver has made available that the
 // device has not taken. More than the queue size is a driver bug.
@@ -170,7 +181,7 @@ func (q *Queue) Pop() (*Chain, error) {
 	if err != nil || n == 0 {
 		return nil, err
 	}
-	fence() // read the ring entry only after seeing the index move
+	// The atomic read of the index orders this read of the entry after it.
 	head := le.Uint16(q.avail[4+2*(q.nextAvail%q.Size):])
 	q.nextAvail++
 	c, err := q.walk(head)
@@ -257,24 +268,24 @@ func (q *Queue) Push(head uint16, written uint32) {
 	le.PutUint32(e, uint32(head))
 	le.PutUint32(e[4:], written)
 	q.nextUsed++
-	fence() // the entry must be visible before the index that covers it
-	le.PutUint16(q.used[2:], q.nextUsed)
+	// Atomic: the entry, and what the device wrote into the buffers, are
+	// visible to the driver before the index that covers them.
+	store16(q.used[2:], q.nextUsed)
 }
 
 // NeedInterrupt reports whether the driver wants an interrupt for what was
 // pushed since the last one (2.7.7.2, 2.7.10). Call it once per batch.
 func (q *Queue) NeedInterrupt() bool {
-	fence()
 	old, now := q.lastSent, q.nextUsed
 	if old == now {
 		return false
 	}
 	q.lastSent = now
 	if q.EventIdx {
-		usedEvent := le.Uint16(q.avail[4+2*int(q.Size):])
+		usedEvent := load16(q.avail[4+2*int(q.Size):])
 		return now-usedEvent-1 < now-old
 	}
-	return le.Uint16(q.avail)&availFNoInterrupt == 0
+	return load16(q.avail)&availFNoInterrupt == 0
 }
 
 // ArmNotify tells the driver at which available index to notify the
@@ -283,9 +294,11 @@ func (q *Queue) NeedInterrupt() bool {
 // not come).
 func (q *Queue) ArmNotify() (more bool, err error) {
 	if q.EventIdx {
-		le.PutUint16(q.used[4+8*int(q.Size):], q.nextAvail)
+		store16(q.used[4+8*int(q.Size):], q.nextAvail)
 	}
-	fence()
+	// The store and the read of the available index are atomics, so the
+	// driver either sees the new event index or the device sees its
+	// chains.
 	n, err := q.Pending()
 	return n > 0, err
 }

@@ -1,7 +1,6 @@
 package virtio
 
 import (
-	"encoding/binary"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -31,7 +30,7 @@ func TestBadChainsNeedReset(t *testing.T) {
 			d.publish(0)
 		}},
 		{"available index jumps past the queue", func(d *fakeDriver) {
-			binary.LittleEndian.PutUint16(d.raw[d.avail+2:], 1000)
+			store16(d.raw[d.avail+2:], 1000)
 			d.tr.Kick(0)
 		}},
 		{"nested indirect", func(d *fakeDriver) {
@@ -70,9 +69,37 @@ func TestQueueActivateChecksRings(t *testing.T) {
 		{Size: 16, DescAddr: testMemSize - 16},
 		{Size: 16, DriverAddr: testMemSize},
 		{Size: 16, DeviceAddr: 1 << 63},
+		// Rings off the alignment 2.7 asks for: the device reads and
+		// writes their indices atomically, a word at a time.
+		{Size: 16, DescAddr: 0x1008, DriverAddr: 0x3000, DeviceAddr: 0x4000},
+		{Size: 16, DescAddr: 0x1000, DriverAddr: 0x3001, DeviceAddr: 0x4000},
+		{Size: 16, DescAddr: 0x1000, DriverAddr: 0x3000, DeviceAddr: 0x4002},
+		// A used ring whose last field ends 2 bytes before the end of
+		// guest memory: the word that holds it does not.
+		{Size: 16, DescAddr: 0x1000, DriverAddr: 0x3000, DeviceAddr: testMemSize - (6 + 8*16)},
 	} {
 		require.ErrorIs(t, q.Activate(mem), ErrBadChain, "%+v", q)
 	}
+	// An available ring that ends with guest memory is fine: its last
+	// field is the upper half of the last word.
+	q := Queue{Size: 16, DescAddr: 0x1000, DriverAddr: testMemSize - (6 + 2*16), DeviceAddr: 0x4000}
+	require.NoError(t, q.Activate(mem))
+	require.Zero(t, load16(q.avail[4+2*16:]))
+}
+
+// TestRingWords: load16 and store16 reach the field they are given, in
+// either half of its word, and leave the other half alone.
+func TestRingWords(t *testing.T) {
+	b := make([]byte, 8)
+	for i := range b {
+		b[i] = 0xaa
+	}
+	store16(b[2:], 0x1234)
+	store16(b[4:], 0x5678)
+	require.Equal(t, []byte{0xaa, 0xaa, 0x34, 0x12, 0x78, 0x56, 0xaa, 0xaa}, b)
+	require.EqualValues(t, 0x1234, load16(b[2:]))
+	require.EqualValues(t, 0x5678, load16(b[4:]))
+	require.EqualValues(t, 0xaaaa, load16(b[6:]))
 }
 
 func TestSplitHelpers(t *testing.T) {

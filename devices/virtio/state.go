@@ -21,7 +21,8 @@ type Snapshotter interface {
 
 // Pauser is a device whose Reset would lose more than its goroutines (a
 // 9P device's session): Pause stops its work and keeps the rest, so that
-// SaveState still sees it.
+// SaveState still sees it, and the next Activate (Transport.Resume) goes
+// on with it.
 type Pauser interface {
 	Pause()
 }
@@ -46,11 +47,12 @@ type TransportState struct {
 	Device         json.RawMessage `json:"device,omitempty"`
 }
 
-// Pause stops the device's work for a snapshot: when it returns, no
-// goroutine of the device touches guest memory, and the transport's
-// registers and queues stay as they are. The device's own work is
-// stopped with its Pause if it is a Pauser, else with its Reset; Restore
-// starts it again where it was.
+// Pause stops the device's work, for a snapshot or while the VM is
+// paused: when it returns, no goroutine of the device touches guest
+// memory, and the transport's registers and queues stay as they are. The
+// device's own work is stopped with its Pause if it is a Pauser, else
+// with its Reset. Resume, or Restore in another VM, starts it again where
+// it was.
 func (t *Transport) Pause() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -62,6 +64,35 @@ func (t *Transport) Pause() {
 		}
 	}
 	t.paused = true
+}
+
+// Resume starts the device's work again after Pause, where it stopped:
+// the driver sees nothing of the pause. A device that had asked for a
+// reset stays stopped until the driver resets it.
+func (t *Transport) Resume() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.paused {
+		return nil
+	}
+	t.paused = false
+	if !t.active || t.needsReset.Load() {
+		return nil
+	}
+	t.active = false // startLocked sets it again
+	if err := t.startLocked(false); err != nil {
+		err = fmt.Errorf("virtio-%v: resume: %w", t.dev.Type(), err)
+		t.fail(err)
+		return err
+	}
+	return nil
+}
+
+// Paused reports whether the device's work is stopped by Pause.
+func (t *Transport) Paused() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.paused
 }
 
 // Save returns the transport's state. Call it after Pause.

@@ -48,7 +48,7 @@ func TestSnapshotRestoreGoesOnWhereItWas(t *testing.T) {
 		_, n := d.wait()
 		require.EqualValues(t, 4, n)
 	}
-	require.Positive(t, d.irq.N, "the restored device interrupts")
+	require.Positive(t, d.irq.Count(), "the restored device interrupts")
 }
 
 func TestSnapshotKeepsAFailure(t *testing.T) {

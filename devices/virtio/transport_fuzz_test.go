@@ -343,7 +343,7 @@ func (m *seedMem) publish(q int, ds ...descr) {
 	av := m.raw[seedAvail(q):]
 	binary.LittleEndian.PutUint16(av[4+2*(m.idx[q]%seedQueueSize):], head)
 	m.idx[q]++
-	binary.LittleEndian.PutUint16(av[2:], m.idx[q])
+	store16(av[2:], m.idx[q]) // atomic, as the device reads it (ring_unsafe.go)
 }
 
 // chain publishes bufs as one chain on queue q.
@@ -436,7 +436,7 @@ func TestTransportSeeds(t *testing.T) {
 		applyOps(tr, raw, ops)
 		for q, n := range want {
 			require.Eventually(t, func() bool {
-				return binary.LittleEndian.Uint16(raw[seedUsed(q)+2:]) == n
+				return load16(raw[seedUsed(q)+2:]) == n
 			}, testWait, pollEvery, "%v queue %d: %d chains used", dev.Type(), q, n)
 		}
 		require.Zero(t, tr.Status()&StatusDeviceNeedsReset, "%v", dev.Type())

@@ -71,7 +71,7 @@ func TestInterruptAck(t *testing.T) {
 	d.submit(buf{n: 4, write: true})
 	d.wait()
 	require.Eventually(t, func() bool { return d.r32(RegInterruptStatus)&InterruptUsedBuffer != 0 }, testWait, pollEvery)
-	require.Positive(t, d.irq.N)
+	require.Positive(t, d.irq.Count())
 	d.w32(RegInterruptACK, InterruptUsedBuffer)
 	require.Zero(t, d.r32(RegInterruptStatus))
 }

@@ -212,8 +212,18 @@ func (s *Vsock) spawn(f func()) {
 	s.workers.Go(func(<-chan struct{}) { f() })
 }
 
+// Pause implements Pauser. The connections live in host sockets, which
+// do not pause with the VM, so a pause ends them as a reset does; once the
+// device runs again the guest hears that they are gone, as after a
+// restore (RestoreState).
+func (s *Vsock) Pause() {
+	s.Reset()
+	s.resetPending = true
+}
+
 // Reset closes every connection and stops the device's goroutines.
 func (s *Vsock) Reset() {
+	s.resetPending = false
 	if s.stop == nil {
 		return // never activated
 	}

@@ -227,7 +227,7 @@ const (
 // transmit that takes longer than stallAfter counts as blocked.
 func waitTx(tr *Transport, raw []byte, idx uint16) txResult {
 	deadline := time.Now().Add(stallAfter())
-	for binary.LittleEndian.Uint16(raw[seedUsed(1)+2:]) != idx {
+	for load16(raw[seedUsed(1)+2:]) != idx {
 		if tr.Status()&StatusDeviceNeedsReset != 0 {
 			return txNeedsReset
 		}

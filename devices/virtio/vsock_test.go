@@ -46,7 +46,7 @@ func (r *vsockRing) add(bufs ...buf) []uint64 {
 	}
 	binary.LittleEndian.PutUint16(r.d.raw[r.avail+4+2*uint64(r.idx%r.d.size):], head)
 	r.idx++
-	binary.LittleEndian.PutUint16(r.d.raw[r.avail+2:], r.idx)
+	store16(r.d.raw[r.avail+2:], r.idx) // atomic, as publish does
 	r.d.tr.Kick(r.q)
 	return addrs
 }
@@ -54,7 +54,7 @@ func (r *vsockRing) add(bufs ...buf) []uint64 {
 // wait returns the next used entry's head.
 func (r *vsockRing) wait(t *testing.T) uint16 {
 	deadline := time.Now().Add(5 * time.Second)
-	for binary.LittleEndian.Uint16(r.d.raw[r.used+2:]) == r.seen {
+	for load16(r.d.raw[r.used+2:]) == r.seen {
 		require.True(t, time.Now().Before(deadline), "queue %d returned nothing (status %#x)", r.q, r.d.tr.Status())
 		time.Sleep(time.Millisecond)
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"go/build"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,4 +105,29 @@ func TestKernelCmdline(t *testing.T) {
 	c.Verbose = true
 	require.NotContains(t, KernelCmdline(c, Host{}, nil), "quiet")
 	require.NotContains(t, KernelCmdline(c, Host{}, nil), "clearcpuid")
+}
+
+func TestExitClasses(t *testing.T) {
+	c, err := ParseExitClasses("io,HLT")
+	require.NoError(t, err)
+	require.Equal(t, ExitsIO|ExitsHLT, c)
+	require.Equal(t, "io,hlt", c.String())
+	c, err = ParseExitClasses("all")
+	require.NoError(t, err)
+	require.Equal(t, "all", c.String())
+	require.Equal(t, "", ExitClass(0).String())
+	_, err = ParseExitClasses("io,bogus")
+	require.ErrorContains(t, err, `unknown trace class "bogus"`)
+}
+
+// TestConfigImportsNoVMM: a config is the first step of a boot, checked
+// before anything is built, so it depends on no part of the VMM (the
+// guest-host contract is shared with the guest, not part of it).
+func TestConfigImportsNoVMM(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	require.NoError(t, err)
+	for _, imp := range pkg.Imports {
+		require.False(t, strings.HasPrefix(imp, "github.com/kiln-vmm/kiln/vmm/") || strings.HasPrefix(imp, "github.com/kiln-vmm/kiln/devices"),
+			"vmm/config imports %s", imp)
+	}
 }

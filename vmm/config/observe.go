@@ -1,12 +1,10 @@
 package config
 
-import "github.com/kiln-vmm/kiln/vmm/trace"
-
 // Observe says what kiln shows about a VM's inside while it runs: the
 // exit trace and the exit statistics (kiln run --trace, --stats).
 type Observe struct {
 	// Trace selects the VM exits to print, one line each; zero for none.
-	Trace trace.ExitClass
+	Trace ExitClass
 	// TraceFile is where the trace goes; "" for stderr. A trace file
 	// without Trace traces every exit (see Tracing).
 	TraceFile string
@@ -17,9 +15,9 @@ type Observe struct {
 
 // Tracing returns the classes of exits to trace. Naming a trace file asks
 // for a trace, so a file alone means every class.
-func (o Observe) Tracing() trace.ExitClass {
+func (o Observe) Tracing() ExitClass {
 	if o.Trace == 0 && o.TraceFile != "" {
-		return trace.AllExits
+		return AllExits
 	}
 	return o.Trace
 }

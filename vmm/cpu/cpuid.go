@@ -68,8 +68,8 @@ const PVMHypercallFeatures = kvmFeatureAsyncPF | kvmFeaturePVUnhalt | kvmFeature
 
 // pvmLeaf1ECX and friends are instructions kvm-pvm's emulator lacks
 // (cmpxchg16b, xsave, popcnt) and precautions for the same reason. The
-// kernel command line clears them too (PVMClearCPUID): not every bit is
-// honoured from CPUID alone.
+// kernel command line clears them too (config.PVMClearCPUID): not every
+// bit is honoured from CPUID alone.
 const (
 	pvmLeaf1ECX = ecxCX16 | ecxXSAVE | ecxOSXSAVE | ecxPOPCNT | ecxAVX | ecxFMA |
 		ecxF16C | ecxRDRAND | ecxMOVBE | ecxAES | ecxPCLMULQDQ
@@ -137,14 +137,4 @@ func Find(entries []kvm.CPUIDEntry, function, index uint32) (kvm.CPUIDEntry, boo
 		}
 	}
 	return kvm.CPUIDEntry{}, false
-}
-
-// PVMClearCPUID lists, by the names of the kernel's clearcpuid=
-// parameter, the CPU features a guest kernel must not use under
-// kvm-pvm: its instruction emulator lacks them (xsave, popcnt, clac/stac)
-// or they are only precautions for the same reason. See docs/pvm.md.
-var PVMClearCPUID = []string{
-	"xsave", "popcnt", "smap", "smep", "fsgsbase", "rdpid", "invpcid", "pcid",
-	"umip", "erms", "fsrm", "avx", "avx2", "bmi1", "bmi2", "movbe", "rdrand",
-	"rdseed", "adx", "sha_ni", "aes", "f16c", "fma",
 }

@@ -168,23 +168,23 @@ func SetLINTs(s *kvm.LAPICState) {
 // wait for the boot CPU's INIT/SIPI, as on a real PC.
 func Setup(v *kvm.VCPU, cpuid []kvm.CPUIDEntry, e boot.Entry) error {
 	if err := v.SetCPUID(cpuid); err != nil {
-		return fmt.Errorf("vCPU %d: %w", v.ID, err)
+		return fmt.Errorf("vCPU %d: %w", v.ID(), err)
 	}
 	if err := v.SetMSRs(BootMSRs()); err != nil {
-		return fmt.Errorf("vCPU %d: %w", v.ID, err)
+		return fmt.Errorf("vCPU %d: %w", v.ID(), err)
 	}
 	if err := v.SetFPU(BootFPU()); err != nil {
-		return fmt.Errorf("vCPU %d: %w", v.ID, err)
+		return fmt.Errorf("vCPU %d: %w", v.ID(), err)
 	}
 	lapic, err := v.LAPIC()
 	if err != nil {
-		return fmt.Errorf("vCPU %d: %w", v.ID, err)
+		return fmt.Errorf("vCPU %d: %w", v.ID(), err)
 	}
 	SetLINTs(lapic)
 	if err := v.SetLAPIC(lapic); err != nil {
-		return fmt.Errorf("vCPU %d: %w", v.ID, err)
+		return fmt.Errorf("vCPU %d: %w", v.ID(), err)
 	}
-	if v.ID != 0 {
+	if v.ID() != 0 {
 		return nil
 	}
 	s, err := v.Sregs()

@@ -41,7 +41,7 @@ func SaveState(v *kvm.VCPU, cpuid []kvm.CPUIDEntry, msrs []uint32) (*State, erro
 	step := func(name string, f func() error) {
 		if err == nil {
 			if e := f(); e != nil {
-				err = fmt.Errorf("vCPU %d: save %s: %w", v.ID, name, e)
+				err = fmt.Errorf("vCPU %d: save %s: %w", v.ID(), name, e)
 			}
 		}
 	}
@@ -66,13 +66,13 @@ func SaveState(v *kvm.VCPU, cpuid []kvm.CPUIDEntry, msrs []uint32) (*State, erro
 // only takes on a configured APIC.
 func RestoreState(v *kvm.VCPU, s *State) error {
 	if s.XSave == nil || s.LAPIC == nil || s.Events == nil {
-		return fmt.Errorf("vCPU %d: the saved state is incomplete", v.ID)
+		return fmt.Errorf("vCPU %d: the saved state is incomplete", v.ID())
 	}
 	var err error
 	step := func(name string, f func() error) {
 		if err == nil {
 			if e := f(); e != nil {
-				err = fmt.Errorf("vCPU %d: restore %s: %w", v.ID, name, e)
+				err = fmt.Errorf("vCPU %d: restore %s: %w", v.ID(), name, e)
 			}
 		}
 	}

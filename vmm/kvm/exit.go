@@ -66,17 +66,30 @@ func (s InternalSuberror) String() string {
 	return fmt.Sprintf("suberror %d", uint32(s))
 }
 
-// SystemEvent is kvm_run.system_event.type.
+// SystemEvent is kvm_run.system_event.type: what a KVM_EXIT_SYSTEM_EVENT
+// asks of the VMM (include/uapi/linux/kvm.h, KVM_SYSTEM_EVENT_*).
 type SystemEvent uint32
 
+// The system events. A kiln guest resets through the i8042 (devices/i8042)
+// and rarely causes one; the run loop ends the VM on any of them, as a reset
+// for SystemEventReset and as a crash otherwise (vmm/machine, exits.go).
+const (
+	SystemEventShutdown SystemEvent = 1 // KVM_SYSTEM_EVENT_SHUTDOWN: power off
+	SystemEventReset    SystemEvent = 2 // KVM_SYSTEM_EVENT_RESET: reboot
+	SystemEventCrash    SystemEvent = 3 // KVM_SYSTEM_EVENT_CRASH: the guest crashed
+	SystemEventWakeup   SystemEvent = 4 // KVM_SYSTEM_EVENT_WAKEUP: a vCPU woke from suspend
+	SystemEventSuspend  SystemEvent = 5 // KVM_SYSTEM_EVENT_SUSPEND: the guest asks to suspend
+	SystemEventSEVTerm  SystemEvent = 6 // KVM_SYSTEM_EVENT_SEV_TERM: an SEV guest asks to end
+)
+
+var systemEventNames = map[SystemEvent]string{
+	SystemEventShutdown: "shutdown", SystemEventReset: "reset", SystemEventCrash: "crash",
+	SystemEventWakeup: "wakeup", SystemEventSuspend: "suspend", SystemEventSEVTerm: "SEV termination",
+}
+
 func (e SystemEvent) String() string {
-	switch e {
-	case 1:
-		return "shutdown"
-	case 2:
-		return "reset"
-	case 3:
-		return "crash"
+	if n, ok := systemEventNames[e]; ok {
+		return n
 	}
 	return fmt.Sprintf("event %d", uint32(e))
 }

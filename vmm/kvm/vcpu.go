@@ -10,10 +10,14 @@ import (
 // VCPU is one virtual CPU. Its ioctls must be issued from one OS thread:
 // the goroutine that runs it calls runtime.LockOSThread first.
 type VCPU struct {
-	ID  int
+	id  int
 	fd  int
 	run []byte // the shared struct kvm_run, mmapped from fd
 }
+
+// ID is the vCPU's index in its VM (KVM_CREATE_VCPU's argument), which is
+// also its APIC ID.
+func (v *VCPU) ID() int { return v.id }
 
 // FD is the vCPU's descriptor, for a seccomp filter that allows its
 // ioctls on it alone (vmm/seccomp). Nothing else should use it.

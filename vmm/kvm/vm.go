@@ -126,5 +126,5 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 		unix.Close(int(fd))
 		return nil, fmt.Errorf("vCPU %d: mmap kvm_run: %w", id, err)
 	}
-	return &VCPU{ID: id, fd: int(fd), run: run}, nil
+	return &VCPU{id: id, fd: int(fd), run: run}, nil
 }

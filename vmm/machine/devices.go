@@ -11,8 +11,6 @@ import (
 	"github.com/kiln-vmm/kiln/devices/bootsignal"
 	"github.com/kiln-vmm/kiln/devices/i8042"
 	"github.com/kiln-vmm/kiln/devices/serial"
-	"github.com/kiln-vmm/kiln/devices/share"
-	"github.com/kiln-vmm/kiln/devices/tap"
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/guest/contract"
 	"github.com/kiln-vmm/kiln/vmm/bus"
@@ -90,59 +88,13 @@ func (d *deviceManager) addLegacy(console io.Writer, onReset func(), onSignal fu
 	return nil
 }
 
-// addConfigured creates the virtio devices cfg asks for, in the order the
-// guest names them: disks (vda, vdb, ...), network devices (eth0, ...),
-// shared directories, the socket device, and the entropy device unless it
-// is turned off.
-func (d *deviceManager) addConfigured(cfg *config.Config) error {
-	for i, disk := range cfg.Disks {
-		b, err := virtio.NewBlock(disk.Path, disk.ReadOnly, "kiln-"+config.DiskName(i))
-		if err != nil {
-			return err
-		}
-		if err := d.addVirtio(b, b); err != nil {
-			return err
-		}
-	}
-	for _, n := range cfg.Nets {
-		t, err := tap.Open(n.Tap)
-		if err != nil {
-			return err
-		}
-		dev, err := virtio.NewNet(t, n.MAC)
-		if err != nil {
-			t.Close()
-			return err
-		}
-		if err := d.addVirtio(dev, dev); err != nil {
-			return err
-		}
-	}
-	for _, s := range cfg.Shares {
-		sh, err := share.New(s.HostDir, s.ReadOnly)
-		if err != nil {
-			return err
-		}
-		dev, err := virtio.NewP9(s.Tag, share.NewServer(sh))
-		if err != nil {
-			sh.Close()
-			return err
-		}
-		if err := d.addVirtio(dev, sh); err != nil {
-			return err
-		}
-	}
-	if v := cfg.Vsock; v != nil {
-		dev, err := virtio.NewVsock(v.CID, v.Path)
-		if err != nil {
-			return err
-		}
-		if err := d.addVirtio(dev, dev); err != nil {
-			return err
-		}
-	}
-	if !cfg.NoRNG {
-		if err := d.addVirtio(virtio.NewRNG(), nil); err != nil {
+// addBackends places the virtio devices whose host side is open, in
+// their order: the device manager owns them from here on, and closes
+// those it could not place.
+func (d *deviceManager) addBackends(bs backends) error {
+	for i, b := range bs {
+		if err := d.addVirtio(b.dev, b.closer); err != nil {
+			bs[i+1:].close()
 			return err
 		}
 	}

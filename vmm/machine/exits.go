@@ -7,8 +7,8 @@ import (
 )
 
 // exitSource is what the exit dispatch needs of a vCPU: what KVM said
-// about its last exit, and its registers for error messages. *kvm.VCPU is
-// one; tests use a fake.
+// about its last exit, and its registers for error messages. Every vcpu
+// is one (vcpu.go); the dispatch tests use a fake that is nothing more.
 type exitSource interface {
 	IO() kvm.IOExit
 	MMIO() kvm.MMIOExit
@@ -52,7 +52,7 @@ func (m *Machine) handleExit(id int, v exitSource, reason kvm.ExitReason) (stop 
 		m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: triple fault%s", id, regsSuffix(v))})
 		return true, nil
 	case kvm.ExitSystemEvent:
-		if ev := v.SystemEventType(); ev == 2 { // reset
+		if ev := v.SystemEventType(); ev == kvm.SystemEventReset {
 			m.stop.Do(m, Result{Reason: ReasonReset})
 		} else {
 			m.stop.Do(m, Result{Reason: ReasonShutdown, Err: fmt.Errorf("vCPU %d: system event %v", id, ev)})

@@ -115,8 +115,8 @@ func TestExitsThatEndTheVM(t *testing.T) {
 	}{
 		{"halt", kvm.ExitHLT, fakeExit{}, ReasonShutdown, "halted with interrupts disabled at RIP 0xffffffff81000000"},
 		{"triple fault", kvm.ExitShutdown, fakeExit{}, ReasonShutdown, "vCPU 1: triple fault"},
-		{"reset event", kvm.ExitSystemEvent, fakeExit{event: 2}, ReasonReset, ""},
-		{"shutdown event", kvm.ExitSystemEvent, fakeExit{event: 1}, ReasonShutdown, "system event"},
+		{"reset event", kvm.ExitSystemEvent, fakeExit{event: kvm.SystemEventReset}, ReasonReset, ""},
+		{"shutdown event", kvm.ExitSystemEvent, fakeExit{event: kvm.SystemEventShutdown}, ReasonShutdown, "system event"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m, _, _ := testMachine(t)

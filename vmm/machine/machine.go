@@ -3,28 +3,39 @@
 // New is the whole construction, in the steps Firecracker's builder takes,
 // each a method in its own file:
 //
-//	createVM       vm.go       open KVM, create the VM, map guest RAM, create
-//	                           the interrupt controllers, the timer and the vCPUs
-//	attachDevices  devices.go  the device manager places every device on its
-//	                           bus and connects it to interrupts and the host
-//	loadKernel     boot.go     the kernel, initrd, command line and MP table
-//	setupVCPUs     boot.go     CPUID, MSRs, registers: vCPU 0 at the entry point
+//	openBackends   backends.go  the devices' host side (disk images, taps,
+//	                            shared directories, the vsock socket), opened
+//	                            and checked before KVM is touched
+//	createVM       vm.go        open KVM, create the VM, map guest RAM, create
+//	                            the interrupt controllers, the timer and the vCPUs
+//	attachDevices  devices.go   the device manager places every device on its
+//	                            bus and connects it to interrupts and the host
+//	loadKernel     boot.go      the kernel, initrd, command line and MP table
+//	setupVCPUs     boot.go      CPUID, MSRs, registers: vCPU 0 at the entry point
 //
 // Run puts on the seccomp filters (seccomp.go), starts one goroutine per
-// vCPU, each pinned to its own OS thread, and dispatches every VM exit to
-// the port-I/O or MMIO bus (run.go, exits.go). With --trace or --stats an
-// observer watches the exits (observe.go).
+// vCPU, each pinned to its own OS thread, and runs each vCPU's loop
+// (run.go) against a small interface (vcpu.go), dispatching every VM exit
+// to the port-I/O or MMIO bus (exits.go). With --trace or --stats an
+// observer watches the exits (observe.go); a device that asks the guest
+// for a reset is recorded (failures.go).
+//
+// Pause stops a running VM and Resume lets it go on (pause.go): the vCPUs
+// park on their threads with their state saved, and the devices pause and
+// resume through the device manager (devstate.go). A paused VM can be
+// written to a snapshot (snapshot.go, in the format of snapfile.go), and
+// Restore builds a VM from one (restore.go), in the steps of New.
 package machine
 
 import (
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiln-vmm/kiln/boot"
 	"github.com/kiln-vmm/kiln/devices/serial"
 	"github.com/kiln-vmm/kiln/vmm/config"
-	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/memory"
 	"github.com/kiln-vmm/kiln/vmm/seccomp"
@@ -36,31 +47,37 @@ type Machine struct {
 	host  config.Host
 	start time.Time
 
-	sys   *kvm.System
-	vm    *kvm.VM
-	mem   *memory.Guest
-	vcpus []*kvm.VCPU
-	dev   *deviceManager
+	pending backends // the devices' host side, until the device manager has them
+	sys     *kvm.System
+	vm      *kvm.VM
+	mem     *memory.Guest
+	vcpus   []*kvm.VCPU
+	dev     *deviceManager
 
 	cmdline string
 	entry   boot.Entry
 	cpuids  [][]kvm.CPUIDEntry // what each vCPU's CPUID answers
 
 	// Snapshots (snapshot.go, restore.go).
-	snapshotAtReady bool         // pause when init is ready for its job
-	msrIndices      []uint32     // the MSRs a snapshot saves
-	vcpuStates      []*cpu.State // filled by each vCPU as the VM pauses
-	saveErrs        []error      // or why a vCPU could not save its state
-	restored        bool         // built from a snapshot
+	snapshotAtReady bool     // pause when init is ready for its job
+	saveable        bool     // a pause saves the vCPUs' state (pause.go)
+	msrIndices      []uint32 // the MSRs a snapshot saves
+	restored        bool     // built from a snapshot
 
 	seccomp seccomp.Mode // filters for kiln's threads (seccomp.go)
 	verbose io.Writer    // -v: what the VMM does; nil for nothing
 	stderr  io.Writer    // where Log mode says it is on
 
-	firstRun time.Time     // when vCPU 0 first entered KVM_RUN
-	end      chan struct{} // closed when the VM must stop
-	stop     stopOnce
-	observe  *observer // --trace and --stats; nil without (observe.go)
+	// Running (run.go) and pausing (pause.go).
+	cpus         []vcpu         // the run loop's vCPUs: vcpus, or a test's fakes
+	tids         []atomic.Int32 // each vCPU's thread, for kicks; 0 until it starts
+	attention    atomic.Uint32  // attnStop, attnPause: what the vCPU loops look at
+	pause        pauseState
+	pauseAtReady chan struct{} // init is ready, and the VM pauses (SnapshotAtReady)
+	firstRun     time.Time     // when vCPU 0 first entered KVM_RUN
+	end          chan struct{} // closed when the VM must stop
+	stop         stopOnce
+	observe      *observer // --trace and --stats; nil without (observe.go)
 
 	failures failureLog // devices that asked for a reset (failures.go)
 }
@@ -71,7 +88,9 @@ type Options struct {
 	Start   time.Time // when kiln started, for boot-time measurement
 	KVMPath string    // "" for /dev/kvm
 	// SnapshotAtReady pauses the VM when the guest's init is ready for
-	// its job, for SaveSnapshot, instead of giving it the job.
+	// its job, instead of giving it the job: PausedAtReady is closed,
+	// and the caller saves it (SaveSnapshot), then stops it (Stop) or
+	// lets it go on (Resume), when init gets its job.
 	SnapshotAtReady bool
 	// Seccomp filters kiln's system calls from the moment Run starts
 	// the vCPUs (seccomp.go). Off, the zero value, lets a process build
@@ -86,56 +105,67 @@ type Options struct {
 
 // New builds the VM described by cfg.
 func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
-	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), snapshotAtReady: opt.SnapshotAtReady}
-	m.setOptions(opt)
-	if m.start.IsZero() {
-		m.start = time.Now()
-	}
+	m := newMachine(cfg, opt)
+	m.snapshotAtReady = opt.SnapshotAtReady
+	m.saveable = opt.SnapshotAtReady || opt.Seccomp == seccomp.Off
 	defer func() {
 		if err != nil {
 			m.Close() // what was built so far
 		}
 	}()
-	// 1. The VM: KVM, guest RAM, interrupt controllers, timer, vCPUs.
+	// 1. The devices' host side: disk images, taps, shared directories,
+	// the socket device's socket. What the user named is checked before
+	// KVM is touched (backends.go).
+	if m.pending, err = openBackends(cfg); err != nil {
+		return nil, err
+	}
+	// 2. The VM: KVM, guest RAM, interrupt controllers, timer, vCPUs.
 	if err := m.createVM(opt.KVMPath); err != nil {
 		return nil, err
 	}
-	// 2. Devices, each on its bus at the address the layout gives it.
+	// 3. Devices, each on its bus at the address the layout gives it.
 	if err := m.attachDevices(opt.Console); err != nil {
 		return nil, err
 	}
-	// 3. The kernel, its initrd and command line, and the MP table.
+	// 4. The kernel, its initrd and command line, and the MP table.
 	if err := m.loadKernel(); err != nil {
 		return nil, err
 	}
-	// 4. Each vCPU's CPUID, MSRs and APIC; vCPU 0 at the kernel's entry.
+	// 5. Each vCPU's CPUID, MSRs and APIC; vCPU 0 at the kernel's entry.
 	if err := m.setupVCPUs(); err != nil {
 		return nil, err
 	}
-	// 5. To take a snapshot: which MSRs to save.
+	// 6. To take a snapshot: which MSRs a pause saves.
 	if opt.SnapshotAtReady {
-		if err := CheckSnapshottable(cfg); err != nil {
+		if err := checkSnapshotDevices(cfg); err != nil {
 			return nil, err
 		}
+	}
+	if m.saveable {
 		if m.msrIndices, err = m.sys.MSRIndexList(); err != nil {
 			return nil, err
 		}
-		m.vcpuStates = make([]*cpu.State, len(m.vcpus))
-		m.saveErrs = make([]error, len(m.vcpus))
 	}
-	// 6. With --trace or --stats, an observer for the run loop.
+	// 7. With --trace or --stats, an observer for the run loop.
 	if m.observe, err = newObserver(cfg, m.start, m.dev, m.stderr); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// setOptions keeps the options Run needs.
-func (m *Machine) setOptions(opt Options) {
+// newMachine is the machine New and Restore build: the config and the
+// options Run needs, nothing of the VM yet.
+func newMachine(cfg *config.Config, opt Options) *Machine {
+	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), pauseAtReady: make(chan struct{}, 1)}
+	m.pause.ready = make(chan struct{})
 	m.seccomp, m.verbose, m.stderr = opt.Seccomp, opt.Verbose, opt.Stderr
 	if m.stderr == nil {
 		m.stderr = io.Discard
 	}
+	if m.start.IsZero() {
+		m.start = time.Now()
+	}
+	return m
 }
 
 // Host returns what the machine found out about the host.
@@ -161,7 +191,8 @@ func (m *Machine) Ending() <-chan struct{} { return m.end }
 
 // Close releases the devices, the vCPUs, the VM and its memory.
 func (m *Machine) Close() error {
-	var errs []error
+	errs := []error{m.pending.close()}
+	m.pending = nil
 	if m.dev != nil {
 		errs = append(errs, m.dev.close())
 	}

@@ -70,17 +70,18 @@ func (c crlf) Write(p []byte) (int, error) {
 // recorder is one vCPU's view of the observer.
 type recorder struct {
 	o    *observer
-	v    *kvm.VCPU
+	v    vcpu
+	id   int
 	last time.Time // when the vCPU last went back into KVM_RUN
 }
 
 // vcpu returns the recorder for v, or nil when nothing is observed. Call
 // it just before v's first KVM_RUN.
-func (o *observer) vcpu(v *kvm.VCPU) *recorder {
+func (o *observer) vcpu(v vcpu) *recorder {
 	if o == nil {
 		return nil
 	}
-	return &recorder{o: o, v: v, last: time.Now()}
+	return &recorder{o: o, v: v, id: v.ID(), last: time.Now()}
 }
 
 // exitHandler handles one exit of vCPU id; it reports whether the vCPU
@@ -92,10 +93,10 @@ type exitHandler func(id int, v exitSource, reason kvm.ExitReason) (stop bool, e
 // from the end of the previous handle to the start of this one.
 func (r *recorder) handle(reason kvm.ExitReason, handler exitHandler) (bool, error) {
 	returned := time.Now()
-	stop, err := handler(r.v.ID, r.v, reason)
+	stop, err := handler(r.id, r.v, reason)
 	handled := time.Now()
 	e := trace.Exit{
-		VCPU:     r.v.ID,
+		VCPU:     r.id,
 		Reason:   reason,
 		At:       returned.Sub(r.o.start),
 		Guest:    returned.Sub(r.last),
@@ -133,7 +134,7 @@ func (r *recorder) handle(reason kvm.ExitReason, handler exitHandler) (bool, err
 }
 
 // exitDetail is what KVM reports about an exit besides its reason.
-func exitDetail(v *kvm.VCPU, reason kvm.ExitReason) string {
+func exitDetail(v exitSource, reason kvm.ExitReason) string {
 	switch reason {
 	case kvm.ExitInternalError:
 		ie := v.Internal()
@@ -149,7 +150,7 @@ func exitDetail(v *kvm.VCPU, reason kvm.ExitReason) string {
 }
 
 // cpuState reads v's registers, or returns nil if KVM will not give them.
-func cpuState(v *kvm.VCPU) *trace.CPUState {
+func cpuState(v exitSource) *trace.CPUState {
 	regs, err := v.Regs()
 	if err != nil {
 		return nil

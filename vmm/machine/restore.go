@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/memory"
+	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )
 
 // Restore builds a VM from the snapshot in dir, at the moment it was
@@ -35,29 +35,28 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	if err := shapeFromSnapshot(cfg, snap); err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), restored: true}
-	m.setOptions(opt)
-	if m.start.IsZero() {
-		m.start = time.Now()
-	}
+	m := newMachine(cfg, opt)
+	m.restored = true
+	m.saveable = opt.Seccomp == seccomp.Off
 	defer func() {
 		if err != nil {
 			m.Close()
 		}
 	}()
-	// 1. The VM, with guest RAM mapped privately from the memory file.
+	// 1. The devices' host side, before KVM is touched (backends.go).
+	if m.pending, err = openBackends(cfg); err != nil {
+		return nil, err
+	}
+	// 2. The VM, with guest RAM mapped privately from the memory file.
 	if err := m.createRestoredVM(opt.KVMPath, filepath.Join(dir, MemoryFile), snap); err != nil {
 		return nil, err
 	}
-	// 2. The devices, in the windows the guest's drivers know.
+	// 3. The devices, in the windows the guest's drivers know.
 	if err := m.attachDevices(opt.Console); err != nil {
 		return nil, err
 	}
-	if err := m.checkDevices(snap); err != nil {
-		return nil, err
-	}
 	m.cmdline = snap.Cmdline
-	// 3. vCPU state, then the VM's in-kernel devices, on a host that
+	// 4. vCPU state, then the VM's in-kernel devices, on a host that
 	// offers the CPU features the guest booted with.
 	supported, err := m.sys.SupportedCPUID()
 	if err != nil {
@@ -71,25 +70,20 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 		if svm {
 			cpu.ForSVM(snap.VCPUs[i])
 		}
+		// The state passed its checksum: KVM refusing it is a failure
+		// of the host's KVM, not a bad snapshot.
 		if err := cpu.RestoreState(v, snap.VCPUs[i]); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+			return nil, err
 		}
 		m.cpuids = append(m.cpuids, snap.VCPUs[i].CPUID)
 	}
 	if err := m.restoreVM(snap.VM); err != nil {
 		return nil, err
 	}
-	// 4. The devices' own state; a virtio device the driver had started
-	// starts again where it was.
-	if err := m.dev.serial.Restore(snap.Serial); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
-	}
-	m.dev.i8042.Restore(snap.I8042)
-	m.dev.signal.Restore(snap.Signal)
-	for i, v := range m.dev.virtio {
-		if err := v.transport.Restore(snap.Virtio[i].State); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
-		}
+	// 5. The devices' own state, which the device manager hands out; a
+	// virtio device the driver had started starts again where it was.
+	if err := m.dev.restore(snap.DeviceStates); err != nil {
+		return nil, err
 	}
 	// The guest was stopped for as long as the snapshot lay on disk: tell
 	// its watchdogs so. This is advice to the guest; a KVM that does not
@@ -97,13 +91,18 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	for _, v := range m.vcpus {
 		_ = v.KVMClockCtrl()
 	}
-	// 5. The job the guest's init is about to read.
+	// 6. The job the guest's init is about to read.
 	if snap.Signal.Ready {
-		job, err := m.job()
-		if err != nil {
+		if err := m.giveJob(); err != nil {
 			return nil, err
 		}
-		m.dev.signal.SetJob(job)
+	}
+	// 7. Without seccomp filters, a restored VM can be paused and saved
+	// again: which MSRs a pause saves.
+	if m.saveable {
+		if m.msrIndices, err = m.sys.MSRIndexList(); err != nil {
+			return nil, err
+		}
 	}
 	if m.observe, err = newObserver(cfg, m.start, m.dev, m.stderr); err != nil {
 		return nil, err
@@ -136,7 +135,7 @@ func (m *Machine) createRestoredVM(kvmPath, memPath string, snap *Snapshot) erro
 	}
 	mem, err := memory.FromFile(memPath, snap.MemSize)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrSnapshot, err)
+		return fmt.Errorf("%w: %w", ErrSnapshot, err)
 	}
 	if err := m.buildVM(mem); err != nil {
 		return err
@@ -148,7 +147,7 @@ func (m *Machine) createRestoredVM(kvmPath, memPath string, snap *Snapshot) erro
 	if want != 0 && absDiff(khz, want) > uint64(want)/4000 {
 		for _, v := range m.vcpus {
 			if err := v.SetTSCKHz(want); err != nil {
-				return fmt.Errorf("%w: the guest's TSC ran at %d kHz, this host's runs at %d kHz and KVM cannot scale it: %v", ErrSnapshot, want, khz, err)
+				return fmt.Errorf("%w: the guest's TSC ran at %d kHz, this host's runs at %d kHz and KVM cannot scale it: %w", ErrSnapshot, want, khz, err)
 			}
 		}
 		m.host.TSCKHz = want
@@ -168,22 +167,6 @@ func hostKind(pvm bool) string {
 		return "kvm-pvm"
 	}
 	return "hardware KVM"
-}
-
-// checkDevices makes sure every virtio device is where the snapshot's was:
-// the guest's drivers know them by their windows and interrupt lines.
-func (m *Machine) checkDevices(snap *Snapshot) error {
-	if len(m.dev.virtio) != len(snap.Virtio) {
-		return fmt.Errorf("%w: %d virtio devices, the snapshot has %d", ErrSnapshot, len(m.dev.virtio), len(snap.Virtio))
-	}
-	for i, v := range m.dev.virtio {
-		s := snap.Virtio[i]
-		if v.name != s.Name || v.base != s.Base || v.irq != s.IRQ {
-			return fmt.Errorf("%w: device %d is %s at %#x IRQ %d, the snapshot's is %s at %#x IRQ %d",
-				ErrSnapshot, i, v.name, v.base, v.irq, s.Name, s.Base, s.IRQ)
-		}
-	}
-	return nil
 }
 
 // restoreVM sets the VM's in-kernel devices back: timer, clock, interrupt

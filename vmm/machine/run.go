@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,10 +28,6 @@ const (
 	ReasonError
 	// ReasonStopped: the host asked the VM to stop (Ctrl-A X, a signal).
 	ReasonStopped
-	// ReasonPaused: the guest's init was ready for its job and the VM
-	// paused for a snapshot (Options.SnapshotAtReady); every vCPU saved
-	// its state.
-	ReasonPaused
 )
 
 func (r Reason) String() string {
@@ -43,8 +40,6 @@ func (r Reason) String() string {
 		return "error"
 	case ReasonStopped:
 		return "stopped"
-	case ReasonPaused:
-		return "paused for a snapshot"
 	}
 	return fmt.Sprintf("reason %d", int(r))
 }
@@ -84,6 +79,7 @@ type stopOnce struct {
 func (s *stopOnce) Do(m *Machine, r Result) {
 	s.once.Do(func() {
 		s.result = r
+		m.attention.Or(attnStop)
 		close(m.end)
 	})
 }
@@ -137,20 +133,31 @@ func afterClosed(c <-chan struct{}, d time.Duration) <-chan struct{} {
 // Stop ends the VM from the host side (for example on Ctrl-A X).
 func (m *Machine) Stop() { m.stop.Do(m, Result{Reason: ReasonStopped}) }
 
-// Run runs the VM until it ends and returns how it ended.
+// Run runs the VM until it ends and returns how it ended. It keeps
+// running across a pause (Pause, Resume; pause.go).
 func (m *Machine) Run() Result {
 	// The build is done: the process's seccomp filter goes on every
 	// thread, before any vCPU's goes on its own (seccomp.go).
 	if err := m.installProcessFilter(); err != nil {
 		return m.finish(Result{Reason: ReasonError, Err: err})
 	}
+	if m.cpus == nil {
+		for _, v := range m.vcpus {
+			m.cpus = append(m.cpus, kvmVCPU{v})
+		}
+	}
+	m.tids = make([]atomic.Int32, len(m.cpus))
+	// From here Pause may kick the vCPUs: one that has not started yet
+	// sees the pause before it first enters the guest.
+	m.pause.mu.Lock()
+	m.pause.phase = phaseRunning
+	m.pause.mu.Unlock()
 	var wg sync.WaitGroup
-	tids := make([]int, len(m.vcpus))
-	filterErrs := make([]error, len(m.vcpus))
-	ready := make(chan struct{}, len(m.vcpus))
-	for i, v := range m.vcpus {
+	filterErrs := make([]error, len(m.cpus))
+	ready := make(chan struct{}, len(m.cpus))
+	for i, v := range m.cpus {
 		wg.Add(1)
-		go func(i int, v *kvm.VCPU) {
+		go func() {
 			defer wg.Done()
 			// A bug in a device must end this VM with a message, not kill
 			// kiln with the terminal left in raw mode.
@@ -164,8 +171,8 @@ func (m *Machine) Run() Result {
 			// other goroutine may run under: the goroutine never unlocks
 			// it, so Go ends the thread when the goroutine returns.
 			runtime.LockOSThread()
-			tids[i] = unix.Gettid()
-			err := m.installVCPUFilter(v)
+			m.tids[i].Store(int32(unix.Gettid()))
+			err := m.installVCPUFilter(v.ID())
 			filterErrs[i] = err
 			ready <- struct{}{}
 			if err == nil {
@@ -174,34 +181,52 @@ func (m *Machine) Run() Result {
 			if err != nil {
 				m.stop.Do(m, Result{Reason: ReasonError, Err: err})
 			}
-		}(i, v)
+		}()
 	}
-	for range m.vcpus {
+	for range m.cpus {
 		<-ready
 	}
 	if errors.Join(filterErrs...) == nil {
 		m.reportSeccomp(m.verbose)
 	}
-
-	<-m.end
-	// Wake vCPUs blocked in KVM_RUN: immediate_exit makes the next entry
-	// return at once, and a signal interrupts one already in the guest.
-	// SIGURG is the signal Go's runtime itself uses to preempt threads, so
-	// it is always handled and harmless.
-	for i, v := range m.vcpus {
-		v.SetImmediateExit(true)
-		_ = unix.Tgkill(unix.Getpid(), tids[i], unix.SIGURG)
-	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+
+	// Wait for the end, pausing on the way when the guest's init is
+	// ready and the VM is to be snapshotted.
 	for {
 		select {
-		case <-done:
-			return m.finish(m.stop.result)
-		case <-time.After(10 * time.Millisecond):
-			for i := range m.vcpus {
-				_ = unix.Tgkill(unix.Getpid(), tids[i], unix.SIGURG)
+		case <-m.pauseAtReady:
+			_ = m.completePause() // or the VM ended, which the next turn sees
+		case <-m.end:
+			// Every vCPU returns: the parked ones wake, and kicks bring
+			// the others out of the guest.
+			for {
+				m.kick()
+				select {
+				case <-done:
+					return m.finish(m.stop.result)
+				case <-time.After(kickEvery):
+				}
 			}
+		}
+	}
+}
+
+// kickEvery is how often the vCPUs are kicked again while the VM waits
+// for them to stop: a signal can arrive just before a vCPU enters
+// KVM_RUN, where it does not interrupt it.
+const kickEvery = 10 * time.Millisecond
+
+// kick makes every vCPU leave the guest soon: immediate_exit makes its
+// next KVM_RUN return at once, and a signal interrupts one already in the
+// guest. SIGURG is the signal Go's runtime itself uses to preempt
+// threads, so it is always handled and harmless.
+func (m *Machine) kick() {
+	for i, v := range m.cpus {
+		v.SetImmediateExit(true)
+		if tid := int(m.tids[i].Load()); tid != 0 {
+			_ = unix.Tgkill(unix.Getpid(), tid, unix.SIGURG)
 		}
 	}
 }
@@ -235,32 +260,37 @@ func (m *Machine) stopping() bool {
 	}
 }
 
-// runVCPU is one vCPU's run loop: enter the guest, handle the exit, repeat.
-// It returns nil when the VM ends normally and an error when it cannot go on.
-// With --trace or --stats each exit is handled through the vCPU's recorder,
-// which times and records it; without, rec is nil and costs one branch.
-func (m *Machine) runVCPU(v *kvm.VCPU) error {
-	if v.ID == 0 {
+// runVCPU is one vCPU's run loop: enter the guest, handle the exit,
+// repeat. It returns nil when the VM ends normally and an error when it
+// cannot go on. Before each entry it looks at the attention word, which
+// says the VM stops or pauses; a pause parks the vCPU here, on its own
+// thread, until the VM resumes (pause.go). With --trace or --stats each
+// exit is handled through the vCPU's recorder, which times and records
+// it; without, rec is nil and costs one branch.
+func (m *Machine) runVCPU(v vcpu) error {
+	if v.ID() == 0 {
 		m.firstRun = time.Now()
 	}
 	rec := m.observe.vcpu(v)
 	for {
-		if m.stopping() {
-			if m.stop.result.Reason == ReasonPaused {
-				m.saveVCPU(v)
+		if a := m.attention.Load(); a != 0 {
+			if a&attnStop != 0 {
+				return nil
 			}
-			return nil
+			m.park(v)
+			continue
 		}
-		err := v.Run()
-		if errors.Is(err, kvm.ErrInterrupted) {
-			continue // a signal: check for the end, then go back in
-		}
-		if err != nil {
-			return fmt.Errorf("vCPU %d: %w", v.ID, err)
+		switch err := v.Run(); {
+		case err == nil:
+		case errors.Is(err, kvm.ErrInterrupted):
+			continue // a signal or a kick: look at why, then go back in
+		default:
+			return fmt.Errorf("vCPU %d: %w", v.ID(), err)
 		}
 		var stop bool
+		var err error
 		if rec == nil {
-			stop, err = m.handleExit(v.ID, v, v.ExitReason())
+			stop, err = m.handleExit(v.ID(), v, v.ExitReason())
 		} else {
 			stop, err = rec.handle(v.ExitReason(), m.handleExit)
 		}

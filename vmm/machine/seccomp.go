@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/seccomp"
 )
 
@@ -47,15 +46,15 @@ func (m *Machine) installProcessFilter() error {
 	return seccomp.InstallProcess(seccomp.Process(m.seccompNeeds()), m.seccomp)
 }
 
-// installVCPUFilter names the calling thread after vCPU v (kiln-vcpuN, as
-// top -H and the kernel's log show it) and puts on v's filter. The
+// installVCPUFilter names the calling thread after vCPU id (kiln-vcpuN,
+// as top -H and the kernel's log show it) and puts on its filter. The
 // caller has locked its goroutine to the thread for good.
-func (m *Machine) installVCPUFilter(v *kvm.VCPU) error {
-	nameThread(fmt.Sprintf("kiln-vcpu%d", v.ID))
+func (m *Machine) installVCPUFilter(id int) error {
+	nameThread(fmt.Sprintf("kiln-vcpu%d", id))
 	if m.seccomp == seccomp.Off {
 		return nil
 	}
-	return seccomp.InstallThread(seccomp.VCPU(m.seccompNeeds(), v.ID), m.seccomp)
+	return seccomp.InstallThread(seccomp.VCPU(m.seccompNeeds(), id), m.seccomp)
 }
 
 // reportSeccomp says, once every filter is on, what they allow.

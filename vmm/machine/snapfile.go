@@ -49,7 +49,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func encodeSnapshot(s *Snapshot, mem MemoryFileInfo) ([]byte, error) {
 	state, err := json.Marshal(s)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encode the state: %v", ErrSnapshot, err)
+		return nil, fmt.Errorf("%w: encode the state: %w", ErrSnapshot, err)
 	}
 	sum := sha256.Sum256(state)
 	return json.Marshal(envelope{Format: SnapshotFormat, Build: s.Build,
@@ -96,7 +96,7 @@ func ReadSnapshot(dir string) (*Snapshot, error) {
 	}
 	s, _, err := decodeSnapshot(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrSnapshot, dir, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrSnapshot, dir, err)
 	}
 	st, err := os.Stat(filepath.Join(dir, MemoryFile))
 	if err != nil {
@@ -117,7 +117,7 @@ func VerifyMemory(dir string) error {
 	}
 	_, info, err := decodeSnapshot(b)
 	if err != nil {
-		return fmt.Errorf("%w %s: %v", ErrSnapshot, dir, err)
+		return fmt.Errorf("%w %s: %w", ErrSnapshot, dir, err)
 	}
 	f, err := os.Open(filepath.Join(dir, MemoryFile))
 	if err != nil {
@@ -127,7 +127,7 @@ func VerifyMemory(dir string) error {
 	h := crc32.New(castagnoli)
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return fmt.Errorf("%w %s: read %s: %v", ErrSnapshot, dir, MemoryFile, err)
+		return fmt.Errorf("%w %s: read %s: %w", ErrSnapshot, dir, MemoryFile, err)
 	}
 	if uint64(n) != info.Size || fmt.Sprintf("%08x", h.Sum32()) != info.CRC32C {
 		return fmt.Errorf("%w %s: %s does not match its checksum", ErrSnapshot, dir, MemoryFile)

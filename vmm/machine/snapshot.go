@@ -7,10 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kiln-vmm/kiln/devices/bootsignal"
-	"github.com/kiln-vmm/kiln/devices/i8042"
-	"github.com/kiln-vmm/kiln/devices/serial"
-	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
@@ -23,9 +19,11 @@ import (
 // restored from it resumes at that moment, a booted guest ready to run a
 // command, and gets a job of its own.
 //
-// Taking one: New with Options.SnapshotAtReady, Run (which returns with
-// ReasonPaused once every vCPU has stopped and saved its registers on its
-// own thread), then SaveSnapshot. Restoring one: Restore, then Run.
+// Taking one: New with Options.SnapshotAtReady and Run, which pauses the
+// VM when init is ready (PausedAtReady; every vCPU has stopped and saved
+// its registers on its own thread, pause.go), then SaveSnapshot, and Stop
+// or Resume. Any paused VM can be saved the same way (Pause, SaveSnapshot,
+// Resume), if its devices can be. Restoring one: Restore, then Run.
 
 // Snapshot file names inside a snapshot directory.
 const (
@@ -50,13 +48,13 @@ type Snapshot struct {
 	Host    config.Host  `json:"host"`
 	Cmdline string       `json:"cmdline"` // the kernel's, for the record
 
-	VM      VMState          `json:"vm"`
-	VCPUs   []*cpu.State     `json:"vcpus"`
-	Serial  serial.State     `json:"serial"`
-	I8042   i8042.State      `json:"i8042"`
-	Signal  bootsignal.State `json:"signal"`
-	Virtio  []VirtioState    `json:"virtio"`
-	MemSize uint64           `json:"memory_size"`
+	VM    VMState      `json:"vm"`
+	VCPUs []*cpu.State `json:"vcpus"`
+	// The devices' states, from the device manager (devstate.go): in
+	// state.json, its fields sit beside the others ("serial", "i8042",
+	// "signal", "virtio").
+	DeviceStates
+	MemSize uint64 `json:"memory_size"`
 }
 
 // VMState is the VM's in-kernel devices: the 8254 timer, kvmclock, and
@@ -69,14 +67,6 @@ type VMState struct {
 	IOAPIC    *kvm.IRQChip   `json:"ioapic"`
 }
 
-// VirtioState is one virtio-mmio device: where it was, and its state.
-type VirtioState struct {
-	Name  string                `json:"name"`
-	Base  uint64                `json:"base"`
-	IRQ   uint32                `json:"irq"`
-	State virtio.TransportState `json:"state"`
-}
-
 // ErrSnapshot marks a snapshot that cannot be taken or restored: a
 // device or a setting a snapshot cannot hold, or a directory that does
 // not hold a usable snapshot.
@@ -86,11 +76,11 @@ var ErrSnapshot = errors.New("snapshot")
 // on: a snapshot's guest that never became ready.
 var ErrGuestCrash = errors.New("guest crashed")
 
-// CheckSnapshottable refuses, before anything is booted, a config whose
-// VM a snapshot cannot hold.
+// CheckSnapshottable refuses, before anything is booted, a config for
+// kiln snapshot whose VM a snapshot cannot hold.
 func CheckSnapshottable(cfg *config.Config) error {
-	if len(cfg.Nets) > 0 {
-		return fmt.Errorf("%w: a network device cannot be snapshotted: every VM restored from it would share its tap, MAC and IP address", ErrSnapshot)
+	if err := checkSnapshotDevices(cfg); err != nil {
+		return err
 	}
 	if len(cfg.Command) > 0 {
 		return fmt.Errorf("%w: a snapshot is taken before any command runs; give the command when restoring (kiln run --restore DIR -- CMD)", config.ErrUsage)
@@ -98,9 +88,19 @@ func CheckSnapshottable(cfg *config.Config) error {
 	return nil
 }
 
+// checkSnapshotDevices refuses a config with a device a snapshot cannot
+// hold. (A VM paused at ready may have a command: it runs it if it is
+// resumed after the snapshot.)
+func checkSnapshotDevices(cfg *config.Config) error {
+	if len(cfg.Nets) > 0 {
+		return fmt.Errorf("%w: a network device cannot be snapshotted: every VM restored from it would share its tap, MAC and IP address", ErrSnapshot)
+	}
+	return nil
+}
+
 // SnapshotTimes says where the time of taking a snapshot went.
 type SnapshotTimes struct {
-	Devices  time.Duration // pausing and saving the devices and the VM
+	Devices  time.Duration // saving the devices and the VM (paused before)
 	Memory   time.Duration // writing guest RAM
 	Written  uint64        // bytes of RAM written (the rest are holes)
 	MemTotal uint64        // bytes of guest RAM
@@ -108,12 +108,19 @@ type SnapshotTimes struct {
 
 // SaveSnapshot writes the paused VM to dir, which it creates; an existing
 // dir is replaced. It is written next to dir first and renamed into place,
-// so dir holds a whole snapshot or none. Call it after Run returned
-// ReasonPaused.
+// so dir holds a whole snapshot or none. The VM must be paused (Pause, or
+// PausedAtReady), and may have ended since.
 func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 	var times SnapshotTimes
-	if m.stop.result.Reason != ReasonPaused {
-		return times, fmt.Errorf("%w: the VM is not paused", ErrSnapshot)
+	m.pause.mu.Lock()
+	err := m.stateError("save", phasePaused)
+	states, errs := m.pause.states, m.pause.errs
+	m.pause.mu.Unlock()
+	if err != nil {
+		return times, err
+	}
+	if !m.saveable {
+		return times, fmt.Errorf("%w: this VM was built to run with seccomp filters that do not let it be saved (Options.SnapshotAtReady)", ErrSnapshot)
 	}
 	t0 := time.Now()
 	s := &Snapshot{
@@ -121,28 +128,21 @@ func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 		Shape: m.cfg.Shape,
 		Host:  m.host, Cmdline: m.cmdline, MemSize: m.mem.Size(),
 	}
-	for i, st := range m.vcpuStates {
+	for i, st := range states {
 		if st == nil {
-			err := m.saveErrs[i]
+			err := errs[i]
 			if err == nil {
 				err = errors.New("it did not stop")
 			}
-			return times, fmt.Errorf("%w: vCPU %d did not save its state: %v", ErrSnapshot, i, err)
+			return times, fmt.Errorf("%w: vCPU %d did not save its state: %w", ErrSnapshot, i, err)
 		}
 	}
-	s.VCPUs = m.vcpuStates
-	var err error
+	s.VCPUs = states
 	if s.VM, err = m.saveVM(); err != nil {
 		return times, err
 	}
-	s.Serial, s.I8042, s.Signal = m.dev.serial.Save(), m.dev.i8042.Save(), m.dev.signal.Save()
-	for _, v := range m.dev.virtio {
-		v.transport.Pause()
-		ts, err := v.transport.Save()
-		if err != nil {
-			return times, fmt.Errorf("%w: %v", ErrSnapshot, err)
-		}
-		s.Virtio = append(s.Virtio, VirtioState{Name: v.name, Base: v.base, IRQ: v.irq, State: ts})
+	if s.DeviceStates, err = m.dev.save(); err != nil {
+		return times, err
 	}
 	times.Devices = time.Since(t0)
 
@@ -191,19 +191,4 @@ func (m *Machine) saveVM() (s VMState, err error) {
 		}
 	}
 	return s, nil
-}
-
-// saveVCPU finishes v's pending exit and saves its state; it runs on v's
-// own thread as the VM pauses.
-func (m *Machine) saveVCPU(v *kvm.VCPU) {
-	if err := v.FinishPending(); err != nil {
-		m.saveErrs[v.ID] = fmt.Errorf("vCPU %d: %w", v.ID, err)
-		return
-	}
-	s, err := cpu.SaveState(v, m.cpuids[v.ID], m.msrIndices)
-	if err != nil {
-		m.saveErrs[v.ID] = err
-		return
-	}
-	m.vcpuStates[v.ID] = s
 }

@@ -47,21 +47,33 @@ func TakeSnapshot(cfg *config.Config, dir string, opt Options) (*TakeReport, err
 		return nil, err
 	}
 	defer m.Close()
-	res := m.Run()
-	switch res.Reason {
-	case ReasonPaused:
-	case ReasonError:
-		return nil, res.Err
-	case ReasonShutdown:
-		return nil, fmt.Errorf("%w: the guest crashed before it was ready: %v", ErrGuestCrash, res.Err)
-	default:
-		return nil, fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", ErrGuestCrash, res.Reason)
+	// The VM pauses itself when its init is ready; it is saved while it
+	// waits, then stopped.
+	ran := make(chan Result, 1)
+	go func() { ran <- m.Run() }()
+	select {
+	case <-m.PausedAtReady():
+	case res := <-ran:
+		switch res.Reason {
+		case ReasonError:
+			return nil, res.Err
+		case ReasonShutdown:
+			return nil, fmt.Errorf("%w: the guest crashed before it was ready: %v", ErrGuestCrash, res.Err)
+		default:
+			return nil, fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", ErrGuestCrash, res.Reason)
+		}
 	}
-	r := &TakeReport{Phases: res.Phases}
-	if r.Times, err = m.SaveSnapshot(dir, build); err != nil {
+	paused := time.Now()
+	r := &TakeReport{}
+	r.Times, err = m.SaveSnapshot(dir, build)
+	r.End = time.Now()
+	m.Stop()
+	res := <-ran
+	r.Phases = res.Phases
+	r.Phases.End = paused // the boot's end: the pause
+	if err != nil {
 		return nil, err
 	}
-	r.End = time.Now()
 	return r, nil
 }
 

@@ -96,14 +96,17 @@ func (m *Machine) registerMemory() error {
 }
 
 // attachDevices creates the device manager with the devices every VM has
-// and those the config asks for.
+// and the virtio devices whose host side openBackends opened.
 func (m *Machine) attachDevices(console io.Writer) error {
 	m.dev = newDeviceManager(m.vm, m.mem)
+	bs := m.pending
+	m.pending = nil // the device manager's now
 	reset := func() { m.stop.Do(m, Result{Reason: ReasonReset}) }
 	if err := m.dev.addLegacy(console, reset, m.onSignal); err != nil {
+		bs.close()
 		return err
 	}
-	if err := m.dev.addConfigured(m.cfg); err != nil {
+	if err := m.dev.addBackends(bs); err != nil {
 		return err
 	}
 	for _, v := range m.dev.virtio {
@@ -114,21 +117,38 @@ func (m *Machine) attachDevices(console io.Writer) error {
 
 // onSignal hears the guest's init on the signal device, on the vCPU thread
 // that wrote the event. When init is ready, it gets its job, or, to take
-// a snapshot, the VM pauses.
+// a snapshot, the VM pauses: this vCPU parks before it enters the guest
+// again, so init reads nothing of its job before the pause, and Run's
+// goroutine stops the others (pause.go).
 func (m *Machine) onSignal(e contract.Event) {
 	if e != contract.EventReady {
 		return
 	}
 	if m.snapshotAtReady {
-		m.stop.Do(m, Result{Reason: ReasonPaused})
+		if began, _ := m.beginPause(true); began {
+			// Run's goroutine completes the pause. It has taken the
+			// last one: a pause begins only once the one before has
+			// ended.
+			select {
+			case m.pauseAtReady <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
+	if err := m.giveJob(); err != nil {
+		m.stop.Do(m, Result{Reason: ReasonError, Err: err})
+	}
+}
+
+// giveJob hands the guest's init its job on the signal device.
+func (m *Machine) giveJob() error {
 	job, err := m.job()
 	if err != nil {
-		m.stop.Do(m, Result{Reason: ReasonError, Err: err})
-		return
+		return err
 	}
 	m.dev.signal.SetJob(job)
+	return nil
 }
 
 // job is the guest's job with this VM's own entropy and the time now.

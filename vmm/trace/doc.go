@@ -30,6 +30,7 @@
 //     device and per vCPU; its Report, printed by Report.WriteTo, adds
 //     the phases of the boot: VMM setup, kernel, user space.
 //
-// The kinds of exit --trace selects are ExitClass values; ClassOf
-// says which kind an exit reason is.
+// The kinds of exit --trace selects are config.ExitClass values (the
+// user's choice is part of the config); ClassOf says which kind an exit
+// reason is.
 package trace

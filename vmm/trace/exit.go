@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/kiln-vmm/kiln/vmm/bus"
+	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 )
 
@@ -69,18 +70,18 @@ type CPUState struct {
 }
 
 // ClassOf says which kind of exit, as --trace names them, a reason is.
-func ClassOf(r kvm.ExitReason) ExitClass {
+func ClassOf(r kvm.ExitReason) config.ExitClass {
 	switch r {
 	case kvm.ExitIO:
-		return ExitsIO
+		return config.ExitsIO
 	case kvm.ExitMMIO:
-		return ExitsMMIO
+		return config.ExitsMMIO
 	case kvm.ExitHLT:
-		return ExitsHLT
+		return config.ExitsHLT
 	case kvm.ExitShutdown, kvm.ExitSystemEvent:
-		return ExitsShutdown
+		return config.ExitsShutdown
 	case kvm.ExitInternalError, kvm.ExitFailEntry:
-		return ExitsError
+		return config.ExitsError
 	}
-	return ExitsOther
+	return config.ExitsOther
 }

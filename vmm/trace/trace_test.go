@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-vmm/kiln/devices/serial"
 	"github.com/kiln-vmm/kiln/devices/virtio"
 	"github.com/kiln-vmm/kiln/vmm/bus"
+	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/layout"
 )
@@ -141,7 +142,7 @@ func TestModes(t *testing.T) {
 
 func TestTracerFiltersByClass(t *testing.T) {
 	var out bytes.Buffer
-	tr := NewTracer(&out, ExitsHLT|ExitsShutdown)
+	tr := NewTracer(&out, config.ExitsHLT|config.ExitsShutdown)
 	require.True(t, tr.Wants(kvm.ExitHLT))
 	require.True(t, tr.Wants(kvm.ExitShutdown))
 	require.True(t, tr.Wants(kvm.ExitSystemEvent))
@@ -158,11 +159,11 @@ func TestTracerFiltersByClass(t *testing.T) {
 }
 
 func TestClassOf(t *testing.T) {
-	for r, c := range map[kvm.ExitReason]ExitClass{
-		kvm.ExitIO: ExitsIO, kvm.ExitMMIO: ExitsMMIO, kvm.ExitHLT: ExitsHLT,
-		kvm.ExitShutdown: ExitsShutdown, kvm.ExitSystemEvent: ExitsShutdown,
-		kvm.ExitInternalError: ExitsError, kvm.ExitFailEntry: ExitsError,
-		kvm.ExitIRQWindowOpen: ExitsOther, kvm.ExitDebug: ExitsOther,
+	for r, c := range map[kvm.ExitReason]config.ExitClass{
+		kvm.ExitIO: config.ExitsIO, kvm.ExitMMIO: config.ExitsMMIO, kvm.ExitHLT: config.ExitsHLT,
+		kvm.ExitShutdown: config.ExitsShutdown, kvm.ExitSystemEvent: config.ExitsShutdown,
+		kvm.ExitInternalError: config.ExitsError, kvm.ExitFailEntry: config.ExitsError,
+		kvm.ExitIRQWindowOpen: config.ExitsOther, kvm.ExitDebug: config.ExitsOther,
 	} {
 		require.Equal(t, c, ClassOf(r), "%v", r)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 )
 
@@ -14,14 +15,14 @@ import (
 // each, from any number of vCPU threads. Lines are buffered, as a boot
 // makes thousands of them; Flush writes out the rest when the VM ends.
 type Tracer struct {
-	classes ExitClass
+	classes config.ExitClass
 
 	mu sync.Mutex
 	w  *bufio.Writer
 }
 
 // NewTracer returns a tracer that writes to w the exits in classes.
-func NewTracer(w io.Writer, classes ExitClass) *Tracer {
+func NewTracer(w io.Writer, classes config.ExitClass) *Tracer {
 	return &Tracer{classes: classes, w: bufio.NewWriterSize(w, 64<<10)}
 }
 
