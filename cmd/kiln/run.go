@@ -44,8 +44,9 @@ type vmFlags struct {
 }
 
 // hardware names the flags that shape a VM's hardware: a snapshot fixes
-// them.
-var hardware = []string{"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "net", "no-rng"}
+// them. (--net is not one: a restored VM gives each of the snapshot's
+// network devices its own tap, MAC address and addresses.)
+var hardware = []string{"kernel", "initrd", "cmdline", "cpus", "memory", "disk", "no-rng"}
 
 func addVMFlags(fs *pflag.FlagSet, cfg *config.Config) *vmFlags {
 	v := &vmFlags{fs: fs, cfg: cfg}
@@ -55,7 +56,7 @@ func addVMFlags(fs *pflag.FlagSet, cfg *config.Config) *vmFlags {
 	fs.IntVar(&cfg.CPUs, "cpus", 1, "number of vCPUs")
 	v.mem = fs.String("memory", "128M", "guest memory (e.g. 512M, 2G)")
 	v.disks = fs.StringArray("disk", nil, "add a virtio disk backed by a raw image: PATH[,ro] (repeatable: vda, vdb, ...)")
-	v.nets = fs.StringArray("net", nil, "add a virtio network device on an existing tap: tap=NAME[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR] (ip/gw configure eth0 in the guest)")
+	v.nets = fs.StringArray("net", nil, "add a virtio network device on an existing tap: tap=NAME[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR] (ip/gw configure eth0 in the guest; with --restore, one for each of the snapshot's devices)")
 	v.shares = fs.StringArray("share", nil, "share a host directory with the guest over virtio-9p: HOSTDIR[:GUESTDIR][,ro][,tag=TAG] (repeatable; mounted at GUESTDIR, default /mnt/BASENAME; tag default kiln0, kiln1, ...)")
 	v.vsock = fs.String("vsock", "", "add a virtio socket device: CID,PATH (host programs reach the guest through the unix socket PATH; the guest reaches host port P at PATH_P)")
 	fs.BoolVar(&cfg.NoRNG, "no-rng", false, "leave out the virtio entropy device")
@@ -178,9 +179,6 @@ func runFlags(args []string) (*runOptions, bool, error) {
 		if cfg.PrintCmdline {
 			return nil, false, fmt.Errorf("%w: --print-cmdline describes a boot, not a restore", config.ErrUsage)
 		}
-	}
-	if opt.warm && len(cfg.Nets) > 0 {
-		return nil, false, fmt.Errorf("%w: --warm: a network device cannot be snapshotted", config.ErrUsage)
 	}
 	cfg.BootTime = *bootTime
 	opt.seccomp = vm.seccomp()

@@ -62,7 +62,9 @@ func snapshotFlags(args []string) (*snapshotOptions, *subcommand, bool, error) {
 		"Boots a Linux guest with the flags kiln run takes, pauses it when its init\n"+
 		"is ready to run a command, and writes every vCPU's registers, the devices'\n"+
 		"state and the guest's memory to DIR. kiln run --restore DIR [-- COMMAND]\n"+
-		"then starts VMs from that moment. A network device cannot be snapshotted.")
+		"then starts VMs from that moment. A network device's tap is only the\n"+
+		"snapshot's: each VM restored from it gives the device its own with\n"+
+		"--net tap=NAME[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR].")
 	opt := &snapshotOptions{cfg: &config.Config{}}
 	sub.fs.StringVar(&opt.out, "out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
 	sub.fs.StringVar(&opt.verify, "verify", "", "check the snapshot in `DIR` against its checksums (its state and all of its memory), and exit")
@@ -85,6 +87,11 @@ func snapshotFlags(args []string) (*snapshotOptions, *subcommand, bool, error) {
 	}
 	if err := vm.parse(); err != nil {
 		return nil, sub, false, err
+	}
+	for _, n := range opt.cfg.Nets {
+		if n.IP != "" || n.Gateway != "" {
+			return nil, sub, false, fmt.Errorf("%w: --net %s: ip= and gw= are each restored VM's own; give them to kiln run --restore DIR --net tap=NAME,ip=ADDR/PREFIX", config.ErrUsage, n.Tap)
+		}
 	}
 	opt.seccomp = vm.seccomp()
 	return opt, sub, false, nil

@@ -15,14 +15,15 @@ type Host struct {
 }
 
 // Job is what the guest's init is to run, as the guest-host contract
-// carries it: the command (none for a shell), the console's mode and the
-// shares to mount. The machine adds the entropy and the time when it
-// hands the job over.
+// carries it: the command (none for a shell), the console's mode, the
+// shares to mount and the network interfaces to configure. The machine
+// adds the entropy and the time when it hands the job over.
 func (c *Config) Job() *contract.Job {
 	j := &contract.Job{
 		Argv:  c.Command,
 		Raw:   !c.Interactive,
 		Quiet: (len(c.Command) > 0 || c.Container != nil) && !c.Verbose,
+		Net:   c.guestNet(),
 	}
 	j.Container = c.Container
 	if c.Container != nil {
@@ -32,6 +33,39 @@ func (c *Config) Job() *contract.Job {
 		j.Mounts = append(j.Mounts, contract.Mount{Tag: s.Tag, Dir: s.GuestDir, ReadOnly: s.ReadOnly})
 	}
 	return j
+}
+
+// guestNet is how the guest's init configures its network interfaces:
+// Interfaces if given, or else each network device as its Net says: its
+// MAC address and, with an IP, that address and a default route through
+// the gateway. The job carries it to every VM, cold booted or restored
+// (a restored guest's interfaces still have the snapshot's MAC address,
+// which its driver read when it probed the device), and init replaces
+// what the interface had, so each clone of a snapshot is on the network
+// as itself.
+func (c *Config) guestNet() []contract.Interface {
+	if c.Interfaces != nil {
+		return c.Interfaces
+	}
+	var ifcs []contract.Interface
+	for i, n := range c.Nets {
+		ifc := contract.Interface{Name: NetName(i)}
+		if n.IP != "" {
+			v := n.IP
+			if n.Gateway != "" {
+				v += "," + n.Gateway
+			}
+			// ParseNet checked both; the contract's own parser makes the
+			// Interface, as init would from kiln.net.
+			if p, err := contract.ParseNetParam(v); err == nil {
+				ifc = p
+				ifc.Name = NetName(i)
+			}
+		}
+		ifc.MAC = n.Address().String()
+		ifcs = append(ifcs, ifc)
+	}
+	return ifcs
 }
 
 // PVMClearCPUID lists, by the names of the kernel's clearcpuid=
@@ -48,11 +82,11 @@ var PVMClearCPUID = []string{
 
 // KernelCmdline assembles the guest kernel's command line: kiln's defaults,
 // the adaptations for a PVM host, the devices the kernel cannot discover
-// (virtio-mmio windows), how init configures the network, and last the
-// user's own arguments, which therefore win where they repeat a parameter.
-// The command to run is not on it: init reads its job from the signal
+// (virtio-mmio windows), and last the user's own arguments, which
+// therefore win where they repeat a parameter. The command to run and the
+// network's addresses are not on it: init reads its job from the signal
 // device (guest/contract), so that a VM restored from a snapshot gets its
-// command the same way as one booted cold.
+// command and addresses the same way as one booted cold.
 func KernelCmdline(c *Config, h Host, devices []string) string {
 	args := []string{
 		"console=ttyS0",   // the 8250 UART on COM1
@@ -70,13 +104,9 @@ func KernelCmdline(c *Config, h Host, devices []string) string {
 		}
 	}
 	args = append(args, devices...)
-	if len(c.Nets) > 0 && c.Nets[0].IP != "" {
-		v := c.Nets[0].IP
-		if c.Nets[0].Gateway != "" {
-			v += "," + c.Nets[0].Gateway
-		}
-		args = append(args, contract.ParamNet+"="+v)
-	}
+	// The network devices' addresses are not here (contract.ParamNet):
+	// the job carries them (Job.Net), to a cold boot and to each VM
+	// restored from a snapshot alike, which a command line cannot reach.
 	if c.Cmdline != "" {
 		args = append(args, c.Cmdline)
 	}

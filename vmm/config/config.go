@@ -65,6 +65,11 @@ type Config struct {
 	// Container, for kiln as an OCI runtime, is the container the
 	// guest's init sets up and runs (guest/contract), instead of Command.
 	Container *contract.Container
+	// Interfaces, if not nil, is how the guest's init configures its
+	// network interfaces, instead of what each of Nets says (Job): a
+	// container's VM takes the interface the engine made, with all its
+	// addresses, routes and MTU (cmd/kiln/oci).
+	Interfaces []contract.Interface
 
 	// Observe selects tracing and statistics (observe.go).
 	Observe Observe

@@ -27,13 +27,33 @@ type Vsock struct {
 }
 
 // Net is a virtio network device on a host tap, and how the guest's init
-// configures it.
+// configures it (Config.Job). Every part of it is each VM's own: a VM
+// restored from a snapshot gets the network devices the snapshot has,
+// each on the tap, with the MAC address and addresses, given at the
+// restore (Shape.Attach), so clones of one snapshot never share a tap.
 type Net struct {
-	Tap     string           `json:"tap" snap:"each"`
-	MAC     net.HardwareAddr `json:"mac,omitempty" snap:"each"` // nil: one derived from the tap name
-	IP      string           `json:"ip,omitempty" snap:"each"`  // ADDR/PREFIX for eth0, or "" to leave it down
-	Gateway string           `json:"gw,omitempty" snap:"each"`
+	// Tap is the host tap the device's frames go through. In a
+	// snapshot's boot, "" asks for a tap connected to nothing
+	// (machine.TakeSnapshot): each VM restored from it brings its own.
+	Tap string           `json:"tap" snap:"each"`
+	MAC net.HardwareAddr `json:"mac,omitempty" snap:"each"` // nil: one derived from the tap name
+	// IP is ADDR/PREFIX for the guest's interface, Gateway its default
+	// route; without IP the interface comes up with no address.
+	IP      string `json:"ip,omitempty" snap:"each"`
+	Gateway string `json:"gw,omitempty" snap:"each"`
 }
+
+// Address is the MAC address the device has: the one given, or the one
+// derived from the tap's name.
+func (n Net) Address() net.HardwareAddr {
+	if len(n.MAC) == 6 {
+		return n.MAC
+	}
+	return DefaultMAC(n.Tap)
+}
+
+// NetName is what the guest calls the i-th network device: eth0, eth1, ...
+func NetName(i int) string { return fmt.Sprintf("eth%d", i) }
 
 // DefaultMAC is the MAC address of a network device on tap when none is
 // given: locally administered and unicast, derived from the tap's name, so

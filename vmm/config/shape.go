@@ -40,8 +40,8 @@ type Shape struct {
 // Attach is the shape of a VM restored from a snapshot of shape s: s,
 // with the parts each VM has of its own (the fields tagged `snap:"each"`)
 // taken from own, the VM being restored. own may leave a kind of device
-// out (no Vsock, no Shares, no Nets): the snapshot's then serve, as they
-// were. What own gives of the rest of the hardware is not looked at,
+// out (no Vsock, no Shares): the snapshot's then serve, as they were; but
+// it must give each network device a tap (a snapshot's is no clone's). What own gives of the rest of the hardware is not looked at,
 // except for what a restore would silently lose: disks, and an entropy
 // device it says to leave out.
 func (s Shape) Attach(own Shape) (Shape, error) {
@@ -57,8 +57,11 @@ func (s Shape) Attach(own Shape) (Shape, error) {
 		return Shape{}, fmt.Errorf("%w: the snapshot has no socket device to give --vsock to", ErrUsage)
 	case len(own.Shares) > 0 && len(own.Shares) != len(s.Shares):
 		return Shape{}, fmt.Errorf("%w: %d shares given, the snapshot has %d 9P devices (a restore attaches directories to the devices it has)", ErrUsage, len(own.Shares), len(s.Shares))
-	case len(own.Nets) > 0 && len(own.Nets) != len(s.Nets):
-		return Shape{}, fmt.Errorf("%w: %d network devices given, the snapshot has %d (a restore gives a tap to each device it has)", ErrUsage, len(own.Nets), len(s.Nets))
+	case len(own.Nets) != len(s.Nets):
+		// Not even none: the snapshot's taps are no VM's to reuse (clones
+		// on one tap would share its frames, and a snapshot's own is
+		// connected to nothing).
+		return Shape{}, fmt.Errorf("%w: %d network devices given (--net), the snapshot has %d: a restore gives each device it has a tap of its own", ErrUsage, len(own.Nets), len(s.Nets))
 	}
 	out := s
 	out.Disks = append([]Disk(nil), s.Disks...)

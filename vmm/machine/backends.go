@@ -32,9 +32,11 @@ type backend struct {
 // turned off.
 type backends []backend
 
-// openBackends opens the host side of every device cfg asks for. On an
-// error, what it opened is closed again.
-func openBackends(cfg *config.Config) (_ backends, err error) {
+// openBackends opens the host side of every device cfg asks for; a
+// network device on one of taps (Options.Taps) uses it as it is, and
+// leaves it open when the machine closes. On an error, what it opened is
+// closed again.
+func openBackends(cfg *config.Config, taps []*tap.Tap) (_ backends, err error) {
 	var bs backends
 	defer func() {
 		if err != nil {
@@ -49,16 +51,11 @@ func openBackends(cfg *config.Config) (_ backends, err error) {
 		bs = append(bs, backend{b, b})
 	}
 	for _, n := range cfg.Nets {
-		t, err := tap.Open(n.Tap)
+		b, err := openNet(n, taps)
 		if err != nil {
 			return nil, err
 		}
-		dev, err := virtio.NewNet(t, n.MAC)
-		if err != nil {
-			t.Close()
-			return nil, err
-		}
-		bs = append(bs, backend{dev, dev})
+		bs = append(bs, b)
 	}
 	for _, s := range cfg.Shares {
 		sh, err := share.New(s.HostDir, s.ReadOnly)
@@ -83,6 +80,28 @@ func openBackends(cfg *config.Config) (_ backends, err error) {
 		bs = append(bs, backend{virtio.NewRNG(), nil})
 	}
 	return bs, nil
+}
+
+// openNet makes the network device n on its tap: one of taps, given
+// open, or the host's tap of that name (tap.Open).
+func openNet(n config.Net, taps []*tap.Tap) (backend, error) {
+	for _, t := range taps {
+		if t.Name == n.Tap {
+			dev, err := virtio.NewNet(t, n.Address())
+			// The caller's tap: not closed with the machine.
+			return backend{dev, nil}, err
+		}
+	}
+	t, err := tap.Open(n.Tap)
+	if err != nil {
+		return backend{}, err
+	}
+	dev, err := virtio.NewNet(t, n.Address())
+	if err != nil {
+		t.Close()
+		return backend{}, err
+	}
+	return backend{dev, dev}, nil
 }
 
 // close closes the host side of every device.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-vmm/kiln/devices/share"
 	"github.com/kiln-vmm/kiln/devices/tap"
@@ -99,7 +100,7 @@ func TestBackendsOpenBeforeKVM(t *testing.T) {
 	require.NoFileExists(t, sock, "the vsock listener is closed")
 	require.Equal(t, before, openFDs(t))
 
-	bs, err := openBackends(&cfg)
+	bs, err := openBackends(&cfg, nil)
 	require.NoError(t, err)
 	var types []virtio.DeviceType
 	for _, b := range bs {
@@ -135,4 +136,34 @@ func TestRestoreBackendErrorsComeBeforeKVM(t *testing.T) {
 	cfg := &config.Config{Shape: config.Shape{Vsock: &config.Vsock{CID: 4, Path: filepath.Join(t.TempDir(), "no", "dir", "v.sock")}}}
 	_, err = Restore(dir, cfg, Options{KVMPath: noKVM(t)})
 	require.ErrorIs(t, err, virtio.ErrVsock, "the config's socket path, not the snapshot's")
+}
+
+// TestGivenTapsStayTheCallers: a network device on a tap the caller
+// opened (Options.Taps: a container's, made in the engine's namespace)
+// uses it instead of opening one by name, and a machine that fails to
+// build leaves it open, so the build can be tried again with it.
+func TestGivenTapsStayTheCallers(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fds[1])
+	given := tap.FromFD("kiln-given0", fds[0]) // no such tap on the host
+	defer given.Close()
+	cfg := config.Config{Shape: config.Shape{CPUs: 1, Memory: 64 << 20, Nets: []config.Net{{Tap: "kiln-given0"}}}}
+	for range 2 {
+		_, err := New(&cfg, Options{KVMPath: noKVM(t), Taps: []*tap.Tap{given}})
+		require.ErrorIs(t, err, kvm.ErrNoKVM, "the given tap served: no tap was opened by name")
+		_, err = unix.Write(fds[1], []byte("still open"))
+		require.NoError(t, err)
+		require.NoError(t, given.WriteFrame([][]byte{[]byte("x")}), "the machine left the caller's tap open")
+	}
+	bs, err := openBackends(&cfg, []*tap.Tap{given})
+	require.NoError(t, err)
+	require.Equal(t, virtio.TypeNet, bs[0].dev.Type())
+	require.Nil(t, bs[0].closer, "not closed with the machine")
+	require.NoError(t, bs.close())
+
+	// A name the given taps do not have is a host tap, opened by name.
+	cfg.Nets[0].Tap = "kiln-no-such0"
+	_, err = New(&cfg, Options{KVMPath: noKVM(t), Taps: []*tap.Tap{given}})
+	require.ErrorIs(t, err, tap.ErrNoTap)
 }

@@ -35,6 +35,7 @@ import (
 
 	"github.com/kiln-vmm/kiln/boot"
 	"github.com/kiln-vmm/kiln/devices/serial"
+	"github.com/kiln-vmm/kiln/devices/tap"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
 	"github.com/kiln-vmm/kiln/vmm/memory"
@@ -101,6 +102,14 @@ type Options struct {
 	// Stderr is where the VM's trace goes (--trace without a file) and
 	// where the filters say they log (KILN_SECCOMP=log); nil discards.
 	Stderr io.Writer
+	// Taps are taps the caller opened (or made: vmm/hostnet makes a
+	// container's in the engine's network namespace, where no other
+	// thread of kiln can open it by name). A network device whose Tap
+	// names one of them uses it instead of opening a tap of that name.
+	// They stay the caller's: the machine does not close them, so a
+	// build that fails, and is tried again, finds them open; the caller
+	// closes them once the machine is closed.
+	Taps []*tap.Tap
 }
 
 // New builds the VM described by cfg.
@@ -116,7 +125,7 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 	// 1. The devices' host side: disk images, taps, shared directories,
 	// the socket device's socket. What the user named is checked before
 	// KVM is touched (backends.go).
-	if m.pending, err = openBackends(cfg); err != nil {
+	if m.pending, err = openBackends(cfg, opt.Taps); err != nil {
 		return nil, err
 	}
 	// 2. The VM: KVM, guest RAM, interrupt controllers, timer, vCPUs.
@@ -136,11 +145,6 @@ func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 		return nil, err
 	}
 	// 6. To take a snapshot: which MSRs a pause saves.
-	if opt.SnapshotAtReady {
-		if err := checkSnapshotDevices(cfg); err != nil {
-			return nil, err
-		}
-	}
 	if m.saveable {
 		if m.msrIndices, err = m.sys.MSRIndexList(); err != nil {
 			return nil, err

@@ -20,7 +20,9 @@ import (
 // another host path and CID, since VMs restored from one snapshot at once
 // cannot share a socket path; cfg.Shares may put other host directories
 // behind the snapshot's 9P devices (same number, same tags), since the
-// guest mounts them only after the restore.
+// guest mounts them only after the restore; cfg.Nets must give each of
+// the snapshot's network devices a tap of its own, and its MAC address
+// and addresses, which the guest's init takes with its job.
 //
 // The steps mirror New's, with state set back instead of a kernel loaded:
 // the VM with guest RAM mapped from the snapshot's memory file, the
@@ -44,7 +46,7 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 		}
 	}()
 	// 1. The devices' host side, before KVM is touched (backends.go).
-	if m.pending, err = openBackends(cfg); err != nil {
+	if m.pending, err = openBackends(cfg, opt.Taps); err != nil {
 		return nil, err
 	}
 	// 2. The VM, with guest RAM mapped privately from the memory file.
@@ -111,11 +113,10 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 }
 
 // shapeFromSnapshot gives cfg the snapshot's hardware, with the parts
-// that are this VM's own (config.Shape.Attach) kept from cfg.
+// that are this VM's own (config.Shape.Attach) kept from cfg: each
+// network device on the tap, with the MAC address and addresses, cfg
+// gives it.
 func shapeFromSnapshot(cfg *config.Config, s *Snapshot) error {
-	if len(cfg.Nets) > 0 {
-		return fmt.Errorf("%w: a network device cannot be restored yet", config.ErrUsage)
-	}
 	shape, err := s.Shape.Attach(cfg.Shape)
 	if err != nil {
 		return err

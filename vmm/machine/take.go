@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-vmm/kiln/devices/tap"
 	"github.com/kiln-vmm/kiln/vmm/config"
+	"github.com/kiln-vmm/kiln/vmm/hostnet"
 )
 
 // TakeReport says where the time of taking a snapshot went.
@@ -24,6 +26,13 @@ type TakeReport struct {
 // it there and writes it to dir (kiln snapshot, and a warm snapshot's
 // child). The snapshot records this kiln binary (BuildID). A process can
 // take one snapshot with filters on (opt.Seccomp): they stay on it.
+//
+// The guest's network interfaces stay down and without addresses: each
+// VM restored from the snapshot brings its own tap, MAC address and
+// addresses (config.Net), and its init takes them with its job. A
+// network device without a tap (a warm snapshot of a shape whose taps
+// are each VM's own, as the OCI VMs') gets one connected to nothing
+// (hostnet.IsolatedTap), for the guest's driver to find.
 func TakeSnapshot(cfg *config.Config, dir string, opt Options) (*TakeReport, error) {
 	cfg.Snapshot = true
 	opt.SnapshotAtReady = true
@@ -33,6 +42,16 @@ func TakeSnapshot(cfg *config.Config, dir string, opt Options) (*TakeReport, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	taps, err := isolatedTaps(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, t := range taps {
+			t.Close()
+		}
+	}()
+	opt.Taps = append(append([]*tap.Tap(nil), opt.Taps...), taps...)
 	// What needs reading and making before the filters go on: the build
 	// of this binary, which the snapshot records, and dir's parent.
 	build, err := BuildID()
@@ -75,6 +94,27 @@ func TakeSnapshot(cfg *config.Config, dir string, opt Options) (*TakeReport, err
 		return nil, err
 	}
 	return r, nil
+}
+
+// isolatedTaps gives each of cfg's network devices that has no tap one
+// connected to nothing, and names it in cfg.
+func isolatedTaps(cfg *config.Config) ([]*tap.Tap, error) {
+	var taps []*tap.Tap
+	for i := range cfg.Nets {
+		if cfg.Nets[i].Tap != "" {
+			continue
+		}
+		t, err := hostnet.IsolatedTap(fmt.Sprintf("kiln-snap%d", i))
+		if err != nil {
+			for _, t := range taps {
+				t.Close()
+			}
+			return nil, fmt.Errorf("a tap for the snapshot's network device %s: %w", config.NetName(i), err)
+		}
+		cfg.Nets[i].Tap = t.Name
+		taps = append(taps, t)
+	}
+	return taps, nil
 }
 
 // BuildID names this kiln binary: a hash of its contents. A snapshot

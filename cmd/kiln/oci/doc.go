@@ -27,6 +27,8 @@
 //	              (guest/contract's Container); what is refused, what ignored
 //	shape.go      the one VM shape every container gets, so that one warm
 //	              snapshot serves them all
+//	network.go    the engine's network namespace: its interface, read by
+//	              create, taken over by the VMM's tap, undone by delete
 //	state.go      the state directory: one per container under the root
 //	              (/run/kiln), state.json, locking, the status
 //	proc.go       is a host process still the one we started

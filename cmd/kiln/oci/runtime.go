@@ -76,6 +76,7 @@ func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 			if vmm != nil {
 				vmm.Kill()
 			}
+			c.TeardownNetwork() // the VMM is gone: undo what it plumbed
 			c.Remove()
 		}
 	}()
@@ -87,6 +88,9 @@ func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 	}
 	plan, err := Translate(b, c.EmptyDir())
 	if err != nil {
+		return nil, err
+	}
+	if err := plan.resolveNetwork(); err != nil {
 		return nil, err
 	}
 	if err := c.SavePlan(plan); err != nil {
@@ -110,7 +114,7 @@ func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 	if r.NoSeccomp {
 		args = append(args, "--no-seccomp")
 	}
-	if vmm, err = Spawn(r.Exe, append(args, c.Dir), stdio, terminal && o.ConsoleSocket != ""); err != nil {
+	if vmm, err = Spawn(r.Exe, append(args, c.Dir), stdio, terminal && o.ConsoleSocket != "", plan.NewNetns); err != nil {
 		return nil, err
 	}
 	pid := vmm.Cmd.Process.Pid
@@ -147,6 +151,11 @@ func (r *Runtime) Start(id string) error {
 	defer c.Unlock()
 	if st := c.Status(); st != specs.StateCreated {
 		return fmt.Errorf("cannot start a container that is %s", st)
+	}
+	if plan, err := LoadPlan(c.PlanPath()); err == nil && plan.NewNetns {
+		if err := checkLateNetwork(c.Pid); err != nil {
+			return fmt.Errorf("start %s: %w", c.ID, err)
+		}
 	}
 	if err := ipc.Call(c.ControlPath(), ipc.Request{Op: ipc.OpStart}); err != nil {
 		return fmt.Errorf("start %s: %w", c.ID, err)
@@ -195,8 +204,10 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 }
 
 // Delete removes a container's state, ending its VMM first if it is only
-// created, or with force, running. With force, a container that does not
-// exist is no error (runc's answer, which podman's cleanup counts on).
+// created, or with force, running, and undoes what the VMM set up in the
+// engine's network namespace, however the VMM ended (SIGKILL included).
+// With force, a container that does not exist is no error (runc's
+// answer, which podman's cleanup counts on).
 func (r *Runtime) Delete(id string, force bool) error {
 	c, err := r.Store.Open(id, true)
 	if errors.Is(err, ErrNotExist) && force {
@@ -217,6 +228,10 @@ func (r *Runtime) Delete(id string, force bool) error {
 			c.Unlock()
 			return fmt.Errorf("delete %s: %w", c.ID, err)
 		}
+	}
+	if err := c.TeardownNetwork(); err != nil {
+		c.Unlock() // kept: a delete again tries again
+		return fmt.Errorf("delete %s: %w", c.ID, err)
 	}
 	return c.Remove()
 }

@@ -14,7 +14,10 @@ import (
 // kiln0 to kiln{Slots-1}: slot 0 holds the container's root file system,
 // the next ones the host directories behind its bind mounts, and the
 // slots a container does not use are backed by an empty read-only
-// directory, which the guest never mounts.
+// directory, which the guest never mounts. A container on the engine's
+// network has a network device as well (network.go): the shape has two
+// forms, with and without it, and a warm snapshot each; the device's tap,
+// MAC address and addresses are each container's own.
 const (
 	// Slots is the number of 9P devices: the root and up to Slots-1
 	// directories for bind mounts (a file bind mount shares the file's

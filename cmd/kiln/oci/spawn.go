@@ -29,8 +29,13 @@ type Spawned struct {
 // with stdio as its stdin, stdout and stderr, and waits until it reports
 // the container created (ipc.Created), or fails. With a terminal, the VMM
 // leads a session of its own whose controlling terminal is the slave: a
-// change of the terminal's size then reaches it as SIGWINCH.
-func Spawn(exe string, args []string, stdio []*os.File, terminal bool) (*Spawned, error) {
+// change of the terminal's size then reaches it as SIGWINCH. With
+// newNetns, the VMM starts in a new network namespace of its own, empty
+// but for a loopback, where runc would put a container whose config.json
+// asks for one: an engine that then configures the container's network
+// in /proc/PID/ns/net (ctr run --cni) configures that namespace, never
+// the host's.
+func Spawn(exe string, args []string, stdio []*os.File, terminal, newNetns bool) (*Spawned, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("start the VMM: %w", err)
@@ -46,6 +51,9 @@ func Spawn(exe string, args []string, stdio []*os.File, terminal bool) (*Spawned
 	vmm.Dir = "/" // hold no bundle directory busy
 	vmm.Env = vmmEnv()
 	vmm.SysProcAttr = &syscall.SysProcAttr{Setsid: terminal, Setctty: terminal, Ctty: 0}
+	if newNetns {
+		vmm.SysProcAttr.Cloneflags = unix.CLONE_NEWNET
+	}
 	if err := vmm.Start(); err != nil {
 		mine.Close()
 		theirs.Close()

@@ -26,7 +26,7 @@ func stdio(t *testing.T) []*os.File {
 func TestSpawnAdopts(t *testing.T) {
 	done := filepath.Join(t.TempDir(), "adopted")
 	exe := fakeVMMBinary(t, `echo '{}' >&3; read answer <&3 && echo "$answer" > `+done)
-	s, err := Spawn(exe, []string{VMMCommand, "/state"}, stdio(t), false)
+	s, err := Spawn(exe, []string{VMMCommand, "/state"}, stdio(t), false, false)
 	require.NoError(t, err)
 	require.NoError(t, s.Adopt())
 	require.NoError(t, s.Cmd.Wait())
@@ -37,13 +37,13 @@ func TestSpawnAdopts(t *testing.T) {
 
 func TestSpawnGivesTheVMMsError(t *testing.T) {
 	exe := fakeVMMBinary(t, `echo '{"error":"the guest kernel: not a Linux kernel"}' >&3; exit 1`)
-	_, err := Spawn(exe, nil, stdio(t), false)
+	_, err := Spawn(exe, nil, stdio(t), false, false)
 	require.EqualError(t, err, "the guest kernel: not a Linux kernel")
 }
 
 func TestSpawnOfAVMMThatDies(t *testing.T) {
 	exe := fakeVMMBinary(t, `exit 3`)
-	_, err := Spawn(exe, nil, stdio(t), false)
+	_, err := Spawn(exe, nil, stdio(t), false, false)
 	require.ErrorContains(t, err, "the VMM process ended before the container was created (exit status 3)")
 }
 
@@ -52,7 +52,7 @@ func TestSpawnOfAVMMThatDies(t *testing.T) {
 func TestSpawnedVMMSeesCreateGo(t *testing.T) {
 	seen := filepath.Join(t.TempDir(), "seen")
 	exe := fakeVMMBinary(t, `echo '{}' >&3; read answer <&3 || echo closed > `+seen)
-	s, err := Spawn(exe, nil, stdio(t), false)
+	s, err := Spawn(exe, nil, stdio(t), false, false)
 	require.NoError(t, err)
 	s.sock.Close() // what create's death does to its end
 	require.NoError(t, s.Cmd.Wait())

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-vmm/kiln/vmm/hostnet"
 	"github.com/kiln-vmm/kiln/vmm/ipc"
 )
 
@@ -27,6 +28,8 @@ import (
 //	v, v_PORT   the VM's vsock device and the guest's stdio and control
 //	empty/      the empty directory behind unused share slots
 //	console     the guest's serial console (kernel and init messages)
+//	net.json    what the VMM set up in the engine's network namespace
+//	            (hostnet.Plumbing), for kiln delete to undo (network.go)
 //
 // Commands that change a container (create, start, delete) hold an
 // exclusive flock on its directory; state reads state.json without it.
@@ -181,6 +184,7 @@ func (c *Container) ControlPath() string { return c.path("ctl") }
 func (c *Container) EmptyDir() string    { return c.path("empty") }
 func (c *Container) PlanPath() string    { return c.path("plan.json") }
 func (c *Container) ConsolePath() string { return c.path("console") }
+func (c *Container) NetworkPath() string { return c.path("net.json") }
 
 // Save writes state.json whole.
 func (c *Container) Save() error {
@@ -268,6 +272,28 @@ func LoadPlan(path string) (*Plan, error) {
 	var p Plan
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("read the plan: %w", err)
+	}
+	return &p, nil
+}
+
+// SavePlumbing writes net.json: what the VMM set up, or is about to set
+// up, in the engine's network namespace.
+func (c *Container) SavePlumbing(p hostnet.Plumbing) error {
+	return writeJSON(c.NetworkPath(), p)
+}
+
+// LoadPlumbing reads net.json back; nil if the VMM set up nothing.
+func (c *Container) LoadPlumbing() (*hostnet.Plumbing, error) {
+	data, err := os.ReadFile(c.NetworkPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the network's state: %w", err)
+	}
+	var p hostnet.Plumbing
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("read the network's state %s: %w", c.NetworkPath(), err)
 	}
 	return &p, nil
 }

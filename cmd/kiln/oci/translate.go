@@ -22,6 +22,13 @@ type Plan struct {
 	Shares []config.Share
 	// Container is the guest's job.
 	Container contract.Container
+	// Netns is the network namespace config.json names (the engine's,
+	// with its interface); "" when it asks for a new one (NewNetns).
+	// kiln create reads the interface there into Network (network.go).
+	Netns    string `json:",omitempty"`
+	NewNetns bool   `json:",omitempty"`
+	// Network is the container's network device, if it has one.
+	Network *Network `json:",omitempty"`
 	// Ignored lists, once each, what config.json asks that a VM does not
 	// do (docs/oci.md says why for each).
 	Ignored []string
@@ -105,11 +112,19 @@ func (t *translator) translate(b *Bundle) error {
 		if err := t.linux(s.Linux, devTmpfs); err != nil {
 			return err
 		}
-	} else if devTmpfs {
-		c.Devices = defaultDevices()
+	} else {
+		if devTmpfs {
+			c.Devices = defaultDevices()
+		}
+		return errHostNetwork
 	}
 	return nil
 }
+
+// errHostNetwork refuses a container without a network namespace of its
+// own (podman --network host): the VM's guest has a network stack of its
+// own, which cannot be the host's.
+var errHostNetwork = fmt.Errorf("%w: the host's network (config.json gives the container no network namespace, as podman --network host does): a VM cannot share the host's network stack", ErrUnsupported)
 
 // process translates the process: command, environment, user, limits.
 func (t *translator) process(p *specs.Process) error {
@@ -162,19 +177,26 @@ func (t *translator) process(p *specs.Process) error {
 // linux translates the Linux section: namespaces, devices, sysctls, paths.
 func (t *translator) linux(l *specs.Linux, devTmpfs bool) error {
 	c := &t.plan.Container
+	network := false
 	for _, ns := range l.Namespaces {
 		switch ns.Type {
 		case specs.UserNamespace:
 			return fmt.Errorf("%w: a user namespace: the VM's guest has one uid space, which is the container's", ErrUnsupported)
 		case specs.NetworkNamespace:
-			if ns.Path != "" {
-				t.ignore("the network namespace " + ns.Path + ": the VM gets no network")
-			}
+			// The engine's namespace, with the interface it made there,
+			// which the VM takes over (network.go); without a path, a new
+			// one, which runc would make empty: the VM gets no network
+			// device, and its VMM a namespace of its own.
+			network = true
+			t.plan.Netns, t.plan.NewNetns = ns.Path, ns.Path == ""
 		case specs.PIDNamespace, specs.MountNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.CgroupNamespace, specs.TimeNamespace:
 			if ns.Path != "" {
 				return fmt.Errorf("%w: joining the %s namespace %s of another container: a VM has its own", ErrUnsupported, ns.Type, ns.Path)
 			}
 		}
+	}
+	if !network {
+		return errHostNetwork
 	}
 	if len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0 {
 		return fmt.Errorf("%w: uid and gid mappings", ErrUnsupported)

@@ -114,7 +114,10 @@ func TestTranslatePodman(t *testing.T) {
 	require.True(t, mounts["/sys"].ReadOnly)
 
 	joined := strings.Join(p.Ignored, "\n")
-	require.Contains(t, joined, "network namespace")
+	require.NotContains(t, joined, "network", "the network namespace is taken, not ignored")
+	require.Equal(t, "/run/netns/netns-2b7cda91-77c0-18f4-4c1b-fd4f671afb17", p.Netns, "podman's namespace, for create to read")
+	require.False(t, p.NewNetns)
+	require.Nil(t, p.Network, "Translate reads config.json only; create reads the namespace")
 	require.Contains(t, joined, "seccomp")
 	require.Contains(t, joined, "cgroup")
 }
@@ -134,6 +137,8 @@ func TestTranslateContainerd(t *testing.T) {
 	require.Equal(t, "/empty", p.Shares[1].HostDir, "ctr binds nothing from the host")
 	require.True(t, p.Container.NoNewPrivileges)
 	require.False(t, p.Container.Root.ReadOnly)
+	require.True(t, p.NewNetns, "a network namespace without a path: a new one, as runc makes")
+	require.Empty(t, p.Netns)
 }
 
 func TestTranslateRefuses(t *testing.T) {
@@ -148,6 +153,16 @@ func TestTranslateRefuses(t *testing.T) {
 		{"joined namespace", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: "/proc/1/ns/ipc"})
 		}, "joining the ipc namespace"},
+		{"the host's network", func(s *specs.Spec) {
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.NetworkNamespace {
+					ns = append(ns, n)
+				}
+			}
+			s.Linux.Namespaces = ns // podman --network host
+		}, "a VM cannot share the host's network stack"},
+		{"no linux section", func(s *specs.Spec) { s.Linux = nil }, "a VM cannot share the host's network stack"},
 		{"hooks", func(s *specs.Spec) {
 			s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}}
 		}, "hooks"},

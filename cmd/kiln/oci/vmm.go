@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-vmm/kiln/devices/tap"
 	"github.com/kiln-vmm/kiln/guest/contract"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/ipc"
@@ -75,6 +76,7 @@ type VMM struct {
 	terminal bool
 	link     *Link
 	console  *os.File
+	tap      *tap.Tap // the VM's, in the engine's network namespace; nil without
 	ctl      net.Listener
 	proc     *Process // the container's process, and the signals for it
 	ended    chan struct{}
@@ -197,6 +199,17 @@ func (v *VMM) setUp() (err error) {
 	cfg.Container = &plan.Container
 	opt := v.Options
 	opt.Console, opt.Start = &capped{w: v.console, left: 1 << 20}, start
+	if plan.Network != nil {
+		// The tap in the engine's namespace, made while this process
+		// may still make one (network.go).
+		if v.tap, err = c.plumb(plan.Network); err != nil {
+			return err
+		}
+		if err := withNetwork(cfg, plan.Network, v.tap); err != nil {
+			return err
+		}
+		opt.Taps = []*tap.Tap{v.tap}
+	}
 	vm, err := v.Build(cfg, opt)
 	if err != nil {
 		return err
@@ -268,6 +281,9 @@ func (v *VMM) closeAll() {
 	}
 	if v.console != nil {
 		v.console.Close()
+	}
+	if v.tap != nil {
+		v.tap.Close() // after the VM's: the tap goes with it
 	}
 }
 

@@ -37,8 +37,8 @@ func WarmBuilder(cache warm.Cache, child *warm.Child) Builder {
 }
 
 // takeSnapshot boots a VM of the shape s with every share slot backed by
-// an empty directory and a socket path of its own (the parts of the shape
-// each container has of its own), and snapshots it into dir.
+// an empty directory, a socket path and taps of its own (the parts of
+// the shape each container has of its own), and snapshots it into dir.
 func takeSnapshot(child *warm.Child, s config.Shape, dir string) error {
 	tmp, err := os.MkdirTemp("", "kiln-oci-snapshot-")
 	if err != nil {
@@ -52,5 +52,8 @@ func takeSnapshot(child *warm.Child, s config.Shape, dir string) error {
 	shape := s
 	shape.Shares = EmptyShares(empty)
 	shape.Vsock = &config.Vsock{CID: GuestCID, Path: filepath.Join(tmp, "v")}
+	// A network device without a tap: the child gives it one connected
+	// to nothing (machine.TakeSnapshot); each container brings its own.
+	shape.Nets = make([]config.Net, len(s.Nets))
 	return child.Take(shape, dir)
 }
