@@ -45,19 +45,7 @@ func TestMain(m *testing.M) {
 // guestFiles returns the kernel and initramfs built by make.
 func guestFiles(t *testing.T) (kernel, initrd string) {
 	t.Helper()
-	kvmtest.MustHaveKVM(t)
-	if testing.Short() {
-		t.Skip("SKIPPED with -short: boots a real guest")
-	}
-	root, err := filepath.Abs("../..")
-	require.NoError(t, err)
-	kernel = filepath.Join(root, "bin", "vmlinux")
-	initrd = filepath.Join(root, "bin", "initramfs.cpio")
-	for _, p := range []string{kernel, initrd} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s is missing: run `make` first (KVM is available, so this test must run)", p)
-		}
-	}
+	kernel, initrd = kvmtest.GuestFiles(t)
 	if _, err := os.Stat(kilnBinary); err != nil {
 		build := exec.Command("go", "build", "-o", kilnBinary, ".")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0") // as make builds it

@@ -9,7 +9,6 @@ package machine
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -27,24 +26,7 @@ import (
 // (software nested KVM), more when other guests run.
 const bootDeadline = 3 * time.Minute
 
-// guestFiles returns the kernel and initramfs built by make.
-func guestFiles(t *testing.T) (kernel, initrd string) {
-	t.Helper()
-	kvmtest.MustHaveKVM(t)
-	if testing.Short() {
-		t.Skip("SKIPPED with -short: boots a real guest")
-	}
-	root, err := filepath.Abs("../..")
-	require.NoError(t, err)
-	kernel = filepath.Join(root, "bin", "vmlinux")
-	initrd = filepath.Join(root, "bin", "initramfs.cpio")
-	for _, p := range []string{kernel, initrd} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s is missing: run `make` first (KVM is available, so this test must run)", p)
-		}
-	}
-	return kernel, initrd
-}
+func guestFiles(t *testing.T) (kernel, initrd string) { return kvmtest.GuestFiles(t) }
 
 // console is the guest's serial output, written on a vCPU's thread and
 // read by the test.
