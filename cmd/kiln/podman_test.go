@@ -3,7 +3,8 @@ package main
 // podman runs containers with kiln as its OCI runtime (podman run
 // --runtime KILN), on an image built here from kiln's own initramfs.
 // podman keeps its storage in the test's temporary directory, and starts
-// every container with --network none (a kiln VM has no network).
+// these containers with --network none; network_test.go runs them on
+// podman's networks.
 
 import (
 	"os"

@@ -175,7 +175,7 @@ func TestSnapshotRefusals(t *testing.T) {
 	}{
 		{[]string{"snapshot", "--kernel", k, "--initrd", i}, ExitUsage, "needs --out DIR"},
 		{[]string{"snapshot", "--out", dir + "/s", "--kernel", k, "--initrd", i, "--", "true"}, ExitUsage, "before any command runs"},
-		{[]string{"snapshot", "--out", dir + "/s", "--kernel", k, "--initrd", i, "--net", "tap=kiln-none"}, ExitBadInput, "network device cannot be snapshotted"},
+		{[]string{"snapshot", "--out", dir + "/s", "--kernel", k, "--initrd", i, "--net", "tap=kiln-none"}, ExitNoInput, "tap kiln-none does not exist"},
 		{[]string{"run", "--restore", dir + "/missing", "--", "true"}, ExitNoInput, "no such file"},
 		{[]string{"run", "--restore", dir, "--memory", "1G", "--", "true"}, ExitUsage, "--memory is fixed by the snapshot"},
 		{[]string{"run", "--restore", dir, "--warm", "--", "true"}, ExitUsage, "give one"},

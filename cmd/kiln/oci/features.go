@@ -27,7 +27,7 @@ func Features() features.Features {
 		},
 		Linux: &features.Linux{
 			// Each is the VM's own; joining another's (a path) is refused,
-			// except the network's, which is ignored (no network).
+			// except the network's: the VM takes the interface there.
 			Namespaces:   []string{"pid", "network", "ipc", "uts", "mount", "cgroup", "time"},
 			Capabilities: caps,
 			Cgroup:       &features.Cgroup{V1: &f, V2: &f, Systemd: &f, SystemdUser: &f},
