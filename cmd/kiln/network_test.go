@@ -527,3 +527,73 @@ func TestPodmanNetwork(t *testing.T) {
 		require.Contains(t, r.stderr, "a VM cannot share the host's network stack")
 	})
 }
+
+// TestCtrCNI: ctr run --cni sets the network up in /proc/PID/ns/net of
+// the task after kiln create, which a kiln VM cannot take (its network
+// device and addresses are fixed when create builds it). The VMM of a
+// container that asks for a new network namespace runs in one of its
+// own, so the CNI plugins configure that one, not the host's; and kiln
+// start refuses the container with its line. ctr reads its CNI
+// configuration from /etc/cni/net.d only: the test runs it in a mount
+// namespace of its own where that directory is the test's, with a
+// bridge of the test's own, which it removes.
+func TestCtrCNI(t *testing.T) {
+	t.Parallel()
+	p := newPodman(t)
+	mustBeRootForNet(t)
+	for _, bin := range []string{"containerd", "ctr", "unshare"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s is not installed (scripts/deps.sh installs containerd)", bin)
+		}
+	}
+	plugins := "/usr/lib/cni"
+	if _, err := os.Stat(filepath.Join(plugins, "bridge")); err != nil {
+		t.Fatalf("the CNI plugins are not installed in %s (scripts/deps.sh installs containernetworking-plugins)", plugins)
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "sock")
+	conf := filepath.Join(dir, "config.toml")
+	require.NoError(t, os.WriteFile(conf, []byte("version = 2\n"), 0o600))
+	ctd := exec.Command("containerd", "--config", conf, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--address", sock)
+	ctd.Env = append(os.Environ(), "KILN_KERNEL="+filepath.Join(filepath.Dir(kilnBinary), "vmlinux"), "KILN_INITRD="+filepath.Join(filepath.Dir(kilnBinary), "initramfs.cpio"))
+	require.NoError(t, ctd.Start())
+	t.Cleanup(func() { ctd.Process.Kill(); ctd.Wait() })
+	for deadline := time.Now().Add(30 * time.Second); exec.Command("ctr", "--address", sock, "version").Run() != nil; time.Sleep(100 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "containerd did not start")
+	}
+	archive := filepath.Join(dir, "image.tar")
+	r := p.run("save", "--format", "docker-archive", "-o", archive, podmanImage)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = runCommand(t, "", "ctr", "--address", sock, "image", "import", archive)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	bridge := fmt.Sprintf("kcni%d", os.Getpid()%100000)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	netd := filepath.Join(dir, "net.d")
+	require.NoError(t, os.Mkdir(netd, 0o755))
+	cni := fmt.Sprintf(`{"cniVersion": "0.4.0", "name": "kiln-test", "plugins": [{"type": "bridge", "bridge": %q,
+		"isGateway": true, "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": "10.99.77.0/24"}]]}}]}`,
+		bridge, filepath.Join(dir, "ipam"))
+	require.NoError(t, os.WriteFile(filepath.Join(netd, "10-kiln-test.conflist"), []byte(cni), 0o644))
+
+	// ctr's CNI library caches results in /var/lib/cni/results: made if
+	// missing, removed again if it is left empty.
+	if _, err := os.Stat("/var/lib/cni"); os.IsNotExist(err) {
+		t.Cleanup(func() { os.Remove("/var/lib/cni/results"); os.Remove("/var/lib/cni") })
+	}
+	host := hostNet(t)
+	script := fmt.Sprintf(`mount --make-rprivate / && mount --bind %s /etc/cni/net.d && exec ctr --address %s run --rm --cni --runc-binary %s %s kiln-cni cat /proc/net/dev`,
+		netd, sock, kilnBinary, podmanImage)
+	r = runCommand(t, "", "unshare", "--mount", "sh", "-c", script)
+	require.NotEqual(t, 0, r.code, "ctr run --cni cannot give a kiln VM its network: %s", r.stdout)
+	require.Contains(t, r.stderr, "a network set up after kiln create")
+	require.Contains(t, r.stderr, "appeared after the container's VM was built (ctr run --cni does this)")
+	// The host's namespace has what CNI's bridge plugin makes there (its
+	// bridge, the veth's host end), and nothing of kiln's.
+	exec.Command("ctr", "--address", sock, "task", "kill", "-s", "KILL", "kiln-cni").Run()
+	time.Sleep(time.Second)
+	exec.Command("ctr", "--address", sock, "task", "rm", "kiln-cni").Run()
+	exec.Command("ctr", "--address", sock, "container", "rm", "kiln-cni").Run()
+	exec.Command("ip", "link", "del", bridge).Run()
+	require.Equal(t, host, hostNet(t), "the host's own network is unchanged, CNI's bridge removed")
+}
