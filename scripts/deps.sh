@@ -25,6 +25,11 @@ command -v crun >/dev/null || want+=(crun)
 command -v runc >/dev/null || want+=(runc)
 command -v podman >/dev/null || want+=(podman)
 command -v containerd >/dev/null || want+=(containerd)
+# The network tests (cmd/kiln/network_test.go): podman's DNS for its
+# networks (aardvark-dns, which netavark starts), and the CNI plugins
+# that ctr run --cni runs (Debian's, in /usr/lib/cni).
+[ -x /usr/lib/podman/aardvark-dns ] || want+=(aardvark-dns)
+[ -x /usr/lib/cni/bridge ] || want+=(containernetworking-plugins)
 if [ ${#want[@]} -gt 0 ]; then
 	if [ "$(id -u)" -eq 0 ]; then
 		need+=("${want[@]}")

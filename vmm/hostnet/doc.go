@@ -58,6 +58,11 @@
 // Teardown, called from any process (kiln delete), removes what the
 // Plumbing names and is content if it is gone already.
 //
+// A VM that must have a network device but needs no network (the boot
+// that takes a snapshot, whose restored VMs each bring a tap of their
+// own) gets IsolatedTap: a tap in a namespace of its own, which only the
+// tap's descriptor holds.
+//
 // Netlink, the kernel's socket interface for all of this, is spoken
 // through github.com/vishvananda/netlink, as runc, the CNI plugins and
 // Kata's agent do.
