@@ -83,7 +83,7 @@ func TestUnpackCpioRejectsDamage(t *testing.T) {
 }
 
 func TestUnpackRealInitramfs(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "..", "bin", "initramfs.cpio")
+	path := filepath.Join("..", "..", "..", "bin", "initramfs.cpio") // the top of the tree
 	f, err := os.Open(path)
 	if err != nil {
 		t.Skipf("SKIP: no initramfs at %s (make initramfs builds it): %v", path, err)
