@@ -183,6 +183,9 @@ type Control struct {
 	// Status is the exit status for ControlExited (128+N for a death
 	// by signal N).
 	Status int `json:"status,omitempty"`
+	// Net, for ControlNetwork, are the interfaces init configures, as
+	// Job.Net's.
+	Net []Interface `json:"net,omitempty"`
 	// Rows and Cols are the terminal's size for ControlWinsize.
 	Rows uint16 `json:"rows,omitempty"`
 	Cols uint16 `json:"cols,omitempty"`
@@ -204,6 +207,9 @@ const (
 	ControlStart   ControlOp = "start"   // run the process (kiln start)
 	ControlSignal  ControlOp = "signal"  // send Signal to the process (All: to all of the container)
 	ControlWinsize ControlOp = "winsize" // the terminal is Rows x Cols
+	// ControlNetwork: configure Net, before a ControlStart (a network an
+	// engine set up after kiln create: ctr run --cni).
+	ControlNetwork ControlOp = "network"
 )
 
 // MarshalControl encodes c as one line.

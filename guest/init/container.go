@@ -59,6 +59,10 @@ func runContainer(c *contract.Container, quiet bool) {
 			ct.signal(m)
 		case contract.ControlWinsize:
 			ct.resize(m.Rows, m.Cols)
+		case contract.ControlNetwork:
+			// Before the start, on this connection: the process finds
+			// eth0 configured.
+			applyNetwork(m.Net)
 		}
 	})
 	if err := ctl.send(contract.Control{Op: contract.ControlReady}); err != nil {

@@ -81,33 +81,67 @@ func Plumb(nsPath, ifName, tapName string) (*tap.Tap, *Plumbing, error) {
 				t = nil
 			}
 		}()
-		tl, err := netlink.LinkByName(tapName)
-		if err != nil {
-			return fmt.Errorf("find the new tap %s: %w", tapName, err)
-		}
-		if err := netlink.LinkSetMTU(tl, link.Attrs().MTU); err != nil {
-			return fmt.Errorf("set tap %s's MTU to %d: %w", tapName, link.Attrs().MTU, err)
-		}
-		// Best effort: a namespace without IPv6 has nothing to turn off.
-		_ = netlink.LinkSetIP6AddrGenMode(tl, addrGenModeNone)
-		if err := netlink.LinkSetUp(tl); err != nil {
-			return fmt.Errorf("bring tap %s up: %w", tapName, err)
-		}
-		if p.AddedQdisc, err = addIngress(link); err != nil {
-			return err
-		}
-		if _, err := addIngress(tl); err != nil {
-			return err
-		}
-		if err := addRedirect(link, tl, p.Priority); err != nil {
-			return err
-		}
-		return addRedirect(tl, link, p.Priority)
+		return join(link, tapName, p)
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect %s in network namespace %s to a tap: %w", ifName, nsPath, err)
 	}
 	return t, p, nil
+}
+
+// Join connects the engine's interface ifName in the namespace at nsPath
+// to the tap tapName that is there already (a VMM made it when it made
+// the namespace, before the engine put its interface there: ctr run
+// --cni does so between kiln create and kiln start), as Plumb does from
+// its step 1's MTU on. The tap stays its maker's: Join does not open it.
+func Join(nsPath, ifName, tapName string) (*Plumbing, error) {
+	p := &Plumbing{Namespace: nsPath, Interface: ifName, Tap: tapName, Priority: FilterPriority}
+	err := InNamespace(nsPath, func() error {
+		link, err := netlink.LinkByName(ifName)
+		if err != nil {
+			return fmt.Errorf("find interface %s: %w", ifName, err)
+		}
+		if err := checkFree(link, p.Priority); err != nil {
+			return err
+		}
+		if err := join(link, tapName, p); err != nil {
+			undo(link, p)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect %s in network namespace %s to tap %s: %w", ifName, nsPath, tapName, err)
+	}
+	return p, nil
+}
+
+// join gives the tap tapName link's MTU, brings it up and redirects each
+// one's frames to the other (Plumb's steps 1 to 3 but the tap's making),
+// in the namespace the calling thread is in.
+func join(link netlink.Link, tapName string, p *Plumbing) error {
+	tl, err := netlink.LinkByName(tapName)
+	if err != nil {
+		return fmt.Errorf("find the tap %s: %w", tapName, err)
+	}
+	if err := netlink.LinkSetMTU(tl, link.Attrs().MTU); err != nil {
+		return fmt.Errorf("set tap %s's MTU to %d: %w", tapName, link.Attrs().MTU, err)
+	}
+	// Best effort: a namespace without IPv6 has nothing to turn off.
+	_ = netlink.LinkSetIP6AddrGenMode(tl, addrGenModeNone)
+	if err := netlink.LinkSetUp(tl); err != nil {
+		return fmt.Errorf("bring tap %s up: %w", tapName, err)
+	}
+	if p.AddedQdisc, err = addIngress(link); err != nil {
+		return err
+	}
+	if _, err := addIngress(tl); err != nil {
+		return err
+	}
+	if err := addRedirect(link, tl, p.Priority); err != nil {
+		return err
+	}
+	return addRedirect(tl, link, p.Priority)
 }
 
 // addrGenModeNone is IN6_ADDR_GEN_MODE_NONE (linux/if_link.h): the

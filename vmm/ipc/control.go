@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
 // Request is what a kiln command asks of a container's VMM on its control
@@ -13,6 +15,9 @@ type Request struct {
 	Op     Op   `json:"op"`
 	Signal int  `json:"signal,omitempty"` // for OpSignal
 	All    bool `json:"all,omitempty"`    // for OpSignal: every process of the container
+	// Net, for OpStart, is the network an engine set up after create,
+	// which the guest's init configures before the process runs.
+	Net []contract.Interface `json:"net,omitempty"`
 }
 
 // Op names a request.

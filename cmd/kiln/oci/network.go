@@ -149,18 +149,49 @@ func (c *Container) TeardownNetwork() error {
 	return os.Remove(c.NetworkPath())
 }
 
-// checkLateNetwork refuses to start a container whose VMM has a network
-// namespace of its own (config.json asked for a new one) if an interface
-// appeared there after kiln create: an engine that sets up the network
-// after create (ctr run --cni runs the CNI plugins on /proc/PID/ns/net
-// between create and start, as runc's model allows) would have the
-// container run without the network it was given, since a VM's network
-// device and its guest's addresses are fixed when the VM is built.
-func checkLateNetwork(pid int) error {
-	nsPath := fmt.Sprintf("/proc/%d/ns/net", pid)
-	ifc, err := hostnet.Inspect(nsPath)
+// A network set up after create. A container whose config.json asks for
+// a new network namespace (no path) has a VMM in a network namespace of
+// its own (Spawn), as runc's container would have one; an engine may set
+// the network up there after kiln create and before kiln start: ctr run
+// --cni runs the CNI plugins on /proc/PID/ns/net in between, as runc's
+// model allows. So that VM always has a network device, on a tap the VMM
+// made in its namespace before its filters went on (newNetnsTap); at
+// start, if an interface appeared, kiln start joins it to that tap
+// (hostnet.Join) and the guest's init configures eth0 as that interface
+// before the process runs (contract.ControlNetwork); if none did, eth0
+// stays down, as a new namespace's only loopback leaves runc's process
+// without a network.
+
+// newNetnsTap makes the tap of a VMM in a network namespace of its own,
+// and gives it to cfg's VM.
+func newNetnsTap(cfg *config.Config) (*tap.Tap, error) {
+	t, err := tap.Create(hostnet.TapName)
 	if err != nil {
-		return nil // no interface (or nothing to read): nothing was missed
+		return nil, fmt.Errorf("the container's network: %w", err)
 	}
-	return fmt.Errorf("%w: a network set up after kiln create: %s in %s appeared after the container's VM was built (ctr run --cni does this); a kiln VM takes the interface in the network namespace config.json names when it is created (docs/network.md)", ErrUnsupported, ifc.Name, nsPath)
+	cfg.Nets = []config.Net{{Tap: t.Name, MAC: config.DefaultMAC(t.Name)}}
+	return t, nil
+}
+
+// lateNetwork joins the interface an engine put in the VMM's namespace
+// after create to the VM's tap, and returns what the guest's eth0 is to
+// become; nil if no interface appeared.
+func (c *Container) lateNetwork() ([]contract.Interface, error) {
+	nsPath := fmt.Sprintf("/proc/%d/ns/net", c.Pid)
+	n, err := ReadNetwork(nsPath)
+	if err != nil || n == nil {
+		return nil, err
+	}
+	intent := hostnet.Plumbing{Namespace: nsPath, Interface: n.Interface, Tap: hostnet.TapName, Priority: hostnet.FilterPriority}
+	if err := c.SavePlumbing(intent); err != nil {
+		return nil, err
+	}
+	p, err := hostnet.Join(nsPath, n.Interface, hostnet.TapName)
+	if err != nil {
+		return nil, fmt.Errorf("the container's network: %w", err)
+	}
+	if err := c.SavePlumbing(*p); err != nil {
+		return nil, err
+	}
+	return []contract.Interface{n.Guest}, nil
 }

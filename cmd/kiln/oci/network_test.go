@@ -222,24 +222,39 @@ func TestTeardownOfAnIntent(t *testing.T) {
 }
 
 // TestLateNetwork: a VMM in a namespace of its own (config.json asked for
-// a new one) whose namespace gained an interface after create is refused
-// its start, with the reason; one that stayed empty starts.
+// a new one) whose namespace gained an interface after create, as ctr run
+// --cni makes one, has it joined to its tap at start, and the guest is
+// to take its address; one that stayed empty starts without a network.
 func TestLateNetwork(t *testing.T) {
 	mustBeRoot(t)
-	require.NoError(t, checkLateNetwork(os.Getpid()+1<<22), "no such process: nothing to say")
-	// A process in an empty namespace, as a VMM for a new one is.
+	// A process in an empty namespace with the VMM's tap, as a VMM for a
+	// new one is.
 	ns, _ := testNamespace(t, "late")
+	sh(t, "ip", "-n", ns, "tuntap", "add", "kilntap0", "mode", "tap")
 	cmd := exec.Command("ip", "netns", "exec", ns, "sleep", "60")
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	pid := waitInNamespace(t, cmd.Process.Pid, ns)
-	require.NoError(t, checkLateNetwork(pid))
+	c := &Container{Dir: t.TempDir(), Record: Record{ID: "late", Pid: pid}}
+	net, err := c.lateNetwork()
+	require.NoError(t, err)
+	require.Nil(t, net, "no interface appeared: no network")
+
 	// What ctr run --cni does next: an interface in /proc/PID/ns/net.
 	sh(t, "ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "x0")
-	err := checkLateNetwork(pid)
-	require.ErrorIs(t, err, ErrUnsupported)
-	require.ErrorContains(t, err, "eth0")
-	require.ErrorContains(t, err, "ctr run --cni")
+	sh(t, "ip", "-n", ns, "addr", "add", "10.66.0.9/24", "dev", "eth0")
+	sh(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	net, err = c.lateNetwork()
+	require.NoError(t, err)
+	require.Len(t, net, 1)
+	require.Equal(t, "10.66.0.9/24", net[0].Addrs[0].String())
+	out := sh(t, "tc", "-n", ns, "filter", "show", "dev", "eth0", "ingress")
+	require.Contains(t, out, "Redirect to device kilntap0", "eth0's frames go to the tap: %s", out)
+	out = sh(t, "tc", "-n", ns, "filter", "show", "dev", "kilntap0", "ingress")
+	require.Contains(t, out, "Redirect to device eth0", "the tap's frames go to eth0: %s", out)
+	require.NoError(t, c.TeardownNetwork())
+	out = sh(t, "tc", "-n", ns, "filter", "show", "dev", "eth0", "ingress")
+	require.NotContains(t, out, "Redirect", "delete took the filter away")
 }
 
 // waitInNamespace waits until the process pid (ip netns exec, which

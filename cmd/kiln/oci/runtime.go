@@ -152,12 +152,13 @@ func (r *Runtime) Start(id string) error {
 	if st := c.Status(); st != specs.StateCreated {
 		return fmt.Errorf("cannot start a container that is %s", st)
 	}
+	req := ipc.Request{Op: ipc.OpStart}
 	if plan, err := LoadPlan(c.PlanPath()); err == nil && plan.NewNetns {
-		if err := checkLateNetwork(c.Pid); err != nil {
+		if req.Net, err = c.lateNetwork(); err != nil {
 			return fmt.Errorf("start %s: %w", c.ID, err)
 		}
 	}
-	if err := ipc.Call(c.ControlPath(), ipc.Request{Op: ipc.OpStart}); err != nil {
+	if err := ipc.Call(c.ControlPath(), req); err != nil {
 		return fmt.Errorf("start %s: %w", c.ID, err)
 	}
 	c.Started = true

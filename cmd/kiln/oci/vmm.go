@@ -209,6 +209,13 @@ func (v *VMM) setUp() (err error) {
 			return err
 		}
 		opt.Taps = []*tap.Tap{v.tap}
+	} else if plan.NewNetns {
+		// This process's own namespace, which an engine may give an
+		// interface before start (network.go).
+		if v.tap, err = newNetnsTap(cfg); err != nil {
+			return err
+		}
+		opt.Taps = []*tap.Tap{v.tap}
 	}
 	vm, err := v.Build(cfg, opt)
 	if err != nil {
@@ -303,6 +310,11 @@ func (v *VMM) handle(r ipc.Request) error {
 	switch r.Op {
 	case ipc.OpStart:
 		return v.proc.Start(func() error {
+			if len(r.Net) > 0 {
+				if err := v.link.Send(contract.Control{Op: contract.ControlNetwork, Net: r.Net}); err != nil {
+					return err
+				}
+			}
 			if err := v.link.Send(contract.Control{Op: contract.ControlStart}); err != nil {
 				return err
 			}
