@@ -70,9 +70,10 @@ BENCH_ROUNDS ?= 5
 bench: all
 	bin/kiln bench --rounds $(BENCH_ROUNDS) --json bin/bench.json --svg bin/bench.svg
 
-# 100 VMs one after another and 16 at once from one parent (docs/reliability.md).
+# 100 VMs one after another and 16 at once from one parent, then 100 and 16
+# podman run --rm with kiln as the runtime (docs/reliability.md).
 soak: all
-	KILN_SOAK=100,16 $(GO) test -count=1 -v -timeout 120m -run '^TestSoak$$' ./cmd/kiln
+	KILN_SOAK=100,16 $(GO) test -count=1 -v -timeout 180m -run '^(TestSoak|TestPodmanSoak)$$' ./cmd/kiln
 
 # virtio-blk throughput and IOPS inside the guest, kiln against QEMU microvm.
 bench-io: all
