@@ -81,6 +81,7 @@ type Machine struct {
 	observe      *observer // --trace and --stats; nil without (observe.go)
 
 	failures failureLog // devices that asked for a reset (failures.go)
+	trim     trimmer    // start-up's pages, dropped once it is over (trim.go)
 }
 
 // Options are the host-side connections of a machine.

@@ -136,6 +136,10 @@ func (m *Machine) Stop() { m.stop.Do(m, Result{Reason: ReasonStopped}) }
 // Run runs the VM until it ends and returns how it ended. It keeps
 // running across a pause (Pause, Resume; pause.go).
 func (m *Machine) Run() Result {
+	// What start-up touched of kiln's binary, found while files can
+	// still be opened, and dropped once the guest's command runs
+	// (trim.go).
+	m.trim.find()
 	// The build is done: the process's seccomp filter goes on every
 	// thread, before any vCPU's goes on its own (seccomp.go).
 	if err := m.installProcessFilter(); err != nil {
@@ -193,9 +197,15 @@ func (m *Machine) Run() Result {
 	go func() { wg.Wait(); close(done) }()
 
 	// Wait for the end, pausing on the way when the guest's init is
-	// ready and the VM is to be snapshotted.
+	// ready and the VM is to be snapshotted, and dropping start-up's
+	// pages once the guest is in user space (a restored one is from its
+	// first instruction).
+	userspace := m.dev.signal.UserspaceReached()
 	for {
 		select {
+		case <-userspace:
+			userspace = nil
+			m.TrimStartup()
 		case <-m.pauseAtReady:
 			_ = m.completePause() // or the VM ended, which the next turn sees
 		case <-m.end:

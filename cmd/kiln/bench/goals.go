@@ -6,8 +6,13 @@ import (
 )
 
 // OverheadGoalKiB is kiln's memory goal: the VMM itself (everything but
-// the guest's RAM) in at most 5 MiB, Firecracker's published figure.
-const OverheadGoalKiB = 5 << 10
+// the guest's RAM) in at most 4 MiB, below Firecracker's published 5 MiB.
+const OverheadGoalKiB = 4 << 10
+
+// RestoreWorkGoal is kiln's restore goal: from kiln's start to the
+// restored VM's first KVM_RUN, Firecracker's CI baseline on hardware
+// being 2.92 ms at P50.
+const RestoreWorkGoal = 3 * time.Millisecond
 
 // CheckGoals compares the run's medians with kiln's goals. A goal the run
 // has no numbers for is reported as unknown, with the reason.
@@ -26,7 +31,7 @@ func CheckGoals(r *Results) []Goal {
 	}
 	goals = append(goals, g)
 
-	g = Goal{Name: "kiln VMM memory overhead", Target: "≤ 5 MiB RSS beyond the guest memory touched (median)"}
+	g = Goal{Name: "kiln VMM memory overhead", Target: "≤ 4 MiB RSS beyond the guest memory touched, sampled 100 ms after user space (median)"}
 	if kiln != nil {
 		if v := kiln.MemoryKiB(func(m Memory) uint64 { return m.Overhead }); len(v) > 0 {
 			med := MedianKiB(v)
@@ -53,21 +58,21 @@ func CheckGoals(r *Results) []Goal {
 	goals = append(goals, g)
 
 	restore := r.Find("kiln-restore")
-	g = Goal{Name: "kiln restore vs crun run", Target: "kiln-restore launch → guest user space ≤ 1 × crun launch → exit (medians of the same run)"}
-	ru := summaryOf(restore, ToUserspace)
-	if ru.N > 0 && ce.N > 0 {
-		ratio := float64(ru.Median) / float64(ce.Median)
+	g = Goal{Name: "kiln restore vs crun run", Target: "kiln-restore launch → exit ≤ 1 × crun launch → exit (medians of the same run; launch → user space is reported, no goal: a restored VM is in user space from its first instruction)"}
+	re := summaryOf(restore, ToExit)
+	if re.N > 0 && ce.N > 0 {
+		ratio := float64(re.Median) / float64(ce.Median)
 		g.Known, g.Met = true, ratio <= 1
-		g.Value = fmt.Sprintf("%.2f × (kiln restored to user space %s, crun run %s; to exit %s)",
-			ratio, FormatDuration(ru.Median), FormatDuration(ce.Median), FormatDuration(summaryOf(restore, ToExit).Median))
+		g.Value = fmt.Sprintf("%.2f × (kiln restored to exit %s, crun run %s; restored to user space %s)",
+			ratio, FormatDuration(re.Median), FormatDuration(ce.Median), FormatDuration(summaryOf(restore, ToUserspace).Median))
 	} else {
 		g.Note = "needs samples from both kiln-restore and crun" + unavailableNote(restore, crun)
 	}
 	goals = append(goals, g)
 
-	g = Goal{Name: "kiln restore work", Target: "≤ 5 ms from kiln's start to the restored VM's first KVM_RUN (median)"}
+	g = Goal{Name: "kiln restore work", Target: "≤ 3 ms from kiln's start to the restored VM's first KVM_RUN (median)"}
 	if p, n := medianPhases(restore); n > 0 {
-		g.Known, g.Met = true, p.VMMSetup <= 5*time.Millisecond
+		g.Known, g.Met = true, p.VMMSetup <= RestoreWorkGoal
 		g.Value = FormatDuration(p.VMMSetup)
 	} else {
 		g.Note = "no kiln-restore samples with phases" + unavailableNote(restore)

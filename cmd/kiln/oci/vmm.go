@@ -339,6 +339,10 @@ func (v *VMM) follow() {
 				if err := v.proc.Started(); err != nil {
 					fmt.Fprintf(v.Options.Stderr, "kiln: %v\n", err)
 				}
+				// Start-up is over: its pages go (machine.TrimStartup).
+				if t, ok := v.vm.(interface{ TrimStartup() }); ok {
+					t.TrimStartup()
+				}
 			case contract.ControlExited:
 				v.proc.Exited()
 			}
