@@ -198,13 +198,13 @@ func (m *Machine) Run() Result {
 
 	// Wait for the end, pausing on the way when the guest's init is
 	// ready and the VM is to be snapshotted, and dropping start-up's
-	// pages once the guest is in user space (a restored one is from its
-	// first instruction).
-	userspace := m.dev.signal.UserspaceReached()
+	// pages once the guest's init starts its command: the devices are
+	// set up by then, and kiln's part is its run loop.
+	started := m.dev.signal.CommandStarted()
 	for {
 		select {
-		case <-userspace:
-			userspace = nil
+		case <-started:
+			started = nil
 			m.TrimStartup()
 		case <-m.pauseAtReady:
 			_ = m.completePause() // or the VM ended, which the next turn sees

@@ -18,8 +18,8 @@ import (
 // touched page's neighbours with it (fault-around, 64 KiB at a time), so
 // that after start-up nearly all of a 9 MiB binary's text and read-only
 // data is resident: measured here, 5.8 MiB of a VM's 7.5 MiB overhead.
-// Once the guest is in user space, none of that start-up code runs
-// again, so kiln tells the kernel to reclaim its binary's pages
+// Once the guest's init starts its command, none of that start-up code
+// runs again, so kiln tells the kernel to reclaim its binary's pages
 // (MADV_PAGEOUT: clean file pages, mapped by this process alone; pages a
 // second kiln process maps stay) and returns the heap's free pages; the
 // run loop's working set faults back in and stays. The same VM measured
@@ -68,14 +68,16 @@ func startupPages() []textRange {
 	return binaryRanges(string(b), exe)
 }
 
-// trimStartup reclaims the start-up pages of rs and the heap's free
-// pages. A kernel without MADV_PAGEOUT (before 5.4) refuses it; nothing
+// trimStartup returns the heap's free pages and reclaims the start-up
+// pages of rs. A kernel without MADV_PAGEOUT (before 5.4) refuses it; nothing
 // is lost but the economy.
 func trimStartup(rs []textRange) {
+	// The collection first: it reads the binary's tables (pclntab, type
+	// data) to scan the stacks and heap, which would fault them back in.
+	debug.FreeOSMemory()
 	for _, r := range rs {
 		_, _, _ = unix.Syscall(unix.SYS_MADVISE, r.start, r.end-r.start, unix.MADV_PAGEOUT)
 	}
-	debug.FreeOSMemory()
 }
 
 // trimmer holds the ranges to drop, found by Run before its filters go
@@ -93,7 +95,7 @@ func (t *trimmer) find() {
 }
 
 // TrimStartup drops the pages that kiln's start-up touched and its run
-// loop does not use. Run does it when the guest reaches user space; a
+// loop does not use. Run does it when the guest's init starts its command; a
 // container's VMM, whose start goes on after that (the container's
 // setup, then its start), does it again when the process has started.
 func (m *Machine) TrimStartup() {

@@ -70,7 +70,7 @@ func (b *bench) kilnRestoreMethod() runner {
 	return r
 }
 
-// settle is how long after user space a VMM's memory is sampled again.
+// settle is how often a VMM's memory is sampled again after user space.
 const settle = 100 * time.Millisecond
 
 // bootVM starts a VMM once: the user-space moment is the line containing
@@ -84,10 +84,15 @@ func (b *bench) bootVM(ctx context.Context, argv []string, mark, name, noMark st
 			m, err := readVMMMemory(pid, b.opt.Memory>>10)
 			mem, memErr = &m, err
 			// The running VM's memory, once kiln has dropped what only
-			// its start-up used (vmm/machine/trim.go): sampled again a
-			// moment later, if the VMM still runs.
-			time.Sleep(settle)
-			if m, err := readVMMMemory(pid, b.opt.Memory>>10); err == nil {
+			// its start-up used (vmm/machine/trim.go): sampled again
+			// every settle while the VMM runs, for a second at most; the
+			// last sample counts.
+			for i := 0; i < 10; i++ {
+				time.Sleep(settle)
+				m, err := readVMMMemory(pid, b.opt.Memory>>10)
+				if err != nil {
+					break
+				}
 				mem, memErr = &m, nil
 			}
 		}}
