@@ -26,6 +26,7 @@ const (
 	ExitVMM         = 70 // EX_SOFTWARE: KVM or the VMM failed while running
 	ExitGuestCrash  = 71 // the guest crashed: triple fault, panic, init died
 	ExitCantCreate  = 73 // EX_CANTCREAT: an output file (kiln bench --json/--svg) cannot be written
+	ExitNotReady    = 75 // EX_TEMPFAIL: kiln snapshot's app did not become ready (--ready-*)
 	ExitInterrupted = 130
 	// ExitSeccomp: a seccomp filter refused one of kiln's system calls
 	// (vmm/seccomp): 128 + SIGSYS, as a shell shows a process SIGSYS
@@ -48,6 +49,8 @@ func exitCode(err error) int {
 		return ExitBadInput
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), errors.Is(err, config.ErrNotRegular), errors.Is(err, config.ErrEmptyFile), errors.Is(err, tap.ErrNoTap), errors.Is(err, virtio.ErrVsock), errors.Is(err, share.ErrBadShare):
 		return ExitNoInput
+	case errors.Is(err, machine.ErrNotReady):
+		return ExitNotReady
 	case errors.Is(err, machine.ErrSnapshot):
 		return ExitBadInput
 	case errors.Is(err, machine.ErrGuestCrash):

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-vmm/kiln/guest/contract"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/ipc"
 	"github.com/kiln-vmm/kiln/vmm/machine"
@@ -36,7 +37,8 @@ func cmdSnapshot(args []string, start time.Time) int {
 	}
 	cfg := opt.cfg
 	console := io.Discard
-	if cfg.Verbose {
+	if cfg.Verbose || cfg.Ready != nil {
+		// A ready-app snapshot's app says what it does on the console.
 		console = os.Stderr
 	}
 	fmt.Fprintf(os.Stderr, "kiln: booting the guest to snapshot it (a cold boot: %s)\n", bootEstimate())
@@ -45,6 +47,11 @@ func cmdSnapshot(args []string, start time.Time) int {
 		return sub.fail(err)
 	}
 	printTaken(os.Stderr, res, opt.out)
+	if cfg.Ready != nil {
+		p := res.Phases
+		fmt.Fprintf(os.Stderr, "kiln: the app (%s) was ready (%v) %s after it started; kiln run --restore %s resumes it\n",
+			cfg.Command[0], cfg.Ready, secs(p.End.Sub(p.Running)), opt.out)
+	}
 	return 0
 }
 
@@ -58,16 +65,24 @@ type snapshotOptions struct {
 
 // snapshotFlags parses `kiln snapshot` arguments.
 func snapshotFlags(args []string) (*snapshotOptions, *subcommand, bool, error) {
-	sub := newSubcommand("snapshot", "Usage: kiln snapshot --out DIR [flags]\n\n"+
+	sub := newSubcommand("snapshot", "Usage: kiln snapshot --out DIR [flags]\n"+
+		"       kiln snapshot --out DIR --ready-port PORT|--ready-file PATH|--ready-after D [flags] -- APP [ARG...]\n\n"+
 		"Boots a Linux guest with the flags kiln run takes, pauses it when its init\n"+
 		"is ready to run a command, and writes every vCPU's registers, the devices'\n"+
 		"state and the guest's memory to DIR. kiln run --restore DIR [-- COMMAND]\n"+
-		"then starts VMs from that moment. A network device's tap is only the\n"+
+		"then starts VMs from that moment. With a ready condition, init starts APP\n"+
+		"first and the VM is paused once APP is ready, APP included: kiln run\n"+
+		"--restore DIR then resumes it. A network device's tap is only the\n"+
 		"snapshot's: each VM restored from it gives the device its own with\n"+
 		"--net tap=NAME[,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR].")
 	opt := &snapshotOptions{cfg: &config.Config{}}
 	sub.fs.StringVar(&opt.out, "out", "", "write the snapshot to `DIR` (created; an existing snapshot there is replaced)")
 	sub.fs.StringVar(&opt.verify, "verify", "", "check the snapshot in `DIR` against its checksums (its state and all of its memory), and exit")
+	var ready contract.Ready
+	sub.fs.IntVar(&ready.Port, "ready-port", 0, "snapshot APP once a TCP socket in the guest listens on `PORT`")
+	sub.fs.StringVar(&ready.File, "ready-file", "", "snapshot APP once `PATH` exists in the guest")
+	sub.fs.DurationVar(&ready.After, "ready-after", 0, "snapshot APP this long (`DURATION`) after it started")
+	sub.fs.DurationVar(&opt.cfg.ReadyTimeout, "ready-timeout", machine.DefaultReadyTimeout, "give up on APP if it is not ready this long after it started")
 	vm := addVMFlags(sub.fs, opt.cfg)
 	if helped, err := sub.parse(args); helped || err != nil {
 		return nil, sub, helped, err
@@ -82,10 +97,14 @@ func snapshotFlags(args []string) (*snapshotOptions, *subcommand, bool, error) {
 	if err != nil {
 		return nil, sub, false, err
 	}
-	if len(cmd) > 0 {
-		return nil, sub, false, fmt.Errorf("%w: a snapshot is taken before any command runs; give the command to kiln run --restore DIR -- COMMAND", config.ErrUsage)
+	opt.cfg.Command = cmd
+	if changed(sub.fs, []string{"ready-port", "ready-file", "ready-after"}) != "" {
+		opt.cfg.Ready = &ready
 	}
 	if err := vm.parse(); err != nil {
+		return nil, sub, false, err
+	}
+	if err := machine.CheckSnapshottable(opt.cfg); err != nil {
 		return nil, sub, false, err
 	}
 	for _, n := range opt.cfg.Nets {

@@ -8,9 +8,9 @@
 // and reads it here, four bytes per read. The protocol, offsets and event values are defined in
 // guest/contract, which the guest's init shares:
 //
-//	offset 0, write: an event   EventUserspace, EventReady, EventRunning
+//	offset 0, write: an event   EventUserspace, EventReady, EventRunning, EventAppReady
 //	offset 1, write: a status   the guest command exited with it
-//	offset 4, read:  the job    from its first byte after each EventReady
+//	offset 4, read:  the job    from its first byte after each EventReady (or EventAppReady)
 //
 // The device records the time of each event and the status; the VMM reads
 // them when the guest ends. Other reads return zero.
@@ -85,7 +85,7 @@ func (d *Device) Write(off uint64, data []byte) {
 				d.userspace = d.now()
 				close(d.up)
 			}
-		case contract.EventReady:
+		case contract.EventReady, contract.EventAppReady:
 			d.ready = d.now()
 			d.jobPos = 0
 		case contract.EventRunning:

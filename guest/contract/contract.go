@@ -23,6 +23,10 @@
 //     kernel's pool, sets the wall clock, sets the console's mode,
 //     configures the network interfaces, mounts shares; then writes
 //     EventRunning and runs the command or the shell.
+//     With a Ready condition (ready.go, kiln snapshot --ready-port), init
+//     waits until the command is ready, writes EventAppReady (the
+//     snapshot's moment) and reads a job again, whose entropy, time and
+//     network it applies, then writes EventRunning again.
 //  6. init writes the command's exit status to StatusOffset, flushes the
 //     file systems and resets the machine through the i8042 (the kernel
 //     parameter reboot=k), which ends the VM.
@@ -85,7 +89,13 @@ const (
 	// EventRunning: init has applied the job (console mode, entropy,
 	// clock, mounts) and starts the command or shell. kiln holds console
 	// input back until now, so nothing typed or piped is echoed or lost.
+	// After EventAppReady, init sends it again once it has applied the
+	// restored VM's job: the app goes on.
 	EventRunning Event = 3
+	// EventAppReady: the command of a job with a Ready condition is
+	// running and ready (ready.go), and init reads a job again, as after
+	// EventReady. kiln snapshot pauses a ready-app snapshot's VM here.
+	EventAppReady Event = 4
 )
 
 func (e Event) String() string {
@@ -96,6 +106,8 @@ func (e Event) String() string {
 		return "guest init ready for its job"
 	case EventRunning:
 		return "guest command started"
+	case EventAppReady:
+		return "guest app ready"
 	}
 	return "unknown event"
 }
@@ -134,6 +146,10 @@ type Job struct {
 	// interface had, so a VM restored from a snapshot takes the
 	// addresses of its own job.
 	Net []Interface `json:"net,omitempty"`
+	// Ready, if set, makes Argv an app to snapshot once it is ready
+	// (ready.go): init waits for the condition, then writes
+	// EventAppReady and reads the job of the VM restored from it.
+	Ready *Ready `json:"ready,omitempty"`
 }
 
 // ShareMountOptions are the 9p mount options init uses for a share:

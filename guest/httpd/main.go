@@ -1,7 +1,8 @@
 // Command httpd is a small JSON HTTP service for the guest image: the
 // workload of kiln bench's network runs, started in a container made
 // from kiln's initramfs. GET / answers a small JSON object naming the
-// host and the time, GET /health answers that the service is up.
+// host and the time, GET /health answers that the service is up, GET
+// /random answers 16 bytes read from /dev/urandom and the address asked.
 //
 // It speaks just enough HTTP/1.1 for that (server.go), on the net
 // package alone: Go's net/http links TLS, HTTP/2 and their

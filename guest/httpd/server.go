@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -110,6 +112,28 @@ type hello struct {
 	Time  time.Time `json:"time"`
 }
 
+// random is the answer to GET /random: bytes read from /dev/urandom for
+// this request, and the address the request came to. Clones of one
+// ready-app snapshot each answer with bytes of their own (kiln reseeds
+// each one's kernel generator) on an address of their own.
+type random struct {
+	Random string `json:"random"`
+	Addr   string `json:"addr"`
+}
+
+// urandom reads n bytes from /dev/urandom, now: not from a generator
+// seeded when httpd started, which clones of a snapshot would share.
+func urandom(n int) ([]byte, error) {
+	f, err := os.Open("/dev/urandom")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	_, err = io.ReadFull(f, b)
+	return b, err
+}
+
 // server answers HTTP requests on a listener until shutdown.
 type server struct {
 	l    net.Listener
@@ -128,7 +152,7 @@ func newServer(l net.Listener, host string, now func() time.Time) *server {
 }
 
 // answer is the status and JSON body for a request.
-func (s *server) answer(req *request) (int, any) {
+func (s *server) answer(req *request, local net.Addr) (int, any) {
 	if req.method != "GET" && req.method != "HEAD" {
 		return 405, map[string]string{"error": "only GET and HEAD"}
 	}
@@ -137,11 +161,17 @@ func (s *server) answer(req *request) (int, any) {
 		return 200, hello{Hello: "kiln", Host: s.host, Time: s.now().UTC()}
 	case "/health":
 		return 200, map[string]string{"status": "ok"}
+	case "/random":
+		r, err := urandom(16)
+		if err != nil {
+			return 500, map[string]string{"error": err.Error()}
+		}
+		return 200, random{Random: hex.EncodeToString(r), Addr: local.String()}
 	}
 	return 404, map[string]string{"error": "not found"}
 }
 
-var statusText = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+var statusText = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 
 // write sends a response; keep says whether the connection goes on.
 func (s *server) write(w *bufio.Writer, status int, v any, head, keep bool) error {
@@ -229,7 +259,7 @@ func (s *server) handle(c net.Conn) {
 		if !s.track(c, true) {
 			req.keepAlive = false // answer this one, then close
 		}
-		status, v := s.answer(req)
+		status, v := s.answer(req, c.LocalAddr())
 		keep := req.keepAlive && !req.hasBody && status != 405
 		if s.write(w, status, v, req.method == "HEAD", keep) != nil || !keep {
 			return

@@ -59,6 +59,17 @@ func TestAnswers(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	require.JSONEq(t, `{"status":"ok"}`, body)
 
+	// /random: fresh bytes each time, and the address asked.
+	var r1, r2 random
+	resp, body = get("GET", "/random")
+	require.Equal(t, 200, resp.StatusCode)
+	require.NoError(t, json.Unmarshal([]byte(body), &r1))
+	_, body = get("GET", "/random")
+	require.NoError(t, json.Unmarshal([]byte(body), &r2))
+	require.Len(t, r1.Random, 32, "16 bytes in hex")
+	require.NotEqual(t, r1.Random, r2.Random)
+	require.Equal(t, addr, r1.Addr)
+
 	resp, body = get("HEAD", "/")
 	require.Equal(t, 200, resp.StatusCode)
 	require.Empty(t, body)

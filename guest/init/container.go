@@ -300,10 +300,7 @@ func reap(pid int) int {
 		if wpid != pid {
 			continue
 		}
-		if ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ws.ExitStatus()
+		return waitStatus(ws)
 	}
 }
 

@@ -57,6 +57,9 @@ func main() {
 	if job.Container != nil {
 		runContainer(job.Container, job.Quiet) // container.go
 	}
+	if job.Ready != nil && len(job.Argv) > 0 {
+		runApp(job) // ready.go
+	}
 	argv := job.Argv
 	if len(argv) == 0 {
 		argv = []string{"gosh"}
@@ -151,6 +154,18 @@ func addEntropy(seed []byte) error {
 	return nil
 }
 
+// setClock sets the wall clock to the job's time, Unix nanoseconds (0:
+// none given).
+func setClock(t int64) {
+	if t == 0 {
+		return
+	}
+	ts := unix.NsecToTimespec(t)
+	if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln init: set the clock: %v\n", err)
+	}
+}
+
 // mountAll mounts the kernel's pseudo file systems.
 func mountAll() {
 	for _, m := range []struct{ src, dir, fstype string }{
@@ -212,24 +227,34 @@ func rawConsole() {
 // status as a shell would: 126 not executable, 127 not found, 128+n for a
 // death by signal n.
 func run(argv []string) int {
+	pid, status := start(argv)
+	if pid == 0 {
+		return status
+	}
+	return reap(pid) // orphans are reaped meanwhile
+}
+
+// start starts argv as the console's session leader and returns its pid,
+// or 0 and the status a shell gives a command that cannot start.
+func start(argv []string) (pid, status int) {
 	bin, err := exec.LookPath(argv[0])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: %s: command not found\n", argv[0])
-		return 127
+		return 0, 127
 	}
 	// argv[0] is the full path: u-root's busybox follows it through
 	// symlinks (/bin/sh -> /bbin/gosh) to learn which command to run.
 	argv = append([]string{bin}, argv[1:]...)
-	pid, err := syscall.ForkExec(bin, argv, &syscall.ProcAttr{
+	pid, err = syscall.ForkExec(bin, argv, &syscall.ProcAttr{
 		Env:   os.Environ(),
 		Files: []uintptr{0, 1, 2},
 		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: %s: %v\n", argv[0], err)
-		return 126
+		return 0, 126
 	}
-	return reap(pid) // orphans are reaped meanwhile
+	return pid, 0
 }
 
 // end reports the exit status to kiln, flushes file systems and resets the

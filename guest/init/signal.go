@@ -48,11 +48,14 @@ func signalStatus(status int) {
 
 // readJob says init is ready and reads its job from the device. Under a
 // VMM without the device the header reads as all ones: ErrNoJob.
-func readJob() (*contract.Job, error) {
+func readJob() (*contract.Job, error) { return readJobAt(contract.EventReady) }
+
+// readJobAt writes e (EventReady, or EventAppReady) and reads the job.
+func readJobAt(e contract.Event) (*contract.Job, error) {
 	if !ioperm() {
 		return nil, contract.ErrNoJob
 	}
-	signal(contract.EventReady)
+	signal(e)
 	hdr := readPort(contract.JobHeaderSize)
 	n, err := contract.JobLength(hdr)
 	if err != nil {

@@ -26,6 +26,7 @@ func (c *Config) Job() *contract.Job {
 		Net:   c.guestNet(),
 	}
 	j.Container = c.Container
+	j.Ready = c.Ready
 	if c.Container != nil {
 		return j // its init mounts the shares the container uses itself
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -81,6 +82,12 @@ type Config struct {
 	// Snapshot says the VM boots to be snapshotted (kiln snapshot): its
 	// kernel is quiet, as for a command, whatever command it runs later.
 	Snapshot bool
+	// Ready, with Command, makes kiln snapshot a ready-app snapshot:
+	// init starts the command and the VM is paused once it is ready
+	// (contract.Ready), app included. ReadyTimeout bounds the wait,
+	// from the command's start.
+	Ready        *contract.Ready
+	ReadyTimeout time.Duration
 }
 
 // Validate checks c, returning an error wrapping ErrUsage for bad values

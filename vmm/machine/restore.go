@@ -34,6 +34,9 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	if err != nil {
 		return nil, err
 	}
+	if snap.App != nil && len(cfg.Command) > 0 {
+		return nil, fmt.Errorf("%w: %s holds a running app (%s): a VM restored from it resumes the app and runs no command of its own", config.ErrUsage, dir, strings.Join(snap.App.Argv, " "))
+	}
 	if err := shapeFromSnapshot(cfg, snap); err != nil {
 		return nil, err
 	}

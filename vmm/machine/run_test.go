@@ -355,3 +355,37 @@ func TestRunLoopDoesNotAllocate(t *testing.T) {
 	t.Logf("%v allocations for %d exits", allocs, exits)
 	require.Less(t, allocs, 10.0, "allocations for %d exits", exits)
 }
+
+// TestPauseAtAppReady: a ready-app snapshot's VM does not pause when
+// init is ready for its job: init reads the job that starts the app
+// (its Ready condition in it), reports the app running, and the VM
+// pauses when init says the app is ready, before init reads a job again.
+func TestPauseAtAppReady(t *testing.T) {
+	hdr := make([]byte, 8)
+	in := func(i int) step {
+		return step{exit: kvm.ExitIO, io: kvm.IOExit{Port: contract.SignalPort + contract.JobOffset, Size: 4, Count: 1, Data: hdr[4*i : 4*i+4]}}
+	}
+	ev := func(e contract.Event) step { return portOut(contract.SignalPort+contract.EventOffset, byte(e)) }
+	initCPU := newFake(0, script(ev(contract.EventReady), in(0), in(1), ev(contract.EventRunning), ev(contract.EventAppReady), resetEvent))
+	m, _ := runMachine(t, initCPU)
+	m.cfg.Ready = &contract.Ready{Port: 8080}
+	m.snapshotAtReady = true
+	res := start(m)
+	select {
+	case <-m.PausedAtReady():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pause at the app's readiness")
+	}
+	require.EqualValues(t, 5, initCPU.steps.Load(), "the pause comes at EventAppReady, not at EventReady")
+	n, err := contract.JobLength(hdr)
+	require.NoError(t, err, "init read the app's job at EventReady: %q", hdr)
+	require.Positive(t, n)
+	select {
+	case <-m.CommandStarted():
+	default:
+		t.Fatal("the app's start was not seen")
+	}
+	require.True(t, m.appSnapshot())
+	m.Stop()
+	require.Equal(t, ReasonStopped, result(t, res).Reason)
+}

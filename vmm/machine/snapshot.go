@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kiln-vmm/kiln/guest/contract"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/cpu"
 	"github.com/kiln-vmm/kiln/vmm/kvm"
@@ -55,7 +56,28 @@ type Snapshot struct {
 	// "signal", "virtio").
 	DeviceStates
 	MemSize uint64 `json:"memory_size"`
+
+	// App, in a ready-app snapshot, is the app that was running and
+	// ready when it was taken: a VM restored from it resumes the app
+	// and runs no command of its own.
+	App *App `json:"app,omitempty"`
 }
+
+// App is a ready-app snapshot's app: its command and the condition it
+// met.
+type App struct {
+	Argv  []string       `json:"argv"`
+	Ready contract.Ready `json:"ready"`
+}
+
+// ErrNotReady says a ready-app snapshot's app did not become ready: its
+// condition was not met in time, or it exited first.
+var ErrNotReady = errors.New("snapshot: the app did not become ready")
+
+// DefaultReadyTimeout is how long kiln snapshot waits for an app to
+// become ready, from its start, unless told: generous, for guests
+// whose kernel work is emulated (kvm-pvm).
+const DefaultReadyTimeout = 5 * time.Minute
 
 // VMState is the VM's in-kernel devices: the 8254 timer, kvmclock, and
 // the two PICs and the IOAPIC.
@@ -80,11 +102,42 @@ var ErrGuestCrash = errors.New("guest crashed")
 // kiln snapshot whose VM a snapshot cannot hold. Every device can be
 // held; a network device's tap, MAC address and addresses are each
 // restored VM's own (config.Net), given when it is restored.
+//
+// A ready-app snapshot (cfg.Ready) runs its command before the pause: it
+// needs one, a condition init can wait for, a timeout beyond a
+// --ready-after time, and no shares, whose 9P files the guest would hold
+// open across the snapshot while the host's side of them would not be in
+// it.
 func CheckSnapshottable(cfg *config.Config) error {
-	if len(cfg.Command) > 0 {
-		return fmt.Errorf("%w: a snapshot is taken before any command runs; give the command when restoring (kiln run --restore DIR -- CMD)", config.ErrUsage)
+	r := cfg.Ready
+	switch {
+	case r == nil && len(cfg.Command) > 0:
+		return fmt.Errorf("%w: a snapshot is taken before any command runs, unless it waits for the command to be ready (--ready-port, --ready-file, --ready-after); or give the command when restoring (kiln run --restore DIR -- CMD)", config.ErrUsage)
+	case r == nil:
+		return nil
+	case len(cfg.Command) == 0:
+		return fmt.Errorf("%w: --ready-%s: a ready-app snapshot needs the app's command after --", config.ErrUsage, readyFlag(*r))
+	case len(cfg.Shares) > 0:
+		return fmt.Errorf("%w: a ready-app snapshot cannot hold a share (--share): the app's open 9P files would not survive the restore", config.ErrUsage)
+	}
+	if err := r.Check(); err != nil {
+		return fmt.Errorf("%w: %w", config.ErrUsage, err)
+	}
+	if cfg.ReadyTimeout < 0 || (cfg.ReadyTimeout > 0 && r.After >= cfg.ReadyTimeout) {
+		return fmt.Errorf("%w: --ready-timeout %v must be longer than --ready-after %v", config.ErrUsage, cfg.ReadyTimeout, r.After)
 	}
 	return nil
+}
+
+// readyFlag names the flag that gives r.
+func readyFlag(r contract.Ready) string {
+	switch {
+	case r.Port != 0:
+		return "port"
+	case r.File != "":
+		return "file"
+	}
+	return "after"
 }
 
 // SnapshotTimes says where the time of taking a snapshot went.
@@ -116,6 +169,9 @@ func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 		Format: SnapshotFormat, Build: build, Created: time.Now().UTC(),
 		Shape: m.cfg.Shape,
 		Host:  m.host, Cmdline: m.cmdline, MemSize: m.mem.Size(),
+	}
+	if m.appSnapshot() {
+		s.App = &App{Argv: m.cfg.Command, Ready: *m.cfg.Ready}
 	}
 	for i, st := range states {
 		if st == nil {

@@ -70,17 +70,8 @@ func TakeSnapshot(cfg *config.Config, dir string, opt Options) (*TakeReport, err
 	// waits, then stopped.
 	ran := make(chan Result, 1)
 	go func() { ran <- m.Run() }()
-	select {
-	case <-m.PausedAtReady():
-	case res := <-ran:
-		switch res.Reason {
-		case ReasonError:
-			return nil, res.Err
-		case ReasonShutdown:
-			return nil, fmt.Errorf("%w: the guest crashed before it was ready: %v", ErrGuestCrash, res.Err)
-		default:
-			return nil, fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", ErrGuestCrash, res.Reason)
-		}
+	if err := waitReady(m, cfg, ran); err != nil {
+		return nil, err
 	}
 	paused := time.Now()
 	r := &TakeReport{}
@@ -94,6 +85,47 @@ func TakeSnapshot(cfg *config.Config, dir string, opt Options) (*TakeReport, err
 		return nil, err
 	}
 	return r, nil
+}
+
+// waitReady waits until the VM has paused at ready: its init's, or for a
+// ready-app snapshot its app's, within cfg.ReadyTimeout of the app's
+// start. A VM that ends first, or an app that is not ready in time
+// (which stops the VM), is an error.
+func waitReady(m *Machine, cfg *config.Config, ran <-chan Result) error {
+	var started <-chan struct{}
+	var timeout <-chan time.Time
+	limit := cfg.ReadyTimeout
+	if limit <= 0 {
+		limit = DefaultReadyTimeout
+	}
+	if m.appSnapshot() {
+		started = m.CommandStarted()
+	}
+	for {
+		select {
+		case <-m.PausedAtReady():
+			return nil
+		case <-started:
+			started = nil
+			t := time.NewTimer(limit)
+			defer t.Stop()
+			timeout = t.C
+		case <-timeout:
+			m.Stop()
+			<-ran
+			return fmt.Errorf("%w: %s after %v", ErrNotReady, cfg.Ready.NotMet(), limit)
+		case res := <-ran:
+			switch {
+			case res.Reason == ReasonError:
+				return res.Err
+			case res.Reason == ReasonShutdown:
+				return fmt.Errorf("%w: the guest crashed before it was ready: %v", ErrGuestCrash, res.Err)
+			case m.appSnapshot() && res.HasStatus:
+				return fmt.Errorf("%w: %s exited with status %d, %s", ErrNotReady, cfg.Command[0], res.ExitStatus, cfg.Ready.NotMet())
+			}
+			return fmt.Errorf("%w: the guest ended (%v) before its init was ready for a job: is the initramfs kiln's? (run with -v to see the kernel log)", ErrGuestCrash, res.Reason)
+		}
+	}
 }
 
 // isolatedTaps gives each of cfg's network devices that has no tap one

@@ -120,11 +120,16 @@ func (m *Machine) attachDevices(console io.Writer) error {
 // a snapshot, the VM pauses: this vCPU parks before it enters the guest
 // again, so init reads nothing of its job before the pause, and Run's
 // goroutine stops the others (pause.go).
+//
+// A ready-app snapshot (config.Config.Ready) pauses at EventAppReady
+// instead: at EventReady init gets the job that starts the app, and
+// when the app is ready init asks for a job again, which a VM restored
+// from the snapshot hands it.
 func (m *Machine) onSignal(e contract.Event) {
-	if e != contract.EventReady {
+	if e != contract.EventReady && e != contract.EventAppReady {
 		return
 	}
-	if m.snapshotAtReady {
+	if m.snapshotAtReady && (e == contract.EventAppReady) == m.appSnapshot() {
 		if began, _ := m.beginPause(true); began {
 			// Run's goroutine completes the pause. It has taken the
 			// last one: a pause begins only once the one before has
@@ -139,6 +144,12 @@ func (m *Machine) onSignal(e contract.Event) {
 	if err := m.giveJob(); err != nil {
 		m.stop.Do(m, Result{Reason: ReasonError, Err: err})
 	}
+}
+
+// appSnapshot reports whether the VM boots to take a ready-app snapshot:
+// its command starts before the pause.
+func (m *Machine) appSnapshot() bool {
+	return m.snapshotAtReady && m.cfg.Ready != nil && len(m.cfg.Command) > 0
 }
 
 // giveJob hands the guest's init its job on the signal device.
