@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-vmm/kiln/cmd/kiln/bench"
+	"github.com/kiln-vmm/kiln/cmd/kiln/vmflags"
 	"github.com/kiln-vmm/kiln/vmm/config"
 )
 
@@ -28,8 +29,8 @@ func cmdBench(args []string) int {
 		"Methods that cannot run say why.")
 	fs := sub.fs
 	fs.SortFlags = true
-	kernel := fs.String("kernel", defaultPath("KILN_KERNEL", "vmlinux"), "guest kernel (vmlinux)")
-	initrd := fs.String("initrd", defaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs; also unpacked as the containers' root file system")
+	kernel := fs.String("kernel", vmflags.DefaultPath("KILN_KERNEL", "vmlinux"), "guest kernel (vmlinux)")
+	initrd := fs.String("initrd", vmflags.DefaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs; also unpacked as the containers' root file system")
 	rounds := fs.Int("rounds", 5, "measured rounds (each starts every method once)")
 	warmup := fs.Int("warmup", 1, "rounds run first and not counted")
 	mem := fs.String("memory", "128M", "guest memory for the VMs")

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
+	"github.com/kiln-vmm/kiln/cmd/kiln/vmflags"
 )
 
 // kiln as an OCI runtime (docs/oci.md): the command line podman (through
@@ -108,8 +109,8 @@ func cmdOCI(args []string) int {
 	fs.StringVar(&g.root, "root", oci.DefaultRoot, "directory for the containers' state")
 	fs.StringVar(&g.logPath, "log", "", "append errors to this file")
 	fs.StringVar(&g.logFormat, "log-format", "text", "format of --log: text or json")
-	fs.StringVar(&g.kernel, "kernel", defaultPath("KILN_KERNEL", "vmlinux"), "guest kernel of the containers' VMs")
-	fs.StringVar(&g.initrd, "initrd", defaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs of the containers' VMs (kiln's)")
+	fs.StringVar(&g.kernel, "kernel", vmflags.DefaultPath("KILN_KERNEL", "vmlinux"), "guest kernel of the containers' VMs")
+	fs.StringVar(&g.initrd, "initrd", vmflags.DefaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs of the containers' VMs (kiln's)")
 	fs.BoolVar(&g.noSeccomp, "no-seccomp", false, "run the containers' VMMs without kiln's seccomp filters (for debugging; docs/seccomp.md)")
 	fs.Bool("systemd-cgroup", false, "accepted for runc's callers; a VM has no cgroup to manage")
 	fs.Bool("debug", false, "accepted for runc's callers")

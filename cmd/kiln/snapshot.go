@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-vmm/kiln/cmd/kiln/vmflags"
 	"github.com/kiln-vmm/kiln/guest/contract"
 	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/ipc"
@@ -83,7 +84,7 @@ func snapshotFlags(args []string) (*snapshotOptions, *subcommand, bool, error) {
 	sub.fs.StringVar(&ready.File, "ready-file", "", "snapshot APP once `PATH` exists in the guest")
 	sub.fs.DurationVar(&ready.After, "ready-after", 0, "snapshot APP this long (`DURATION`) after it started")
 	sub.fs.DurationVar(&opt.cfg.ReadyTimeout, "ready-timeout", machine.DefaultReadyTimeout, "give up on APP if it is not ready this long after it started")
-	vm := addVMFlags(sub.fs, opt.cfg)
+	vm := vmflags.Add(sub.fs, opt.cfg)
 	if helped, err := sub.parse(args); helped || err != nil {
 		return nil, sub, helped, err
 	}
@@ -93,15 +94,15 @@ func snapshotFlags(args []string) (*snapshotOptions, *subcommand, bool, error) {
 	if opt.out == "" {
 		return nil, sub, false, fmt.Errorf("%w: kiln snapshot needs --out DIR (or --verify DIR)", config.ErrUsage)
 	}
-	cmd, err := command(sub.fs)
+	cmd, err := vmflags.Command(sub.fs)
 	if err != nil {
 		return nil, sub, false, err
 	}
 	opt.cfg.Command = cmd
-	if changed(sub.fs, []string{"ready-port", "ready-file", "ready-after"}) != "" {
+	if vmflags.Changed(sub.fs, []string{"ready-port", "ready-file", "ready-after"}) != "" {
 		opt.cfg.Ready = &ready
 	}
-	if err := vm.parse(); err != nil {
+	if err := vm.Parse(); err != nil {
 		return nil, sub, false, err
 	}
 	if err := machine.CheckSnapshottable(opt.cfg); err != nil {
@@ -112,7 +113,7 @@ func snapshotFlags(args []string) (*snapshotOptions, *subcommand, bool, error) {
 			return nil, sub, false, fmt.Errorf("%w: --net %s: ip= and gw= are each restored VM's own; give them to kiln run --restore DIR --net tap=NAME,ip=ADDR/PREFIX", config.ErrUsage, n.Tap)
 		}
 	}
-	opt.seccomp = vm.seccomp()
+	opt.seccomp = vm.Seccomp()
 	return opt, sub, false, nil
 }
 
