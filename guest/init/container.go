@@ -132,6 +132,11 @@ func setupContainer(c *contract.Container) (*container, error) {
 	if ct.exe, err = lookPathIn(root, c.Args[0], c.Cwd, c.Env); err != nil {
 		return nil, err
 	}
+	if c.RootPropagation != "" {
+		if err := propagate(root, []string{c.RootPropagation}); err != nil {
+			return nil, fmt.Errorf("linux.rootfsPropagation: %w", err)
+		}
+	}
 	if c.Root.ReadOnly {
 		if err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
 			return nil, fmt.Errorf("make the root read-only: %w", err)
@@ -202,7 +207,7 @@ func (ct *container) run(ctl *control) int {
 	}
 	groups := make([]uint32, len(c.User.AdditionalGIDs))
 	copy(groups, c.User.AdditionalGIDs)
-	pid, err := syscall.ForkExec(ct.exe, c.Args, &syscall.ProcAttr{
+	pid, err := forkProcess(c, ct.exe, &syscall.ProcAttr{
 		Dir:   c.Cwd,
 		Env:   c.Env,
 		Files: []uintptr{ct.std[0].Fd(), ct.std[1].Fd(), ct.std[2].Fd()},
@@ -242,9 +247,9 @@ func (ct *container) run(ctl *control) int {
 }
 
 // limit applies, to init itself before it forks, what the process
-// inherits: resource limits, the umask, no_new_privs and the capability
-// bounding set. init runs nothing else afterwards, and keeps the
-// capabilities it holds.
+// inherits of the whole process: resource limits and the umask. What
+// belongs to a thread (capabilities, no_new_privs) forkProcess applies
+// (caps.go).
 func (ct *container) limit() error {
 	c := ct.c
 	for _, r := range c.Rlimits {
@@ -259,25 +264,6 @@ func (ct *container) limit() error {
 		umask = *c.User.Umask
 	}
 	unix.Umask(int(umask))
-	if c.NoNewPrivileges {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("no_new_privs: %w", err)
-		}
-	}
-	if c.Capabilities != nil {
-		keep := map[int]bool{}
-		for _, n := range c.Capabilities.Bounding {
-			keep[n] = true
-		}
-		for n := 0; n <= unix.CAP_LAST_CAP; n++ {
-			if keep[n] {
-				continue
-			}
-			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(n), 0, 0, 0); err != nil && err != unix.EINVAL {
-				return fmt.Errorf("drop capability %d: %w", n, err)
-			}
-		}
-	}
 	return nil
 }
 
