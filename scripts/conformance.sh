@@ -100,10 +100,21 @@ run_one() { # RUNTIME_NAME RUNTIME_PATH PROGRAM
 	echo $? >"$out/$1/$3.rc"
 }
 
+# kiln, with the guest kernel and initramfs beside it where it finds
+# them, is copied first: a rebuild during the run does not mix binaries.
+if [[ " $runtimes " == *" kiln "* ]]; then
+	mkdir -p "$out/kiln-bin"
+	cp "$kiln" "$out/kiln-bin/kiln" || die "copy $kiln"
+	for f in vmlinux initramfs.cpio; do
+		cp -L "$(dirname "$kiln")/$f" "$out/kiln-bin/$f" || die "copy $f beside kiln"
+	done
+	echo "conformance: kiln is $out/kiln-bin/kiln, a copy of $kiln ($(cd "$repo" && git describe --always --dirty 2>/dev/null))"
+fi
+
 for rt in $runtimes; do
 	mkdir -p "$out/$rt"
 	case $rt in
-	kiln) path=$kiln ;;
+	kiln) path=$out/kiln-bin/kiln ;;
 	runc) path=$(command -v runc) ;;
 	*) die "unknown runtime $rt (kiln, runc)" ;;
 	esac

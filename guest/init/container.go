@@ -90,6 +90,12 @@ func setupContainer(c *contract.Container) (*container, error) {
 			if err := mountShareAt(m.Tag, path.Join(sharesDir, m.Tag), contract.ShareMountOptions); err != nil {
 				return nil, err
 			}
+			// Shared, as a host's mounts are under systemd: a bind of
+			// it is its peer, a slave bind gets it as its master, as
+			// with runc; the container sees none of /kiln.
+			if err := unix.Mount("", path.Join(sharesDir, m.Tag), "", unix.MS_SHARED, ""); err != nil {
+				return nil, fmt.Errorf("make share %s shared: %w", m.Tag, err)
+			}
 			mounted[m.Tag] = true
 		}
 	}
