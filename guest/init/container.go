@@ -120,7 +120,10 @@ func setupContainer(c *contract.Container) (*container, error) {
 	for k, v := range c.Sysctl {
 		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
 		if err := os.WriteFile(p, []byte(v), 0); err != nil {
-			return nil, fmt.Errorf("sysctl %s: %w", k, err)
+			if os.IsNotExist(err) {
+				return nil, fmt.Errorf("sysctl %s: the guest kernel has no %s", k, p)
+			}
+			return nil, fmt.Errorf("sysctl %s=%s: %w", k, v, err)
 		}
 	}
 	if err := maskPaths(root, c.MaskedPaths); err != nil {
