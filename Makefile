@@ -10,7 +10,7 @@ export KILN_CACHE ?= $(HOME)/.cache/kiln
 GO_SRC := $(shell find cmd vmm devices boot guest/contract -name '*.go' -not -name '*_test.go') go.mod go.sum
 GUEST_SRC := $(shell find guest -name '*.go' -not -name '*_test.go' -o -name '*.s') go.mod go.sum
 
-.PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps bench bench-io soak
+.PHONY: all kiln kernel initramfs run test unit fuzz vet clean deps bench bench-io soak conformance
 
 all: bin/kiln bin/vmlinux bin/initramfs.cpio
 
@@ -50,6 +50,14 @@ test: all bin/testreport
 
 bin/testreport: $(wildcard scripts/testreport/*.go) go.mod go.sum
 	$(GO) build -o $@ ./scripts/testreport
+
+# The OCI runtime-tools validation suite (v0.9.0, from the Go module
+# proxy) against bin/kiln and runc, side by side (scripts/conformance.sh;
+# needs root and runc; boots many guests, under /tmp/kiln-guest.lock; not
+# part of make test). TESTS: a subset of its programs; RUNTIMES: kiln,
+# runc or both. The latest counts are in docs/oci.md.
+conformance: all
+	TESTS='$(TESTS)' RUNTIMES='$(RUNTIMES)' scripts/conformance.sh
 
 # Unit tests only: no kernel, no KVM.
 unit:

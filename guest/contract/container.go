@@ -46,6 +46,9 @@ type Container struct {
 	// Devices are device nodes init creates in the container's /dev when
 	// it is a fresh tmpfs (runc's defaults and config.json's own).
 	Devices []ContainerDevice `json:"devices,omitempty"`
+	// RootPropagation is the propagation type of the container's root
+	// mount, one of Propagations ("" leaves the guest's: private).
+	RootPropagation string `json:"root_prop,omitempty"`
 	// Hostname is the guest's host name ("" leaves it).
 	Hostname string `json:"hostname,omitempty"`
 	// Sysctl are kernel parameters init writes under /proc/sys
@@ -71,9 +74,13 @@ type Container struct {
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
 	// NoNewPrivileges sets PR_SET_NO_NEW_PRIVS for the process.
 	NoNewPrivileges bool `json:"no_new_privs,omitempty"`
-	// Capabilities, if not nil, limits the process's capability bounding
-	// set (and so what a root process holds) to those listed.
+	// Capabilities, if not nil, are the process's capability sets (nil:
+	// it keeps all of root's). init applies them as runc does; what the
+	// process then holds is the kernel's rule for an exec
+	// (guest/init/caps.go).
 	Capabilities *Capabilities `json:"caps,omitempty"`
+	// OOMScoreAdj, if not nil, is the process's /proc/PID/oom_score_adj.
+	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
 	// Terminal gives the process a pseudo-terminal of the container's
 	// devpts as its stdio, carried to the host on the stdin port both
 	// ways; without it the process's stdio are the three stdio streams.
@@ -135,6 +142,20 @@ type ContainerMount struct {
 	// CopyUp fills a new tmpfs with what the directory it covers held
 	// (the tmpcopyup extension podman uses with --read-only).
 	CopyUp bool `json:"copyup,omitempty"`
+	// Recursive binds the source with the mounts under it (rbind); a
+	// plain bind takes the source's mount alone.
+	Recursive bool `json:"rec,omitempty"`
+	// Propagation are the propagation changes made on the mount once it
+	// is in place, in order: shared, slave, private, unbindable, and
+	// their recursive forms rshared, rslave, rprivate, runbindable.
+	Propagation []string `json:"prop,omitempty"`
+}
+
+// Propagations are the propagation types a mount or the root can be
+// given, as config.json names them.
+var Propagations = map[string]bool{
+	"shared": true, "slave": true, "private": true, "unbindable": true,
+	"rshared": true, "rslave": true, "rprivate": true, "runbindable": true,
 }
 
 // ContainerDevice is a device node: Type "c" (character), "b" (block) or
@@ -165,9 +186,14 @@ type Rlimit struct {
 	Hard     uint64 `json:"hard"`
 }
 
-// Capabilities are capability numbers (CAP_CHOWN is 0).
+// Capabilities are the five capability sets, as capability numbers
+// (CAP_CHOWN is 0).
 type Capabilities struct {
-	Bounding []int `json:"bounding"`
+	Bounding    []int `json:"bounding"`
+	Effective   []int `json:"effective,omitempty"`
+	Permitted   []int `json:"permitted,omitempty"`
+	Inheritable []int `json:"inheritable,omitempty"`
+	Ambient     []int `json:"ambient,omitempty"`
 }
 
 // Control is one message on the control connection: a line of JSON each

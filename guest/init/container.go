@@ -94,6 +94,12 @@ func setupContainer(c *contract.Container) (*container, error) {
 			if err := mountShareAt(m.Tag, path.Join(sharesDir, m.Tag), contract.ShareMountOptions); err != nil {
 				return nil, err
 			}
+			// Shared, as a host's mounts are under systemd: a bind of
+			// it is its peer, a slave bind gets it as its master, as
+			// with runc; the container sees none of /kiln.
+			if err := unix.Mount("", path.Join(sharesDir, m.Tag), "", unix.MS_SHARED, ""); err != nil {
+				return nil, fmt.Errorf("make share %s shared: %w", m.Tag, err)
+			}
 			mounted[m.Tag] = true
 		}
 	}
@@ -118,7 +124,10 @@ func setupContainer(c *contract.Container) (*container, error) {
 	for k, v := range c.Sysctl {
 		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
 		if err := os.WriteFile(p, []byte(v), 0); err != nil {
-			return nil, fmt.Errorf("sysctl %s: %w", k, err)
+			if os.IsNotExist(err) {
+				return nil, fmt.Errorf("sysctl %s: the guest kernel has no %s", k, p)
+			}
+			return nil, fmt.Errorf("sysctl %s=%s: %w", k, v, err)
 		}
 	}
 	if err := maskPaths(root, c.MaskedPaths); err != nil {
@@ -135,6 +144,11 @@ func setupContainer(c *contract.Container) (*container, error) {
 	ct := &container{c: c}
 	if ct.exe, err = lookPathIn(root, c.Args[0], c.Cwd, c.Env); err != nil {
 		return nil, err
+	}
+	if c.RootPropagation != "" {
+		if err := propagate(root, []string{c.RootPropagation}); err != nil {
+			return nil, fmt.Errorf("linux.rootfsPropagation: %w", err)
+		}
 	}
 	if c.Root.ReadOnly {
 		if err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
@@ -206,7 +220,7 @@ func (ct *container) run(ctl *control) int {
 	}
 	groups := make([]uint32, len(c.User.AdditionalGIDs))
 	copy(groups, c.User.AdditionalGIDs)
-	pid, err := syscall.ForkExec(ct.exe, c.Args, &syscall.ProcAttr{
+	pid, err := forkProcess(c, ct.exe, &syscall.ProcAttr{
 		Dir:   c.Cwd,
 		Env:   c.Env,
 		Files: []uintptr{ct.std[0].Fd(), ct.std[1].Fd(), ct.std[2].Fd()},
@@ -246,9 +260,9 @@ func (ct *container) run(ctl *control) int {
 }
 
 // limit applies, to init itself before it forks, what the process
-// inherits: resource limits, the umask, no_new_privs and the capability
-// bounding set. init runs nothing else afterwards, and keeps the
-// capabilities it holds.
+// inherits of the whole process: resource limits and the umask. What
+// belongs to a thread (capabilities, no_new_privs) forkProcess applies
+// (caps.go).
 func (ct *container) limit() error {
 	c := ct.c
 	for _, r := range c.Rlimits {
@@ -263,25 +277,6 @@ func (ct *container) limit() error {
 		umask = *c.User.Umask
 	}
 	unix.Umask(int(umask))
-	if c.NoNewPrivileges {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("no_new_privs: %w", err)
-		}
-	}
-	if c.Capabilities != nil {
-		keep := map[int]bool{}
-		for _, n := range c.Capabilities.Bounding {
-			keep[n] = true
-		}
-		for n := 0; n <= unix.CAP_LAST_CAP; n++ {
-			if keep[n] {
-				continue
-			}
-			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(n), 0, 0, 0); err != nil && err != unix.EINVAL {
-				return fmt.Errorf("drop capability %d: %w", n, err)
-			}
-		}
-	}
 	return nil
 }
 

@@ -63,8 +63,52 @@ func setupMounts(root int, mounts []contract.ContainerMount) error {
 		} else {
 			err = fsMount(root, m)
 		}
+		if err == nil && len(m.Propagation) > 0 {
+			err = propagateIn(root, m.Destination, m.Propagation)
+		}
 		if err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
+		}
+	}
+	return nil
+}
+
+// propagation are the MS_* propagation types, by config.json's names;
+// an r- form changes the mounts under the mount too.
+var propagation = map[string]struct {
+	ms        uint64
+	recursive bool
+}{
+	"shared": {unix.MS_SHARED, false}, "rshared": {unix.MS_SHARED, true},
+	"slave": {unix.MS_SLAVE, false}, "rslave": {unix.MS_SLAVE, true},
+	"private": {unix.MS_PRIVATE, false}, "rprivate": {unix.MS_PRIVATE, true},
+	"unbindable": {unix.MS_UNBINDABLE, false}, "runbindable": {unix.MS_UNBINDABLE, true},
+}
+
+// propagateIn gives the mount on dst (inside root) each propagation type
+// of types in turn, as runc does after a mount.
+func propagateIn(root int, dst string, types []string) error {
+	fd, err := openIn(root, dst, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return propagate(fd, types)
+}
+
+// propagate gives the mount whose root is fd the propagation types.
+func propagate(fd int, types []string) error {
+	for _, t := range types {
+		p, ok := propagation[t]
+		if !ok {
+			return fmt.Errorf("propagation %q: not one of shared, slave, private, unbindable or their r- forms", t)
+		}
+		flags := unix.AT_EMPTY_PATH
+		if p.recursive {
+			flags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(fd, "", uint(flags), &unix.MountAttr{Propagation: p.ms}); err != nil {
+			return fmt.Errorf("make it %s: %w", t, err)
 		}
 	}
 	return nil
@@ -101,13 +145,18 @@ func bindMount(root int, m contract.ContainerMount) error {
 		return err
 	}
 	defer unix.Close(target)
-	tree, err := unix.OpenTree(src, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	// rbind: the source's mounts come along, and the flags reach them.
+	var recursive uint
+	if m.Recursive {
+		recursive = unix.AT_RECURSIVE
+	}
+	tree, err := unix.OpenTree(src, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|recursive)
 	if err != nil {
 		return fmt.Errorf("open_tree: %w", err)
 	}
 	defer unix.Close(tree)
 	if a := mountAttrs(m); a != 0 {
-		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: a}); err != nil {
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|recursive, &unix.MountAttr{Attr_set: a}); err != nil {
 			return fmt.Errorf("mount_setattr: %w", err)
 		}
 	}

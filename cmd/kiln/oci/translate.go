@@ -152,26 +152,37 @@ func (t *translator) process(p *specs.Process) error {
 	}
 	c.NoNewPrivileges = p.NoNewPrivileges
 	if p.Capabilities != nil {
-		caps := &contract.Capabilities{Bounding: []int{}}
-		for _, name := range p.Capabilities.Bounding {
-			if n, ok := capabilities[strings.ToUpper(name)]; ok {
-				caps.Bounding = append(caps.Bounding, n)
-			} else {
-				t.ignore("unknown capability " + name) // runc warns and goes on
-			}
-		}
-		c.Capabilities = caps
-		if len(p.Capabilities.Ambient) > 0 || len(p.Capabilities.Inheritable) > 0 {
-			t.ignore("process.capabilities.ambient and inheritable")
+		pc := p.Capabilities
+		c.Capabilities = &contract.Capabilities{
+			Bounding:    t.caps(pc.Bounding),
+			Effective:   t.caps(pc.Effective),
+			Permitted:   t.caps(pc.Permitted),
+			Inheritable: t.caps(pc.Inheritable),
+			Ambient:     t.caps(pc.Ambient),
 		}
 	}
+	c.OOMScoreAdj = p.OOMScoreAdj
 	if p.ApparmorProfile != "" || p.SelinuxLabel != "" {
 		t.ignore("AppArmor and SELinux labels")
 	}
-	if p.OOMScoreAdj != nil || p.Scheduler != nil || p.IOPriority != nil || p.ExecCPUAffinity != nil {
-		t.ignore("process scheduling: oomScoreAdj, scheduler, ioPriority, execCPUAffinity")
+	if p.Scheduler != nil || p.IOPriority != nil || p.ExecCPUAffinity != nil {
+		t.ignore("process scheduling: scheduler, ioPriority, execCPUAffinity")
 	}
 	return nil
+}
+
+// caps turns capability names into numbers; a name kiln does not know
+// is left out, as runc leaves it out with a warning.
+func (t *translator) caps(names []string) []int {
+	ns := []int{}
+	for _, name := range names {
+		if n, ok := capabilities[strings.ToUpper(name)]; ok {
+			ns = append(ns, n)
+		} else {
+			t.ignore("unknown capability " + name)
+		}
+	}
+	return ns
 }
 
 // linux translates the Linux section: namespaces, devices, sysctls, paths.
@@ -241,8 +252,14 @@ func (t *translator) linux(l *specs.Linux, devTmpfs bool) error {
 	if l.Resources != nil || l.CgroupsPath != "" {
 		t.ignore("cgroups (linux.resources, cgroupsPath): the VM's size is fixed")
 	}
-	if l.RootfsPropagation != "" || l.MountLabel != "" || l.IntelRdt != nil || l.Personality != nil {
-		t.ignore("rootfsPropagation, mountLabel, intelRdt, personality")
+	if l.RootfsPropagation != "" {
+		if !contract.Propagations[l.RootfsPropagation] {
+			return fmt.Errorf("%w: linux.rootfsPropagation %q (shared, slave, private, unbindable or their r- forms)", ErrBadBundle, l.RootfsPropagation)
+		}
+		c.RootPropagation = l.RootfsPropagation
+	}
+	if l.MountLabel != "" || l.IntelRdt != nil || l.Personality != nil {
+		t.ignore("mountLabel, intelRdt, personality")
 	}
 	return nil
 }
@@ -257,8 +274,10 @@ func (t *translator) mount(m specs.Mount) (*contract.ContainerMount, error) {
 	var data []string
 	for _, o := range m.Options {
 		switch o {
-		case "bind", "rbind":
+		case "bind":
 			bind = true
+		case "rbind":
+			bind, cm.Recursive = true, true
 		case "ro":
 			cm.ReadOnly = true
 		case "rw":
@@ -277,11 +296,11 @@ func (t *translator) mount(m specs.Mount) (*contract.ContainerMount, error) {
 			cm.NoExec = false
 		case "tmpcopyup":
 			cm.CopyUp = true
-		case "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
-			"relatime", "norelatime", "strictatime", "nostrictatime", "noatime", "atime", "nodiratime", "diratime",
+		case "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable":
+			cm.Propagation = append(cm.Propagation, o)
+		case "relatime", "norelatime", "strictatime", "nostrictatime", "noatime", "atime", "nodiratime", "diratime",
 			"sync", "async", "dirsync", "mand", "nomand", "remount", "silent", "loud", "notmpcopyup",
 			"z", "Z", "U", "copy", "nocopy", "O":
-			// Propagation: the guest's mounts are the container's own.
 			// Times and the rest: the defaults serve.
 		case "idmap", "ridmap":
 			return nil, fmt.Errorf("%w: idmapped mount on %s", ErrUnsupported, m.Destination)

@@ -93,6 +93,7 @@ func TestTranslatePodman(t *testing.T) {
 	require.NotNil(t, c.Capabilities)
 	require.Contains(t, c.Capabilities.Bounding, capabilities["CAP_CHOWN"])
 	require.NotContains(t, c.Capabilities.Bounding, capabilities["CAP_SYS_ADMIN"])
+	require.Empty(t, c.Capabilities.Ambient, "podman gives a user no ambient set")
 	require.Equal(t, map[string]string{"net.ipv4.ping_group_range": "0 0"}, c.Sysctl)
 	require.Contains(t, c.MaskedPaths, "/proc/kcore")
 	require.Contains(t, c.ReadonlyPaths, "/proc/sys")
@@ -103,11 +104,11 @@ func TestTranslatePodman(t *testing.T) {
 		mounts[m.Destination] = m
 	}
 	require.NotContains(t, mounts, "/sys/fs/cgroup", "no cgroups in the guest")
-	require.Equal(t, contract.ContainerMount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", NoSuid: true, NoDev: true, CopyUp: true}, mounts["/tmp"])
+	require.Equal(t, contract.ContainerMount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", NoSuid: true, NoDev: true, CopyUp: true, Propagation: []string{"rprivate"}}, mounts["/tmp"])
 	require.Equal(t, contract.ContainerMount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", NoSuid: true, NoExec: true, Data: []string{"mode=755", "size=65536k"}}, mounts["/dev"])
 	require.Equal(t, []string{"newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}, mounts["/dev/pts"].Data)
-	require.Equal(t, contract.ContainerMount{Destination: "/data", Type: "bind", Tag: "kiln1"}, mounts["/data"])
-	require.Equal(t, contract.ContainerMount{Destination: "/etc/group", Type: "bind", Tag: "kiln2", Path: "group", ReadOnly: true, NoSuid: true, NoDev: true, NoExec: true}, mounts["/etc/group"])
+	require.Equal(t, contract.ContainerMount{Destination: "/data", Type: "bind", Tag: "kiln1", Recursive: true, Propagation: []string{"rprivate"}}, mounts["/data"])
+	require.Equal(t, contract.ContainerMount{Destination: "/etc/group", Type: "bind", Tag: "kiln2", Path: "group", ReadOnly: true, NoSuid: true, NoDev: true, NoExec: true, Propagation: []string{"rprivate"}}, mounts["/etc/group"])
 	require.Equal(t, "kiln3", mounts["/etc/hosts"].Tag)
 	require.Equal(t, "hosts", mounts["/etc/hosts"].Path)
 	require.Equal(t, "tmpfs", mounts["/dev/shm"].Type, "podman's /dev/shm becomes a tmpfs in the guest")
@@ -218,4 +219,48 @@ func TestLoadBundleErrors(t *testing.T) {
 	_, err = LoadBundle(dir)
 	require.ErrorIs(t, err, ErrBadBundle)
 	require.Contains(t, err.Error(), "no process")
+}
+
+// TestTranslateCapabilitySets: all five sets reach the guest, by number,
+// and a name kiln does not know is left out and said.
+func TestTranslateCapabilitySets(t *testing.T) {
+	bundle, _ := podmanBundle(t, func(s *specs.Spec) {
+		s.Process.Capabilities = &specs.LinuxCapabilities{
+			Bounding:    []string{"CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"},
+			Effective:   []string{"CAP_KILL"},
+			Permitted:   []string{"CAP_KILL", "CAP_NET_RAW"},
+			Inheritable: []string{"CAP_NET_RAW", "CAP_NOSUCH"},
+			Ambient:     []string{"cap_net_raw"},
+		}
+		adj := -500
+		s.Process.OOMScoreAdj = &adj
+	})
+	b, err := LoadBundle(bundle)
+	require.NoError(t, err)
+	p, err := Translate(b, "/empty")
+	require.NoError(t, err)
+	require.Equal(t, &contract.Capabilities{
+		Bounding: []int{0, 5, 13}, Effective: []int{5}, Permitted: []int{5, 13}, Inheritable: []int{13}, Ambient: []int{13},
+	}, p.Container.Capabilities)
+	require.Contains(t, p.Ignored, "unknown capability CAP_NOSUCH")
+	require.Equal(t, -500, *p.Container.OOMScoreAdj)
+}
+
+// TestTranslateRootPropagation: linux.rootfsPropagation reaches the
+// guest; a type that is none of the eight is refused.
+func TestTranslateRootPropagation(t *testing.T) {
+	for _, prop := range []string{"shared", "rslave", "private", "runbindable"} {
+		bundle, _ := podmanBundle(t, func(s *specs.Spec) { s.Linux.RootfsPropagation = prop })
+		b, err := LoadBundle(bundle)
+		require.NoError(t, err)
+		p, err := Translate(b, "/empty")
+		require.NoError(t, err)
+		require.Equal(t, prop, p.Container.RootPropagation)
+	}
+	bundle, _ := podmanBundle(t, func(s *specs.Spec) { s.Linux.RootfsPropagation = "sideways" })
+	b, err := LoadBundle(bundle)
+	require.NoError(t, err)
+	_, err = Translate(b, "/empty")
+	require.ErrorIs(t, err, ErrBadBundle)
+	require.Contains(t, err.Error(), "rootfsPropagation")
 }
