@@ -217,7 +217,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 		return err
 	}
 	switch st := c.Status(); st {
-	case specs.StateRunning:
+	case specs.StateRunning, StatePaused:
 		if !force {
 			c.Unlock()
 			return fmt.Errorf("cannot delete container %s that is not stopped: %s (use --force)", c.ID, st)
@@ -260,7 +260,7 @@ func (r *Runtime) Pids(id string) ([]int, error) {
 		return nil, err
 	}
 	pids := []int{}
-	if st := c.Status(); st == specs.StateCreated || st == specs.StateRunning {
+	if live(c.Status()) {
 		pids = append(pids, c.Pid)
 	}
 	return pids, nil
@@ -277,7 +277,7 @@ func (r *Runtime) Update(id string, flags []string, resources string) error {
 	if err != nil {
 		return err
 	}
-	if st := c.Status(); st != specs.StateCreated && st != specs.StateRunning {
+	if !live(c.Status()) {
 		return fmt.Errorf("%w: %s", ErrNotRunning, id)
 	}
 	asked := append([]string(nil), flags...)

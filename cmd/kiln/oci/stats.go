@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // What a container costs the host, as `kiln events --stats` reports it in
@@ -57,7 +55,7 @@ func (r *Runtime) Stats(id string) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st := c.Status(); st != specs.StateCreated && st != specs.StateRunning {
+	if !live(c.Status()) {
 		return nil, fmt.Errorf("%w: %s", ErrNotRunning, id)
 	}
 	s := &Stats{}

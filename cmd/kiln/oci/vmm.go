@@ -42,6 +42,8 @@ import (
 //     process exists, and before the start a signal that would end a
 //     process ends the VM instead. SIGKILL cannot be caught: kiln kill
 //     sends it here, and the VM ends with this process.
+//     kiln pause and resume stop the VM's vCPUs and let them go on
+//     (pause.go); a signal sent meanwhile reaches the guest on resume.
 //  4. When the process exits, the guest's init reports its status and
 //     resets the VM; this process copies the last of its output and
 //     exits with that status.
@@ -51,6 +53,9 @@ import (
 type VM interface {
 	Run() machine.Result
 	Stop()
+	// Pause stops the vCPUs and devices until Resume (pause.go).
+	Pause() error
+	Resume() error
 	CommandStarted() <-chan struct{}
 	Close() error
 }
@@ -298,7 +303,7 @@ var forwarded = []os.Signal{
 	unix.SIGPROF, unix.SIGWINCH, unix.SIGIO, unix.SIGPWR, unix.SIGSYS,
 }
 
-// handle answers kiln start and kill.
+// handle answers kiln start, kill, pause and resume.
 func (v *VMM) handle(r ipc.Request) error {
 	switch r.Op {
 	case ipc.OpStart:
@@ -313,6 +318,10 @@ func (v *VMM) handle(r ipc.Request) error {
 		})
 	case ipc.OpSignal:
 		return v.proc.Send(Signal{Sig: unix.Signal(r.Signal), All: r.All})
+	case ipc.OpPause:
+		return v.vm.Pause()
+	case ipc.OpResume:
+		return v.vm.Resume()
 	}
 	return fmt.Errorf("unknown request %q", r.Op)
 }
