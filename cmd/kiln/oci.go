@@ -77,7 +77,7 @@ func (g *ociGlobals) runtime() (*oci.Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find the kiln binary: %w", err)
 	}
-	return &oci.Runtime{Store: oci.Store{Root: g.root}, Kernel: g.kernel, Initrd: g.initrd, Exe: exe, NoSeccomp: g.noSeccomp}, nil
+	return &oci.Runtime{Store: oci.Store{Root: g.root}, Kernel: g.kernel, Initrd: g.initrd, Exe: exe, NoSeccomp: g.noSeccomp, Log: g.log()}, nil
 }
 
 // isOCIRun tells runc's run (`kiln run --bundle DIR ID`, or `kiln run ID`

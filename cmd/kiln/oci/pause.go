@@ -10,19 +10,23 @@ import (
 
 // Pausing a container (runc pause and resume; podman pause and unpause).
 // runc freezes the container's cgroup; a kiln container is a VM, so its
-// VMM stops the VM's vCPUs (vmm/machine's Pause, the one snapshots use:
-// each vCPU leaves the guest and waits, and the virtio devices stop, so
-// nothing in the guest runs or changes) and lets them go on at resume,
-// where they were. The guest sees only a gap in time.
+// VMM freezes the VM (vmm/machine's Freeze: the pause snapshots use, of
+// the vCPUs alone): every vCPU leaves the guest and waits, so the guest
+// runs no instruction, and lets them go on at resume, where they were.
+// The virtio devices keep running: the socket device's connections, the
+// container's stdio and control, are host sockets that a device pause
+// would end; what the host sends meanwhile waits in the guest's receive
+// buffers, and the interrupts for it in the interrupt controller, until
+// the vCPUs run. The guest sees only a gap in time.
 //
 // state.json records the pause (Record.Paused), so kiln state says
 // "paused" without asking the VMM. While paused:
 //
 //	kill SIGKILL  ends the VMM, and the VM with it, at once
 //	kill SIG      is accepted, and reaches the process when the VM
-//	              resumes: it waits in the control connection to the
-//	              guest, whose device is paused (a cgroup freezer too
-//	              holds a signal until the thaw, but for SIGKILL)
+//	              resumes: the guest's init, frozen, reads it then (a
+//	              cgroup freezer too holds a signal until the thaw, but
+//	              SIGKILL)
 //	delete -f     ends the VMM (SIGKILL) and removes the container
 //	start         refused: a created container that is paused starts
 //	              once resumed

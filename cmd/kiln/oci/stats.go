@@ -70,7 +70,7 @@ func (r *Runtime) Stats(id string) (*Stats, error) {
 	}
 	s.Memory.Usage.Usage, s.Memory.Usage.Max = rss, hwm
 	if plan, err := LoadPlan(c.PlanPath()); err == nil {
-		s.Memory.Usage.Limit = plan.Memory()
+		s.Memory.Usage.Limit = plan.VMSize().Memory
 	}
 	s.Pids.Current = 1
 	return s, nil

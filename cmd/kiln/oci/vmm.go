@@ -53,9 +53,10 @@ import (
 type VM interface {
 	Run() machine.Result
 	Stop()
-	// Pause stops the vCPUs and devices until Resume (pause.go).
-	Pause() error
-	Resume() error
+	// Freeze stops the vCPUs until Thaw, the devices running, so the
+	// guest's connections stay open (pause.go).
+	Freeze() error
+	Thaw() error
 	CommandStarted() <-chan struct{}
 	Close() error
 }
@@ -200,7 +201,7 @@ func (v *VMM) setUp() (err error) {
 	if v.console, err = os.OpenFile(c.ConsolePath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
 		return fmt.Errorf("the guest's console: %w", err)
 	}
-	cfg := &config.Config{Shape: ShapeOf(v.Kernel, v.Initrd, plan.Shares, c.VsockPath())}
+	cfg := &config.Config{Shape: ShapeOf(v.Kernel, v.Initrd, plan.VMSize(), plan.Shares, c.VsockPath())}
 	cfg.Container = &plan.Container
 	opt := v.Options
 	opt.Console, opt.Start = &capped{w: v.console, left: 1 << 20}, start
@@ -319,9 +320,9 @@ func (v *VMM) handle(r ipc.Request) error {
 	case ipc.OpSignal:
 		return v.proc.Send(Signal{Sig: unix.Signal(r.Signal), All: r.All})
 	case ipc.OpPause:
-		return v.vm.Pause()
+		return v.vm.Freeze()
 	case ipc.OpResume:
-		return v.vm.Resume()
+		return v.vm.Thaw()
 	}
 	return fmt.Errorf("unknown request %q", r.Op)
 }

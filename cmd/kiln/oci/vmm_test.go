@@ -53,8 +53,8 @@ func (f *fakeVM) Run() machine.Result {
 func (f *fakeVM) Stop()                           { f.once.Do(func() { close(f.stop) }) }
 func (f *fakeVM) CommandStarted() <-chan struct{} { return nil }
 
-// Pause and Resume answer as vmm/machine's do: one pause at a time.
-func (f *fakeVM) Pause() error {
+// Freeze and Thaw answer as vmm/machine's do: one pause at a time.
+func (f *fakeVM) Freeze() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.paused {
@@ -64,7 +64,7 @@ func (f *fakeVM) Pause() error {
 	return nil
 }
 
-func (f *fakeVM) Resume() error {
+func (f *fakeVM) Thaw() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.paused {
