@@ -56,6 +56,12 @@ func TestOCIPauseResume(t *testing.T) {
 	t.Parallel()
 	rootfs := ociGuest(t)
 	o := newOCIRuntime(t, "")
+	// A failed check leaves no VM running.
+	t.Cleanup(func() {
+		for _, id := range []string{"p1", "p2", "p3"} {
+			o.run("delete", "--force", id)
+		}
+	})
 	count := func(id string) func() int {
 		return func() int { out, _ := o.output(id); return lines(out) }
 	}
