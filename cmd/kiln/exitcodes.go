@@ -27,6 +27,7 @@ const (
 	ExitGuestCrash  = 71 // the guest crashed: triple fault, panic, init died
 	ExitCantCreate  = 73 // EX_CANTCREAT: an output file (kiln bench --json/--svg) cannot be written
 	ExitNotReady    = 75 // EX_TEMPFAIL: kiln snapshot's app did not become ready (--ready-*)
+	ExitWrongState  = 75 // EX_TEMPFAIL: kiln pause of a container not running, resume of one not paused
 	ExitInterrupted = 130
 	// ExitSeccomp: a seccomp filter refused one of kiln's system calls
 	// (vmm/seccomp): 128 + SIGSYS, as a shell shows a process SIGSYS

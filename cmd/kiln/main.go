@@ -85,12 +85,14 @@ Usage:
   kiln COMMAND --help                      help for a command
 
 As an OCI runtime (podman --runtime, containerd's runc shim; docs/oci.md),
-with runc's commands, flags and exit codes (1 for every error):
+with runc's commands, flags and exit codes (1 for every error; 75 for a
+pause or resume the container's status does not allow):
   kiln [--root DIR] [--log FILE] [--log-format json] [--kernel K] [--initrd I] COMMAND
   kiln create [--bundle DIR] [--pid-file F] [--console-socket S] ID
   kiln start ID | kiln state ID | kiln kill [--all] ID [SIGNAL] | kiln delete [--force] ID
   kiln run [--bundle DIR] [--detach] ID | kiln ps [--format json] ID | kiln list
-  kiln events [--stats] ID | kiln update ID | kiln spec | kiln features
+  kiln pause ID | kiln resume ID | kiln events [--stats] ID | kiln update ID
+  kiln spec | kiln features
 
 Exit codes: the guest command's status, or
   64 usage error, 65 bad kernel, initrd or snapshot, 66 file not found or unreadable,

@@ -22,7 +22,8 @@ import (
 // --log, --log-format, --systemd-cgroup, --debug, --rootless), and
 // kiln's --kernel and --initrd, which podman passes as --runtime-flag.
 // Every error is one line on stderr, and also a line in --log when one is
-// given, and the exit code is 1, as runc's. `kiln COMMAND --help` prints
+// given, and the exit code is 1, as runc's, but for a pause or resume the
+// container's status does not allow (ExitWrongState). `kiln COMMAND --help` prints
 // the command's usage and exits 0.
 //
 // This file is the command line: each command's flags, arguments and
@@ -52,12 +53,12 @@ var ociCommands = map[string]*ociCommand{
 	"events": {"[--stats] [--interval D] ID", "print the container's resource use as JSON, once with --stats, else every interval until it stops", 1, 1, eventsCommand},
 	"update": {"[resource flags] [-r FILE] ID", "change a running container's resources: refused, a VM's size is fixed when it is created", 1, 1, updateCommand},
 	"spec":   {"[--bundle DIR]", "write an example config.json", 0, 0, specCommand},
+	"pause":  {"ID", "stop the container's VM: its vCPUs leave the guest and wait for resume", 1, 1, simple((*oci.Runtime).Pause)},
+	"resume": {"ID", "let a paused container's VM go on where it was", 1, 1, simple((*oci.Runtime).Resume)},
 	"features": {"", "print what kiln recognizes of the OCI specification", 0, 0, func(*pflag.FlagSet) func(*oci.Runtime, []string) error {
 		return func(*oci.Runtime, []string) error { return printJSON(oci.Features(), "    ") }
 	}},
 	"exec":       {"[flags] ID [COMMAND...]", "run another process in a container (not yet)", 0, 1 << 20, unsupported("exec: running another process in a container's VM is not supported yet (docs/oci.md)")},
-	"pause":      {"ID", "pause a container (not yet)", 0, 1 << 20, unsupported("pause is not supported by kiln (docs/oci.md)")},
-	"resume":     {"ID", "resume a paused container (not yet)", 0, 1 << 20, unsupported("resume is not supported by kiln (docs/oci.md)")},
 	"checkpoint": {"[flags] ID", "checkpoint a container (not yet)", 0, 1 << 20, unsupported("checkpoint is not supported by kiln (docs/oci.md)")},
 	"restore":    {"[flags] ID", "restore a container (not yet)", 0, 1 << 20, unsupported("restore is not supported by kiln (docs/oci.md)")},
 }
@@ -77,7 +78,7 @@ func (g *ociGlobals) runtime() (*oci.Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find the kiln binary: %w", err)
 	}
-	return &oci.Runtime{Store: oci.Store{Root: g.root}, Kernel: g.kernel, Initrd: g.initrd, Exe: exe, NoSeccomp: g.noSeccomp}, nil
+	return &oci.Runtime{Store: oci.Store{Root: g.root}, Kernel: g.kernel, Initrd: g.initrd, Exe: exe, NoSeccomp: g.noSeccomp, Log: g.log()}, nil
 }
 
 // isOCIRun tells runc's run (`kiln run --bundle DIR ID`, or `kiln run ID`
@@ -183,6 +184,10 @@ func ociFail(g *ociGlobals, err error) int {
 	fmt.Fprintln(os.Stderr, msg)
 	if lerr := g.log().Error(msg); lerr != nil {
 		fmt.Fprintf(os.Stderr, "kiln: %v\n", lerr)
+	}
+	var se *oci.StateError
+	if errors.As(err, &se) {
+		return ExitWrongState
 	}
 	return 1
 }

@@ -125,7 +125,7 @@ func TestOCIBadBundles(t *testing.T) {
 	})
 
 	t.Run("unknown ID", func(t *testing.T) {
-		for _, cmd := range [][]string{{"state", "nope"}, {"start", "nope"}, {"kill", "nope", "9"}, {"delete", "nope"}, {"ps", "nope"}} {
+		for _, cmd := range [][]string{{"state", "nope"}, {"start", "nope"}, {"kill", "nope", "9"}, {"delete", "nope"}, {"ps", "nope"}, {"pause", "nope"}, {"resume", "nope"}} {
 			code, _, stderr := ociMain(t, append([]string{"--root", root}, cmd...)...)
 			requireOneLineError(t, code, stderr, "does not exist")
 		}
@@ -212,4 +212,25 @@ func TestOCISpecListUpdateEvents(t *testing.T) {
 	requireOneLineError(t, code, stderr, "does not exist")
 	code, _, stderr = ociMain(t, "--root", root, "events", "--stats", "nope")
 	requireOneLineError(t, code, stderr, "does not exist")
+}
+
+// TestOCIPauseRefusals: pause of a container that is not running, and
+// resume of one that is not paused, are one line and exit code
+// ExitWrongState, before any VMM is asked.
+func TestOCIPauseRefusals(t *testing.T) {
+	root := t.TempDir()
+	c, err := oci.Store{Root: root}.Create("gone", "/b", "/b/rootfs", nil)
+	require.NoError(t, err)
+	c.Pid, c.PidStart, c.Creator = 1<<30, 1, 0 // a VMM that is no more: stopped
+	require.NoError(t, c.Save())
+	c.Unlock()
+	for _, cmd := range []string{"pause", "resume"} {
+		code, _, stderr := ociMain(t, "--root", root, cmd, "gone")
+		require.Equal(t, ExitWrongState, code, stderr)
+		require.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
+		require.Contains(t, stderr, cmd+" gone: container not ")
+		require.Contains(t, stderr, "(it is stopped)")
+	}
+	code, _, stderr := ociMain(t, "--root", root, "pause", "a", "b")
+	requireOneLineError(t, code, stderr, "pause takes a container ID")
 }

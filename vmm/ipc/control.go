@@ -26,6 +26,8 @@ type Op string
 const (
 	OpStart  Op = "start"  // let the container's process run (kiln start)
 	OpSignal Op = "signal" // send Signal to the container (kiln kill)
+	OpPause  Op = "pause"  // stop the VM's vCPUs (kiln pause)
+	OpResume Op = "resume" // let them go on (kiln resume)
 )
 
 // Reply is the VMM's answer: Error is empty on success. NotRunning says
@@ -40,7 +42,8 @@ type Reply struct {
 var ErrNotRunning = errors.New("container not running")
 
 // callTimeout bounds a request: the VMM answers at once (a start or a
-// signal only sends a message to the guest).
+// signal only sends a message to the guest; a pause waits for the vCPUs
+// to leave the guest, which is a kick and the exit each was handling).
 const callTimeout = time.Minute
 
 // Call sends req to the VMM listening at path and waits for its reply.

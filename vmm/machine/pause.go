@@ -19,6 +19,14 @@ import (
 // guest sees nothing but a gap in time. The vCPU goroutines never end
 // across a pause, so their threads keep their seccomp filters.
 //
+// Freeze is a pause of the vCPUs alone, for a VM that goes on in the same
+// process (kiln pause of a container): the devices keep running, so a
+// connection of the socket device, a host socket that does not pause,
+// stays open, and what the devices finish meanwhile waits in guest memory
+// and the interrupt controller until the vCPUs run again; the guest runs
+// no instruction while frozen. Thaw lets the vCPUs go on. A frozen VM
+// cannot be saved: its devices are not still.
+//
 // With Options.SnapshotAtReady the VM pauses itself, on the vCPU that
 // hears the guest's init say it is ready for its job: PausedAtReady is
 // closed once it has, and Resume then hands init its job.
@@ -81,6 +89,7 @@ type pauseState struct {
 	states    []*cpu.State  // each vCPU's state, saved as it parked
 	errs      []error       // or why it could not save it
 	atReady   bool          // the guest's init waits for its job: Resume gives it
+	frozen    bool          // paused by Freeze: the devices run
 	readyOnce sync.Once
 	ready     chan struct{} // closed once paused at ready (PausedAtReady)
 }
@@ -92,8 +101,21 @@ func (m *Machine) Pause() error {
 	if _, err := m.beginPause(false); err != nil {
 		return err
 	}
-	return m.completePause()
+	return m.completePause(true)
 }
+
+// Freeze stops the vCPUs and leaves the devices running; Thaw (or
+// Resume) lets them go on. It returns once every vCPU has left the guest,
+// or an error if the VM is not running.
+func (m *Machine) Freeze() error {
+	if _, err := m.beginPause(false); err != nil {
+		return err
+	}
+	return m.completePause(false)
+}
+
+// Thaw lets a frozen VM's vCPUs go on: Resume, named for Freeze.
+func (m *Machine) Thaw() error { return m.Resume() }
 
 // Paused reports whether the VM is paused: its vCPUs wait and its
 // devices are still. A VM that ended while paused stays paused, and can
@@ -119,18 +141,20 @@ func (m *Machine) Resume() error {
 		return err
 	}
 	p.phase = phaseResuming
-	atReady := p.atReady
+	atReady, frozen := p.atReady, p.frozen
 	p.mu.Unlock()
 
 	// A device that cannot start again asks the guest's driver for a
 	// reset, as for any failure (failures.go); the VM goes on.
-	_ = m.dev.resume()
+	if !frozen {
+		_ = m.dev.resume()
+	}
 	var jobErr error
 	if atReady {
 		jobErr = m.giveJob()
 	}
 	p.mu.Lock()
-	p.phase, p.atReady = phaseRunning, false
+	p.phase, p.atReady, p.frozen = phaseRunning, false, false
 	m.attention.And(^uint32(attnPause))
 	close(p.resume)
 	p.mu.Unlock()
@@ -188,8 +212,8 @@ func (m *Machine) beginPause(atReady bool) (began bool, err error) {
 }
 
 // completePause kicks the vCPUs until every one has parked, then pauses
-// the devices.
-func (m *Machine) completePause() error {
+// the devices, if devices.
+func (m *Machine) completePause(devices bool) error {
 	p := &m.pause
 	p.mu.Lock()
 	allParked := p.allParked
@@ -204,10 +228,12 @@ func (m *Machine) completePause() error {
 		case <-time.After(kickEvery):
 		}
 	}
-	m.dev.pause()
+	if devices {
+		m.dev.pause()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.phase = phasePaused
+	p.phase, p.frozen = phasePaused, !devices
 	if p.atReady {
 		p.readyOnce.Do(func() { close(p.ready) })
 	}

@@ -207,7 +207,7 @@ func (m *Machine) Run() Result {
 			started = nil
 			m.TrimStartup()
 		case <-m.pauseAtReady:
-			_ = m.completePause() // or the VM ended, which the next turn sees
+			_ = m.completePause(true) // or the VM ended, which the next turn sees
 		case <-m.end:
 			// Every vCPU returns: the parked ones wake, and kicks bring
 			// the others out of the guest.

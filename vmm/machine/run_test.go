@@ -280,6 +280,36 @@ func TestPauseSavesOnEachVCPUThread(t *testing.T) {
 	require.EqualError(t, m.Resume(), "resume: the VM has ended")
 }
 
+// TestFreezeLeavesTheDevicesRunning: Freeze stops every vCPU as Pause
+// does, but the devices keep running; a frozen VM cannot be saved, and
+// Thaw lets the vCPUs go on. Then a Pause pauses the devices again.
+func TestFreezeLeavesTheDevicesRunning(t *testing.T) {
+	busy := newFake(0, func(int) step { return portOut(0x100, 1) })
+	m, _ := runMachine(t, busy)
+	res := start(m)
+	require.Eventually(t, func() bool { return busy.runs.Load() > 100 }, 5*time.Second, time.Millisecond)
+
+	require.NoError(t, m.Freeze())
+	require.True(t, m.Paused())
+	require.EqualError(t, m.Freeze(), "pause: the VM is already paused")
+	require.False(t, m.dev.virtio[0].transport.Paused(), "the devices run")
+	_, err := m.SaveSnapshot(t.TempDir(), "test")
+	var rse *RunStateError
+	require.ErrorAs(t, err, &rse, "a frozen VM is not saved: its devices run")
+	runs := busy.runs.Load()
+	time.Sleep(20 * time.Millisecond)
+	require.Equal(t, runs, busy.runs.Load(), "no vCPU runs while frozen")
+	require.NoError(t, m.Thaw())
+	require.False(t, m.Paused())
+	require.Eventually(t, func() bool { return busy.runs.Load() > runs+100 }, 5*time.Second, time.Millisecond, "the vCPUs go on")
+
+	require.NoError(t, m.Pause())
+	require.True(t, m.dev.virtio[0].transport.Paused(), "a pause after a thaw pauses the devices")
+	require.NoError(t, m.Resume())
+	m.Stop()
+	require.Equal(t, ReasonStopped, result(t, res).Reason)
+}
+
 // TestStopWhilePaused: a paused VM stops; it stays paused, so it can still
 // be saved, and cannot resume.
 func TestStopWhilePaused(t *testing.T) {

@@ -156,6 +156,9 @@ func (m *Machine) SaveSnapshot(dir, build string) (SnapshotTimes, error) {
 	var times SnapshotTimes
 	m.pause.mu.Lock()
 	err := m.stateError("save", phasePaused)
+	if err == nil && m.pause.frozen {
+		err = &RunStateError{"save", "frozen, its devices running (Freeze): pause it to save it"}
+	}
 	states, errs := m.pause.states, m.pause.errs
 	m.pause.mu.Unlock()
 	if err != nil {

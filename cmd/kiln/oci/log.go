@@ -12,15 +12,22 @@ import (
 // runtime_supports_json) read them. With --log-format json each error is
 // one object on a line, {"level":"error","msg":...,"time":RFC 3339};
 // containerd takes the last line whose level is error, podman decodes the
-// whole file as one object, so kiln writes only errors there, one per
-// failed command.
+// whole file as one object when create failed, so kiln writes an error
+// there once per failed command, and warnings (Warn: what config.json
+// asks that the VM does not honour) only once a create succeeded.
 type Log struct {
 	Path   string // "" for none
 	Format string // "json" or "text"
 }
 
 // Error appends msg to the log, if there is one.
-func (l Log) Error(msg string) error {
+func (l Log) Error(msg string) error { return l.write("error", msg) }
+
+// Warn appends msg to the log as a warning (logrus's level name, as
+// runc's warnings have it).
+func (l Log) Warn(msg string) error { return l.write("warning", msg) }
+
+func (l Log) write(level, msg string) error {
 	if l.Path == "" {
 		return nil
 	}
@@ -36,9 +43,9 @@ func (l Log) Error(msg string) error {
 			Level string `json:"level"`
 			Msg   string `json:"msg"`
 			Time  string `json:"time"`
-		}{"error", msg, now})
+		}{level, msg, now})
 	} else {
-		line = fmt.Appendf(nil, "time=%q level=error msg=%q", now, msg)
+		line = fmt.Appendf(nil, "time=%q level=%s msg=%q", now, level, msg)
 	}
 	if _, err := f.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("write the log %s: %w", l.Path, err)

@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/ipc"
 )
 
@@ -26,6 +27,9 @@ type Runtime struct {
 	// binary their VMMs run; NoSeccomp runs them without filters.
 	Kernel, Initrd, Exe string
 	NoSeccomp           bool
+	// Log is the engine's --log: create writes there, as warnings, what
+	// config.json asks that the VM does not honour.
+	Log Log
 }
 
 // CreateOptions are create's (and run's) flags.
@@ -139,6 +143,12 @@ func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 		return nil, fmt.Errorf("the VMM process: %w", err)
 	}
 	c.Unlock()
+	// Created: the log's warnings cannot be taken for create's error.
+	for _, n := range append(plan.Notes, plan.Ignored...) {
+		if err := r.Log.Warn(o.ID + ": " + n); err != nil {
+			break // the log is the engine's; the container runs regardless
+		}
+	}
 	return vmm, nil
 }
 
@@ -218,7 +228,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 		return err
 	}
 	switch st := c.Status(); st {
-	case specs.StateRunning:
+	case specs.StateRunning, StatePaused:
 		if !force {
 			c.Unlock()
 			return fmt.Errorf("cannot delete container %s that is not stopped: %s (use --force)", c.ID, st)
@@ -261,7 +271,7 @@ func (r *Runtime) Pids(id string) ([]int, error) {
 		return nil, err
 	}
 	pids := []int{}
-	if st := c.Status(); st == specs.StateCreated || st == specs.StateRunning {
+	if live(c.Status()) {
 		pids = append(pids, c.Pid)
 	}
 	return pids, nil
@@ -270,15 +280,16 @@ func (r *Runtime) Pids(id string) ([]int, error) {
 // Update would change a running container's resources (runc update's
 // flags, named in flags, or a linux.resources JSON file, "-" for stdin).
 // A kiln container's memory and vCPUs are its VM's, fixed when it is
-// created (no memory balloon, no vCPU hotplug), and it has no cgroup of
-// its own inside the guest: so every change is refused, each by name. A
+// created from config.json's linux.resources (resources.go; no memory
+// balloon, no vCPU hotplug), and it has no cgroup of its own inside the
+// guest: so every change is refused, each by name, with the VM's size. A
 // resources file that asks for nothing is no change, and no error.
 func (r *Runtime) Update(id string, flags []string, resources string) error {
 	c, err := r.Store.Open(id, false)
 	if err != nil {
 		return err
 	}
-	if st := c.Status(); st != specs.StateCreated && st != specs.StateRunning {
+	if !live(c.Status()) {
 		return fmt.Errorf("%w: %s", ErrNotRunning, id)
 	}
 	asked := append([]string(nil), flags...)
@@ -306,5 +317,9 @@ func (r *Runtime) Update(id string, flags []string, resources string) error {
 		return nil
 	}
 	sort.Strings(asked)
-	return fmt.Errorf("update %s: %w: %s: a kiln container's memory and vCPUs are its VM's, fixed when it is created (no balloon, no hotplug), and the guest has no cgroup to limit", id, ErrUnsupported, strings.Join(asked, ", "))
+	size := DefaultSize
+	if plan, err := LoadPlan(c.PlanPath()); err == nil {
+		size = plan.VMSize()
+	}
+	return fmt.Errorf("update %s: %w: %s: a running VM cannot change: its memory (%s) and vCPUs (%d) were fixed by linux.resources when it was created (no balloon, no hotplug), and the guest has no cgroup to limit", id, ErrUnsupported, strings.Join(asked, ", "), config.FormatSize(size.Memory), size.CPUs)
 }

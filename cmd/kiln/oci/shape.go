@@ -23,9 +23,10 @@ const (
 	// directories for bind mounts (a file bind mount shares the file's
 	// directory; binds from one directory share one slot).
 	Slots = 8
-	// CPUs and Memory are the guest's: guest RAM is mapped privately from
-	// the snapshot, so a container's VM costs the pages it touches, not
-	// Memory.
+	// CPUs and Memory are the guest's when config.json sets no limit
+	// (linux.resources makes another size: resources.go): guest RAM is
+	// mapped privately from the snapshot, so a container's VM costs the
+	// pages it touches, not Memory.
 	CPUs   = 1
 	Memory = 256 << 20
 	// GuestCID is the guest's vsock CID; VMs do not share a vsock
@@ -39,14 +40,16 @@ const (
 // SlotTag is the mount tag of share slot i.
 func SlotTag(i int) string { return config.ShareTag(i) }
 
-// ShapeOf is the VM of the shape with its shares backed by shares (Slots
-// of them) and its vsock device at vsockPath.
-func ShapeOf(kernel, initrd string, shares []config.Share, vsockPath string) config.Shape {
+// ShapeOf is the VM of the shape, of size size, with its shares backed by
+// shares (Slots of them) and its vsock device at vsockPath. The size is
+// in the warm snapshot's key (vmm/warm): each size has a snapshot of its
+// own.
+func ShapeOf(kernel, initrd string, size Size, shares []config.Share, vsockPath string) config.Shape {
 	return config.Shape{
 		Kernel: kernel,
 		Initrd: initrd,
-		CPUs:   CPUs,
-		Memory: Memory,
+		CPUs:   size.CPUs,
+		Memory: size.Memory,
 		Shares: shares,
 		Vsock:  &config.Vsock{CID: GuestCID, Path: vsockPath},
 	}
@@ -65,5 +68,11 @@ func emptySlot(empty string, i int) config.Share {
 	return config.Share{HostDir: empty, GuestDir: filepath.Join("/kiln/slots", SlotTag(i)), Tag: SlotTag(i), ReadOnly: true}
 }
 
-// Memory is the guest memory of the plan's VM.
-func (p *Plan) Memory() uint64 { return Memory }
+// VMSize is the size of the plan's VM: DefaultSize for a plan that has
+// none.
+func (p *Plan) VMSize() Size {
+	if p.Size.CPUs == 0 || p.Size.Memory == 0 {
+		return DefaultSize
+	}
+	return p.Size
+}

@@ -61,6 +61,8 @@ type Record struct {
 	CreatorStart uint64 `json:"creator_start,omitempty"`
 	// Started: kiln start told the VMM to run the process.
 	Started bool `json:"started,omitempty"`
+	// Paused: kiln pause stopped the VM's vCPUs, and no resume since.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // Container is a container's state directory, opened.
@@ -193,7 +195,7 @@ func (c *Container) Save() error {
 
 // Status is the container's OCI status: creating while kiln create works,
 // created until kiln start, running while the VMM process lives, stopped
-// after.
+// after; paused, from created or running, between kiln pause and resume.
 func (c *Container) Status() specs.ContainerState {
 	if c.Pid == 0 {
 		if Alive(c.Creator, c.CreatorStart) {
@@ -204,10 +206,19 @@ func (c *Container) Status() specs.ContainerState {
 	if !Alive(c.Pid, c.PidStart) {
 		return specs.StateStopped
 	}
+	if c.Paused {
+		return StatePaused
+	}
 	if c.Started {
 		return specs.StateRunning
 	}
 	return specs.StateCreated
+}
+
+// live reports whether a container of status st has its VMM: created,
+// running or paused.
+func live(st specs.ContainerState) bool {
+	return st == specs.StateCreated || st == specs.StateRunning || st == StatePaused
 }
 
 // State is the OCI state, with the fields runc adds, as kiln state
@@ -227,7 +238,7 @@ func (c *Container) State() State {
 		},
 		Rootfs: c.Rootfs, Created: c.Created,
 	}
-	if st.Status == specs.StateCreated || st.Status == specs.StateRunning {
+	if live(st.Status) {
 		st.Pid = c.Pid
 	}
 	return st

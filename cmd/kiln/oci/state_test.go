@@ -53,6 +53,28 @@ func TestStateLifecycle(t *testing.T) {
 	c.Unlock()
 	require.Equal(t, specs.StateRunning, read().Status())
 
+	// Paused, while its VMM lives: the pid stays in the state.
+	c, err = s.Open("c1", true)
+	require.NoError(t, err)
+	c.Paused = true
+	require.NoError(t, c.Save())
+	c.Unlock()
+	require.Equal(t, StatePaused, read().Status())
+	require.Equal(t, cmd.Process.Pid, read().State().Pid)
+	// A second pause is refused before the VMM is asked, with an error
+	// of its own, whose words are runc's.
+	r := &Runtime{Store: s}
+	var se *StateError
+	require.ErrorAs(t, r.Pause("c1"), &se)
+	require.EqualError(t, se, "pause c1: container not running (it is paused)")
+	c, err = s.Open("c1", true)
+	require.NoError(t, err)
+	c.Paused = false
+	require.NoError(t, c.Save())
+	c.Unlock()
+	require.ErrorAs(t, r.Resume("c1"), &se)
+	require.EqualError(t, se, "resume c1: container not paused (it is running)")
+
 	// State JSON as engines decode it: podman reads pid and status.
 	b, err := json.Marshal(read().State())
 	require.NoError(t, err)

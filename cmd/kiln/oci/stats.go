@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // What a container costs the host, as `kiln events --stats` reports it in
@@ -57,7 +55,7 @@ func (r *Runtime) Stats(id string) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st := c.Status(); st != specs.StateCreated && st != specs.StateRunning {
+	if !live(c.Status()) {
 		return nil, fmt.Errorf("%w: %s", ErrNotRunning, id)
 	}
 	s := &Stats{}
@@ -72,7 +70,7 @@ func (r *Runtime) Stats(id string) (*Stats, error) {
 	}
 	s.Memory.Usage.Usage, s.Memory.Usage.Max = rss, hwm
 	if plan, err := LoadPlan(c.PlanPath()); err == nil {
-		s.Memory.Usage.Limit = plan.Memory()
+		s.Memory.Usage.Limit = plan.VMSize().Memory
 	}
 	s.Pids.Current = 1
 	return s, nil

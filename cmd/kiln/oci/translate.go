@@ -29,6 +29,13 @@ type Plan struct {
 	NewNetns bool   `json:",omitempty"`
 	// Network is the container's network device, if it has one.
 	Network *Network `json:",omitempty"`
+	// Size is the VM's vCPUs and memory, from linux.resources
+	// (resources.go); zero in a plan written before it: DefaultSize.
+	Size Size
+	// Notes say, one line each, how linux.resources became the VM's
+	// size and which of its limits a VM cannot honour; kiln create
+	// writes them to the runtime's log.
+	Notes []string `json:",omitempty"`
 	// Ignored lists, once each, what config.json asks that a VM does not
 	// do (docs/oci.md says why for each).
 	Ignored []string
@@ -41,7 +48,12 @@ var ErrUnsupported = errors.New("not supported by kiln")
 // Translate turns a bundle into a Plan. empty is the empty directory that
 // backs unused share slots.
 func Translate(b *Bundle, empty string) (*Plan, error) {
-	t := &translator{plan: &Plan{}, ignored: map[string]bool{}}
+	return TranslateOn(b, empty, ThisHost())
+}
+
+// TranslateOn is Translate for a host h, which caps the VM's size.
+func TranslateOn(b *Bundle, empty string, h Host) (*Plan, error) {
+	t := &translator{plan: &Plan{Size: DefaultSize}, ignored: map[string]bool{}, host: h}
 	if err := t.translate(b); err != nil {
 		return nil, err
 	}
@@ -63,6 +75,7 @@ type translator struct {
 	plan    *Plan
 	dirs    []sharedDir // slot i holds dirs[i]; slot 0 is the root
 	ignored map[string]bool
+	host    Host
 }
 
 // sharedDir is a host directory given a slot.
@@ -249,8 +262,13 @@ func (t *translator) linux(l *specs.Linux, devTmpfs bool) error {
 	if l.Seccomp != nil {
 		t.ignore("seccomp: the guest kernel has no seccomp; the VM is the boundary")
 	}
-	if l.Resources != nil || l.CgroupsPath != "" {
-		t.ignore("cgroups (linux.resources, cgroupsPath): the VM's size is fixed")
+	size, notes, err := SizeOf(l.Resources, t.host)
+	if err != nil {
+		return err
+	}
+	t.plan.Size, t.plan.Notes = size, notes
+	if l.CgroupsPath != "" {
+		t.ignore("cgroupsPath: the VM is the container's bound, and the guest kernel has no cgroups")
 	}
 	if l.RootfsPropagation != "" {
 		if !contract.Propagations[l.RootfsPropagation] {

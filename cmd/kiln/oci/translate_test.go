@@ -264,3 +264,32 @@ func TestTranslateRootPropagation(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadBundle)
 	require.Contains(t, err.Error(), "rootfsPropagation")
 }
+
+// TestTranslateResources: podman run --memory 256m --cpus 2 gives a VM of
+// 256 MiB and 2 vCPUs; podman's default pids limit and device rules are
+// noted, not dropped.
+func TestTranslateResources(t *testing.T) {
+	bundle, _ := podmanBundle(t, func(s *specs.Spec) {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(256 << 20), Swap: i64(512 << 20)}
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: i64(200000), Period: u64(100000)}
+	})
+	b, err := LoadBundle(bundle)
+	require.NoError(t, err)
+	p, err := TranslateOn(b, "/empty", Host{CPUs: 2, Memory: 4 << 30})
+	require.NoError(t, err)
+	require.Equal(t, Size{CPUs: 2, Memory: 256 << 20}, p.Size)
+	notes := strings.Join(p.Notes, "\n")
+	for _, want := range []string{"memory.swap", "pids.limit", "devices"} {
+		require.Contains(t, notes, want)
+	}
+
+	p, err = translateBundle(t, writeResourcesBundle(t, nil))
+	require.NoError(t, err)
+	require.Equal(t, DefaultSize, p.Size, "no limits: the default VM")
+	require.Empty(t, p.Notes)
+}
+
+func writeResourcesBundle(t *testing.T, res *specs.LinuxResources) string {
+	bundle, _ := podmanBundle(t, func(s *specs.Spec) { s.Linux.Resources = res })
+	return bundle
+}

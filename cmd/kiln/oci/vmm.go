@@ -42,6 +42,8 @@ import (
 //     process exists, and before the start a signal that would end a
 //     process ends the VM instead. SIGKILL cannot be caught: kiln kill
 //     sends it here, and the VM ends with this process.
+//     kiln pause and resume stop the VM's vCPUs and let them go on
+//     (pause.go); a signal sent meanwhile reaches the guest on resume.
 //  4. When the process exits, the guest's init reports its status and
 //     resets the VM; this process copies the last of its output and
 //     exits with that status.
@@ -51,6 +53,10 @@ import (
 type VM interface {
 	Run() machine.Result
 	Stop()
+	// Freeze stops the vCPUs until Thaw, the devices running, so the
+	// guest's connections stay open (pause.go).
+	Freeze() error
+	Thaw() error
 	CommandStarted() <-chan struct{}
 	Close() error
 }
@@ -195,7 +201,7 @@ func (v *VMM) setUp() (err error) {
 	if v.console, err = os.OpenFile(c.ConsolePath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
 		return fmt.Errorf("the guest's console: %w", err)
 	}
-	cfg := &config.Config{Shape: ShapeOf(v.Kernel, v.Initrd, plan.Shares, c.VsockPath())}
+	cfg := &config.Config{Shape: ShapeOf(v.Kernel, v.Initrd, plan.VMSize(), plan.Shares, c.VsockPath())}
 	cfg.Container = &plan.Container
 	opt := v.Options
 	opt.Console, opt.Start = &capped{w: v.console, left: 1 << 20}, start
@@ -305,7 +311,7 @@ var forwarded = []os.Signal{
 	unix.SIGPROF, unix.SIGWINCH, unix.SIGIO, unix.SIGPWR, unix.SIGSYS,
 }
 
-// handle answers kiln start and kill.
+// handle answers kiln start, kill, pause and resume.
 func (v *VMM) handle(r ipc.Request) error {
 	switch r.Op {
 	case ipc.OpStart:
@@ -325,6 +331,10 @@ func (v *VMM) handle(r ipc.Request) error {
 		})
 	case ipc.OpSignal:
 		return v.proc.Send(Signal{Sig: unix.Signal(r.Signal), All: r.All})
+	case ipc.OpPause:
+		return v.vm.Freeze()
+	case ipc.OpResume:
+		return v.vm.Thaw()
 	}
 	return fmt.Errorf("unknown request %q", r.Op)
 }

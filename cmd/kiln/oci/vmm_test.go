@@ -34,6 +34,7 @@ type fakeVM struct {
 	result chan machine.Result
 	mu     sync.Mutex
 	closed bool
+	paused bool
 	conns  []net.Conn // the guest's connections, which a real VM's end closes
 }
 
@@ -51,6 +52,27 @@ func (f *fakeVM) Run() machine.Result {
 }
 func (f *fakeVM) Stop()                           { f.once.Do(func() { close(f.stop) }) }
 func (f *fakeVM) CommandStarted() <-chan struct{} { return nil }
+
+// Freeze and Thaw answer as vmm/machine's do: one pause at a time.
+func (f *fakeVM) Freeze() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.paused {
+		return &machine.RunStateError{Op: "pause", State: "already paused"}
+	}
+	f.paused = true
+	return nil
+}
+
+func (f *fakeVM) Thaw() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.paused {
+		return &machine.RunStateError{Op: "resume", State: "running"}
+	}
+	f.paused = false
+	return nil
+}
 func (f *fakeVM) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -230,6 +252,25 @@ func TestVMMHoldsASignalUntilTheProcessExists(t *testing.T) {
 	require.Equal(t, 128+int(unix.SIGTERM), e.Status)
 	require.Equal(t, contract.ControlStart, (<-f.guest.events).Op)
 	require.Equal(t, contract.Control{Op: contract.ControlSignal, Signal: int(unix.SIGTERM)}, <-f.guest.events)
+}
+
+// TestVMMPausesTheVM: kiln pause and resume reach the VM, a second
+// pause is refused with the machine's words, and a signal sent while
+// paused reaches the process.
+func TestVMMPausesTheVM(t *testing.T) {
+	f := newVMMFixture(t, -1, 0)
+	f.created(t)
+	require.NoError(t, f.call(t, ipc.Request{Op: ipc.OpStart}))
+	require.NoError(t, f.call(t, ipc.Request{Op: ipc.OpPause}))
+	f.vm.mu.Lock()
+	require.True(t, f.vm.paused)
+	f.vm.mu.Unlock()
+	require.ErrorContains(t, f.call(t, ipc.Request{Op: ipc.OpPause}), "already paused")
+	require.NoError(t, f.call(t, ipc.Request{Op: ipc.OpResume}))
+	require.ErrorContains(t, f.call(t, ipc.Request{Op: ipc.OpResume}), "the VM is running")
+	require.NoError(t, f.call(t, ipc.Request{Op: ipc.OpSignal, Signal: int(unix.SIGUSR1)}))
+	e := f.wait(t)
+	require.Equal(t, 128+int(unix.SIGUSR1), e.Status)
 }
 
 func TestVMMEndsACreatedContainerAsTheSignalWould(t *testing.T) {
