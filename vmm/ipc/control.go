@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
 // Request is what a kiln command asks of a container's VMM on its control
@@ -13,6 +15,11 @@ type Request struct {
 	Op     Op   `json:"op"`
 	Signal int  `json:"signal,omitempty"` // for OpSignal
 	All    bool `json:"all,omitempty"`    // for OpSignal: every process of the container
+	// Exec is the process to run, for OpExec (exec.go).
+	Exec *contract.Exec `json:"exec,omitempty"`
+	// Rows and Cols are an exec's terminal size, for OpWinsize.
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
 }
 
 // Op names a request.
@@ -21,6 +28,11 @@ type Op string
 const (
 	OpStart  Op = "start"  // let the container's process run (kiln start)
 	OpSignal Op = "signal" // send Signal to the container (kiln kill)
+	// OpExec runs another process in the container; the connection
+	// stays open for it (exec.go).
+	OpExec Op = "exec"
+	// OpWinsize resizes an exec's terminal, on an OpExec connection.
+	OpWinsize Op = "winsize"
 )
 
 // Reply is the VMM's answer: Error is empty on success. NotRunning says
@@ -63,7 +75,11 @@ func Call(path string, req Request) error {
 }
 
 // Serve answers requests on ln with handle until ln is closed.
-func Serve(ln net.Listener, handle func(Request) error) {
+func Serve(ln net.Listener, handle func(Request) error) { ServeExec(ln, handle, nil) }
+
+// ServeExec is Serve, but hands an OpExec connection to exec, which has
+// it until it returns (without exec, OpExec is refused).
+func ServeExec(ln net.Listener, handle func(Request) error, exec func(Request, *ExecStream)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -74,8 +90,13 @@ func Serve(ln net.Listener, handle func(Request) error) {
 			c.SetDeadline(time.Now().Add(callTimeout))
 			var req Request
 			var r Reply
-			if err := Read(c, &req); err != nil {
+			rd := NewReader(c)
+			if err := rd.Read(&req); err != nil {
 				r.Error = "bad request: " + err.Error()
+			} else if req.Op == OpExec && exec != nil {
+				c.SetDeadline(time.Time{}) // as long as the exec runs
+				exec(req, &ExecStream{c: c, r: rd})
+				return
 			} else if err := handle(req); err != nil {
 				r.Error = err.Error()
 				r.NotRunning = errors.Is(err, ErrNotRunning)
