@@ -3,6 +3,7 @@ package oci
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -15,6 +16,10 @@ import (
 // reports back to the exec, and the exec's signals and terminal sizes to
 // the guest. The exec's stdio never pass through the VMM: the guest
 // connects to vsock ports the exec process listens on itself.
+
+// startWait bounds how long an exec waits for a container's process that
+// is starting.
+const startWait = 2 * time.Minute
 
 // execs are the execs the VMM is relaying, by ID.
 type execs struct {
@@ -60,6 +65,15 @@ func (e *execs) deliver(m contract.Control) {
 // container ended.
 func (v *VMM) exec(req ipc.Request, s *ipc.ExecStream) {
 	e := req.Exec
+	// Right after kiln start the guest is still making the container's
+	// process: an exec then waits for it, as it would for runc's.
+	for wait := time.Now().Add(startWait); v.proc.Phase() == PhaseStarting && time.Now().Before(wait); {
+		select {
+		case <-v.ended:
+			wait = time.Time{}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	switch {
 	case e == nil || e.ID == "" || len(e.ID) > contract.MaxExecID || len(e.Args) == 0:
 		s.Send(ipc.ExecEvent{Error: "bad exec request: an ID and a command are needed"})
