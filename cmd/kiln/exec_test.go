@@ -251,6 +251,9 @@ func TestPodmanExec(t *testing.T) {
 
 	r = p.run("rm", "--force", "--time", "0", "kiln-exec")
 	require.Equal(t, 0, r.code, r.stderr)
+	for deadline := time.Now().Add(30 * time.Second); len(execProxies()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+	}
 	require.Empty(t, execProxies(), "no exec process outlives its container")
 }
 
