@@ -213,3 +213,17 @@ func TestOCISpecListUpdateEvents(t *testing.T) {
 	code, _, stderr = ociMain(t, "--root", root, "events", "--stats", "nope")
 	requireOneLineError(t, code, stderr, "does not exist")
 }
+
+// TestOCIExecRefusals: kiln exec's errors before any guest: one line each.
+func TestOCIExecRefusals(t *testing.T) {
+	root := t.TempDir()
+	for _, args := range [][]string{
+		{"exec"},                                // no ID
+		{"exec", "nope", "echo", "hi"},          // no such container
+		{"exec", "--user", "root", "nope", "x"}, // no such container comes first
+		{"exec", "--bogus", "nope"},             // unknown flag
+	} {
+		code, _, stderr := ociMain(t, append([]string{"--root", root}, args...)...)
+		requireOneLineError(t, code, stderr, "")
+	}
+}
