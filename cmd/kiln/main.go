@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
 	"github.com/kiln-vmm/kiln/vmm/warm"
 )
 
@@ -51,6 +52,8 @@ func Main(args []string, start time.Time) int {
 		return cmdSnapshotChild(start) // a warm snapshot's child (vmm/warm)
 	case "_oci-vmm":
 		return cmdOCIVMM(args[1:]) // a container's VMM, started by kiln create
+	case oci.ExecCommand:
+		return oci.RunExecProcess(os.NewFile(3, "kiln exec")) // a detached exec, started by kiln exec
 	case "snapshot":
 		return cmdSnapshot(args[1:], start)
 	case "probe":

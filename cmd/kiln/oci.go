@@ -58,7 +58,7 @@ var ociCommands = map[string]*ociCommand{
 	"features": {"", "print what kiln recognizes of the OCI specification", 0, 0, func(*pflag.FlagSet) func(*oci.Runtime, []string) error {
 		return func(*oci.Runtime, []string) error { return printJSON(oci.Features(), "    ") }
 	}},
-	"exec":       {"[flags] ID [COMMAND...]", "run another process in a container (not yet)", 0, 1 << 20, unsupported("exec: running another process in a container's VM is not supported yet (docs/oci.md)")},
+	"exec":       {"[flags] ID [COMMAND...]", "run another process in a running container's VM, and exit with its status", 1, 1 << 20, execCommand},
 	"checkpoint": {"[flags] ID", "checkpoint a container (not yet)", 0, 1 << 20, unsupported("checkpoint is not supported by kiln (docs/oci.md)")},
 	"restore":    {"[flags] ID", "restore a container (not yet)", 0, 1 << 20, unsupported("restore is not supported by kiln (docs/oci.md)")},
 }
@@ -154,6 +154,11 @@ func cmdOCI(args []string) int {
 	var st exitStatus
 	if errors.As(err, &st) {
 		return int(st) // run's container's status: nothing to say
+	}
+	var ce *oci.CodedError
+	if errors.As(err, &ce) {
+		ociFail(g, err)
+		return ce.Code // exec's: a container not running, a command not found
 	}
 	if err != nil {
 		return ociFail(g, err)
@@ -302,5 +307,36 @@ func specCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 			return err
 		}
 		return os.WriteFile(path, append(b, '\n'), 0o666)
+	}
+}
+
+func execCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
+	o := oci.ExecOptions{Stdio: [3]*os.File{os.Stdin, os.Stdout, os.Stderr}}
+	fs.SetInterspersed(false) // the command's own flags follow the ID
+	fs.StringVarP(&o.Process, "process", "p", "", "a JSON file holding the process (an OCI process object)")
+	fs.BoolVarP(&o.Tty, "tty", "t", false, "give the process a terminal")
+	fs.StringVar(&o.ConsoleSocket, "console-socket", "", "send the master of the process's terminal to this unix socket")
+	fs.BoolVarP(&o.Detach, "detach", "d", false, "return once the process started")
+	fs.StringVar(&o.PidFile, "pid-file", "", "write the host pid that stands for the process here")
+	fs.StringVar(&o.Cwd, "cwd", "", "the process's working directory in the container")
+	fs.StringArrayVarP(&o.Env, "env", "e", nil, "set an environment variable (KEY=VALUE), repeatable")
+	fs.StringVarP(&o.User, "user", "u", "", "UID[:GID] to run as")
+	fs.StringArrayVarP(&o.Caps, "cap", "c", nil, "add a capability to the bounding set, repeatable")
+	fs.BoolVar(&o.NoNewPrivs, "no-new-privs", false, "set no_new_privs for the process")
+	fs.StringArray("additional-gids", nil, "accepted for runc's callers")
+	fs.String("process-label", "", "accepted for runc's callers")
+	fs.String("apparmor", "", "accepted for runc's callers")
+	fs.Int("preserve-fds", 0, "accepted for runc's callers")
+	fs.String("cgroup", "", "accepted for runc's callers")
+	return func(r *oci.Runtime, args []string) error {
+		o.ID, o.Args = args[0], args[1:]
+		status, err := r.Exec(o)
+		if err != nil {
+			return err
+		}
+		if status != 0 {
+			return exitStatus(status)
+		}
+		return nil
 	}
 }

@@ -234,3 +234,17 @@ func TestOCIPauseRefusals(t *testing.T) {
 	code, _, stderr := ociMain(t, "--root", root, "pause", "a", "b")
 	requireOneLineError(t, code, stderr, "pause takes a container ID")
 }
+
+// TestOCIExecRefusals: kiln exec's errors before any guest: one line each.
+func TestOCIExecRefusals(t *testing.T) {
+	root := t.TempDir()
+	for _, args := range [][]string{
+		{"exec"},                                // no ID
+		{"exec", "nope", "echo", "hi"},          // no such container
+		{"exec", "--user", "root", "nope", "x"}, // no such container comes first
+		{"exec", "--bogus", "nope"},             // unknown flag
+	} {
+		code, _, stderr := ociMain(t, append([]string{"--root", root}, args...)...)
+		requireOneLineError(t, code, stderr, "")
+	}
+}

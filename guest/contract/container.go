@@ -215,8 +215,13 @@ type Control struct {
 	// Rows and Cols are the terminal's size for ControlWinsize.
 	Rows uint16 `json:"rows,omitempty"`
 	Cols uint16 `json:"cols,omitempty"`
-	// Error says what failed, for ControlError.
+	// Error says what failed, for ControlError and ControlExecExited.
 	Error string `json:"error,omitempty"`
+	// ID names an exec (exec.go): ControlSignal and ControlWinsize with
+	// an ID are for that exec's process, not the container's.
+	ID string `json:"id,omitempty"`
+	// Exec is the process to run, for ControlExec.
+	Exec *Exec `json:"exec,omitempty"`
 }
 
 // ControlOp names a control message.

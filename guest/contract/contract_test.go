@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 	"testing"
@@ -94,4 +95,21 @@ func FuzzJob(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, string(again), string(twice))
 	})
+}
+
+func TestExecControlRoundTrip(t *testing.T) {
+	m := Control{Op: ControlExec, Exec: &Exec{
+		ID: "ab12", Args: []string{"sh", "-c", "echo"}, Env: []string{"A=1"}, Cwd: "/",
+		User: ContainerUser{UID: 1, GID: 2}, Terminal: true, Port: 1088,
+		Capabilities: &Capabilities{Bounding: []int{0}},
+	}}
+	line := MarshalControl(m)
+	require.Equal(t, byte('\n'), line[len(line)-1])
+	require.Equal(t, 1, bytes.Count(line, []byte("\n")), "one line")
+	got, err := UnmarshalControl(line[:len(line)-1])
+	require.NoError(t, err)
+	require.Equal(t, m, got)
+	got, err = UnmarshalControl([]byte(`{"op":"exec-exited","id":"ab12","status":127,"error":"not found"}`))
+	require.NoError(t, err)
+	require.Equal(t, Control{Op: ControlExecExited, ID: "ab12", Status: 127, Error: "not found"}, got)
 }

@@ -56,13 +56,25 @@ func runContainer(c *contract.Container, quiet bool) {
 				close(started)
 			}
 		case contract.ControlSignal:
-			ct.signal(m)
+			if m.ID != "" {
+				ct.execs.signal(m)
+			} else {
+				ct.signal(m)
+			}
 		case contract.ControlWinsize:
-			ct.resize(m.Rows, m.Cols)
+			if m.ID != "" {
+				ct.execs.resize(m)
+			} else {
+				ct.resize(m.Rows, m.Cols)
+			}
 		case contract.ControlNetwork:
 			// Before the start, on this connection: the process finds
 			// eth0 configured.
 			applyNetwork(m.Net)
+		case contract.ControlExec:
+			if m.Exec != nil {
+				go ct.exec(ctl, m.Exec)
+			}
 		}
 	})
 	if err := ctl.send(contract.Control{Op: contract.ControlReady}); err != nil {
@@ -81,6 +93,9 @@ type container struct {
 	std  [3]*os.File // the process's stdio: vsock streams, or the terminal
 	tty  *os.File    // with a terminal: its master, and the stream to the host
 	term *os.File
+
+	reaper reaper // of the process, the execs and the orphans
+	execs  execs  // the execs running (exec.go)
 }
 
 // setupContainer does everything before the process runs.
@@ -220,17 +235,19 @@ func (ct *container) run(ctl *control) int {
 	}
 	groups := make([]uint32, len(c.User.AdditionalGIDs))
 	copy(groups, c.User.AdditionalGIDs)
-	pid, err := forkProcess(c, ct.exe, &syscall.ProcAttr{
-		Dir:   c.Cwd,
-		Env:   c.Env,
-		Files: []uintptr{ct.std[0].Fd(), ct.std[1].Fd(), ct.std[2].Fd()},
-		Sys: &syscall.SysProcAttr{
-			Chroot:     containerRoot,
-			Credential: &syscall.Credential{Uid: c.User.UID, Gid: c.User.GID, Groups: groups},
-			Setsid:     true,
-			Setctty:    c.Terminal,
-			Ctty:       0,
-		},
+	pid, exited, err := ct.reaper.spawn(func() (int, error) {
+		return forkProcess(c, ct.exe, &syscall.ProcAttr{
+			Dir:   c.Cwd,
+			Env:   c.Env,
+			Files: []uintptr{ct.std[0].Fd(), ct.std[1].Fd(), ct.std[2].Fd()},
+			Sys: &syscall.SysProcAttr{
+				Chroot:     containerRoot,
+				Credential: &syscall.Credential{Uid: c.User.UID, Gid: c.User.GID, Groups: groups},
+				Setsid:     true,
+				Setctty:    c.Terminal,
+				Ctty:       0,
+			},
+		})
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: start %s: %v\n", c.Args[0], err)
@@ -252,7 +269,7 @@ func (ct *container) run(ctl *control) int {
 			close(relayed)
 		}()
 	}
-	status := reap(pid)
+	status := <-exited
 	ct.proc.exited()
 	ctl.send(contract.Control{Op: contract.ControlExited, Status: status})
 	ct.finish(relayed)
@@ -303,20 +320,27 @@ func reap(pid int) int {
 // until the host has read them to their end: what the process wrote must
 // reach the host before the VM ends.
 func (ct *container) finish(relayed <-chan struct{}) {
-	if ct.c.Terminal {
+	finishStreams(ct.c.Terminal, ct.std, ct.term, relayed)
+}
+
+// finishStreams ends a process's stdio streams (std, or with a terminal
+// the stream term, once relayed closed) and waits for the host to have
+// read them.
+func finishStreams(terminal bool, std [3]*os.File, term *os.File, relayed <-chan struct{}) {
+	if terminal {
 		select {
 		case <-relayed:
 		case <-time.After(drainTimeout):
 		}
-		unix.Shutdown(int(ct.term.Fd()), unix.SHUT_WR)
-		drain(ct.term, drainTimeout)
+		unix.Shutdown(int(term.Fd()), unix.SHUT_WR)
+		drain(term, drainTimeout)
 		return
 	}
-	ct.std[0].Close()
-	for _, f := range ct.std[1:] {
+	std[0].Close()
+	for _, f := range std[1:] {
 		unix.Shutdown(int(f.Fd()), unix.SHUT_WR)
 	}
-	for _, f := range ct.std[1:] {
+	for _, f := range std[1:] {
 		drain(f, drainTimeout)
 	}
 }

@@ -18,6 +18,11 @@ type Request struct {
 	// Net, for OpStart, is the network an engine set up after create,
 	// which the guest's init configures before the process runs.
 	Net []contract.Interface `json:"net,omitempty"`
+	// Exec is the process to run, for OpExec (exec.go).
+	Exec *contract.Exec `json:"exec,omitempty"`
+	// Rows and Cols are an exec's terminal size, for OpWinsize.
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
 }
 
 // Op names a request.
@@ -28,6 +33,11 @@ const (
 	OpSignal Op = "signal" // send Signal to the container (kiln kill)
 	OpPause  Op = "pause"  // stop the VM's vCPUs (kiln pause)
 	OpResume Op = "resume" // let them go on (kiln resume)
+	// OpExec runs another process in the container; the connection
+	// stays open for it (exec.go).
+	OpExec Op = "exec"
+	// OpWinsize resizes an exec's terminal, on an OpExec connection.
+	OpWinsize Op = "winsize"
 )
 
 // Reply is the VMM's answer: Error is empty on success. NotRunning says
@@ -71,7 +81,11 @@ func Call(path string, req Request) error {
 }
 
 // Serve answers requests on ln with handle until ln is closed.
-func Serve(ln net.Listener, handle func(Request) error) {
+func Serve(ln net.Listener, handle func(Request) error) { ServeExec(ln, handle, nil) }
+
+// ServeExec is Serve, but hands an OpExec connection to exec, which has
+// it until it returns (without exec, OpExec is refused).
+func ServeExec(ln net.Listener, handle func(Request) error, exec func(Request, *ExecStream)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -82,8 +96,13 @@ func Serve(ln net.Listener, handle func(Request) error) {
 			c.SetDeadline(time.Now().Add(callTimeout))
 			var req Request
 			var r Reply
-			if err := Read(c, &req); err != nil {
+			rd := NewReader(c)
+			if err := rd.Read(&req); err != nil {
 				r.Error = "bad request: " + err.Error()
+			} else if req.Op == OpExec && exec != nil {
+				c.SetDeadline(time.Time{}) // as long as the exec runs
+				exec(req, &ExecStream{c: c, r: rd})
+				return
 			} else if err := handle(req); err != nil {
 				r.Error = err.Error()
 				r.NotRunning = errors.Is(err, ErrNotRunning)

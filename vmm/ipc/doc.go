@@ -24,5 +24,13 @@
 //	                    <──Reply────
 //	   one request a connection.
 //
+//	kiln exec ──Request{OpExec}──> the VMM's control socket
+//	          <──ExecEvent───────  (started, then exited; signals and
+//	          ──Request{OpSignal}─> sizes the other way, one connection
+//	                                as long as the process runs)
+//	kiln exec ──ExecJob──> kiln _oci-exec (fd 3, with --detach)
+//	          <──ExecReport──
+//	   exec.go.
+//
 // Who writes and who reads each type is said at the type.
 package ipc

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-vmm/kiln/guest/contract"
 )
 
 func TestMessagesAreLines(t *testing.T) {
@@ -55,4 +57,69 @@ func TestCallAndServe(t *testing.T) {
 	require.EqualError(t, Call(path, Request{Op: "bogus"}), "unknown request")
 	require.Equal(t, []Request{{Op: OpStart}, {Op: OpSignal, Signal: 15, All: true}, {Op: "bogus"}}, got)
 	require.ErrorContains(t, Call(filepath.Join(t.TempDir(), "none"), Request{Op: OpStart}), "reach the container's VMM")
+}
+
+func TestExecStream(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctl")
+	ln, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	defer ln.Close()
+	got := make(chan Request, 8)
+	go ServeExec(ln, func(Request) error { return nil }, func(req Request, s *ExecStream) {
+		got <- req
+		require.NoError(t, s.Send(ExecEvent{Started: true, Pid: 7}))
+		for {
+			r, err := s.Next()
+			if err != nil {
+				return
+			}
+			got <- r
+			if r.Op == OpSignal {
+				s.Send(ExecEvent{Exited: true, Status: 128 + r.Signal})
+			}
+		}
+	})
+	c, err := Exec(path, &contract.Exec{ID: "x", Args: []string{"sh"}, Port: 1100})
+	require.NoError(t, err)
+	defer c.Close()
+	req := <-got
+	require.Equal(t, OpExec, req.Op)
+	require.Equal(t, "x", req.Exec.ID)
+	require.Equal(t, uint32(1100), req.Exec.Port)
+	ev, err := c.Next()
+	require.NoError(t, err)
+	require.Equal(t, ExecEvent{Started: true, Pid: 7}, ev)
+	require.NoError(t, c.Resize(24, 80))
+	require.Equal(t, Request{Op: OpWinsize, Rows: 24, Cols: 80}, <-got)
+	require.NoError(t, c.Signal(15))
+	require.Equal(t, Request{Op: OpSignal, Signal: 15}, <-got)
+	ev, err = c.Next()
+	require.NoError(t, err)
+	require.Equal(t, ExecEvent{Exited: true, Status: 143}, ev)
+}
+
+func TestExecRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctl")
+	ln, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	defer ln.Close()
+	go ServeExec(ln, nil, func(_ Request, s *ExecStream) {
+		s.Send(ExecEvent{NotRunning: true, Error: "container not running"})
+	})
+	c, err := Exec(path, &contract.Exec{ID: "x", Args: []string{"sh"}})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Next()
+	require.ErrorIs(t, err, ErrNotRunning)
+
+	// Without an exec handler, OpExec is an unknown request.
+	ln2, err := net.Listen("unix", path+"2")
+	require.NoError(t, err)
+	defer ln2.Close()
+	go Serve(ln2, func(r Request) error { return fmt.Errorf("unknown request %q", r.Op) })
+	c, err = Exec(path+"2", &contract.Exec{ID: "x", Args: []string{"sh"}})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Next()
+	require.ErrorContains(t, err, "unknown request")
 }

@@ -85,6 +85,7 @@ type VMM struct {
 	tap      *tap.Tap // the VM's, in the engine's network namespace; nil without
 	ctl      net.Listener
 	proc     *Process // the container's process, and the signals for it
+	execs    execs    // the execs running (vmmexec.go)
 	ended    chan struct{}
 	res      machine.Result // once ended is closed
 
@@ -260,7 +261,7 @@ func (v *VMM) setUp() (err error) {
 	return nil
 }
 
-// serve starts answering kiln start and kill, and relaying the signals
+// serve starts answering kiln start, kill and exec, and relaying the signals
 // this process receives.
 func (v *VMM) serve() {
 	v.proc = &Process{
@@ -273,7 +274,7 @@ func (v *VMM) serve() {
 		},
 	}
 	go v.follow()
-	go ipc.Serve(v.ctl, v.handle)
+	go ipc.ServeExec(v.ctl, v.handle, v.exec)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
 	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE) // a closed stdout is an error, not death
@@ -355,6 +356,8 @@ func (v *VMM) follow() {
 				}
 			case contract.ControlExited:
 				v.proc.Exited()
+			case contract.ControlExecStarted, contract.ControlExecExited:
+				v.execs.deliver(m)
 			}
 		case <-v.ended:
 			return
