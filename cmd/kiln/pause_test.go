@@ -81,12 +81,21 @@ func TestOCIPauseResume(t *testing.T) {
 		require.Contains(t, r.stderr, "container not running (it is paused)")
 		r = o.run("start", "p1")
 		require.Equal(t, 1, r.code, "start of a paused container: %s", r.stderr)
+		// An exec into a paused container is refused, as runc refuses
+		// it, rather than queued behind the resume.
+		r = o.run("exec", "p1", "echo", "hi")
+		require.Equal(t, oci.ExitNotRunning, r.code, "exec while paused: %s", r.stderr)
+		require.Equal(t, 1, lines(r.stderr), "one line: %q", r.stderr)
+		require.Contains(t, r.stderr, "is paused, not running")
 		n = requireStill(t, "paused", 8*time.Second, count("p1"))
 
 		r = o.run("resume", "p1")
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Equal(t, specs.StateRunning, o.state("p1").Status)
 		waitLines(t, "after resume", n+2, count("p1"))
+		r = o.run("exec", "p1", "echo", "hi")
+		require.Equal(t, 0, r.code, "exec after resume: %s", r.stderr)
+		require.Equal(t, "hi\n", r.stdout)
 		r = o.run("resume", "p1")
 		require.Equal(t, ExitWrongState, r.code, "resume of a running container: %s", r.stderr)
 
