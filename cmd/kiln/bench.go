@@ -37,6 +37,10 @@ func cmdBench(args []string) int {
 	restoreDensity := fs.String("restore-density", "8", "numbers of kiln VMs to restore at once from the kiln-restore snapshot, comma-separated; \"\" for none")
 	only := fs.StringSlice("only", nil, "run only these methods: "+strings.Join(bench.MethodNames, ", "))
 	timeout := fs.Duration("timeout", 5*time.Minute, "longest a single start may take")
+	workload := fs.String("workload", "boot", "boot: COMMAND started to its exit; http: the image's httpd served by each method (first HTTP 200, a burst, memory, density)")
+	burst := fs.Int("burst", bench.DefaultBurst.Requests, "http: requests in the burst")
+	burstConns := fs.Int("burst-conns", bench.DefaultBurst.Conns, "http: connections the burst uses at once")
+	keepAlive := fs.Bool("keep-alive", bench.DefaultBurst.KeepAlive, "http: each burst connection carries many requests (false: one request per connection)")
 	jsonOut := fs.String("json", "", "write every sample as JSON to `FILE`")
 	svgOut := fs.String("svg", "", "draw the distributions as an SVG chart in `FILE`")
 	if helped, err := sub.parse(args); helped || err != nil {
@@ -56,6 +60,9 @@ func cmdBench(args []string) int {
 	rks, err := bench.ParseDensity(*restoreDensity)
 	if err != nil {
 		return usageErr("%v", strings.Replace(err.Error(), "--density", "--restore-density", 1))
+	}
+	if *workload == "http" && !fs.Changed("density") {
+		*density = "1,8,16"
 	}
 	ks, err := bench.ParseDensity(*density)
 	if err != nil {
@@ -87,6 +94,11 @@ func cmdBench(args []string) int {
 		Rounds: *rounds, Warmup: *warmup, Density: ks, RestoreDensity: rks, Only: *only, Timeout: *timeout,
 		Host: bench.ThisHost(), Progress: os.Stderr,
 	}
+	if *workload != "boot" {
+		opts.Workload = *workload
+	}
+	opts.Burst = bench.DefaultBurst
+	opts.Burst.Requests, opts.Burst.Conns, opts.Burst.KeepAlive = *burst, *burstConns, *keepAlive
 	if err := opts.Check(); err != nil {
 		return usageErr("%v", err)
 	}

@@ -106,6 +106,17 @@ func (b *bench) density(ctx context.Context, k int, snapshot string) Density {
 }
 
 func describeDensity(d Density) string {
+	if d.Method != "" {
+		s := fmt.Sprintf("%d × %s: all answered 200 after %s; total PSS %s, RSS %s",
+			d.VMs, d.Method, FormatDuration(d.AllServing), FormatKiB(d.TotalPSS), FormatKiB(d.TotalRSS))
+		if d.TotalOverhead > 0 {
+			s += ", VMM overhead " + FormatKiB(d.TotalOverhead)
+		}
+		if d.Err != "" {
+			s += "; failed: " + d.Err
+		}
+		return s
+	}
 	vms := "VMs"
 	if d.VMs == 1 {
 		vms = "VM"

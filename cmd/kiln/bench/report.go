@@ -12,6 +12,10 @@ import (
 // measure with min, median, p90 and max, the memory, the unavailable
 // methods and why, kiln's boot breakdown, the density runs and the goals.
 func WriteReport(w io.Writer, r *Results) {
+	if r.Settings.Workload == "http" {
+		writeHTTPReport(w, r)
+		return
+	}
 	fmt.Fprintf(w, "kiln bench: %d rounds after %d warm-up, workload `%s`, %d MiB guests\n",
 		r.Settings.Rounds, r.Settings.Warmup, strings.Join(r.Settings.Command, " "), r.Settings.MemoryMB)
 	fmt.Fprintf(w, "host: %s, %d CPUs, Linux %s; KVM: %s\n", r.Host.CPU, r.Host.CPUs, r.Host.Kernel, r.Host.KVM)
