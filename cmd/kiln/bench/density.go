@@ -107,8 +107,12 @@ func (b *bench) density(ctx context.Context, k int, snapshot string) Density {
 
 func describeDensity(d Density) string {
 	if d.Method != "" {
-		s := fmt.Sprintf("%d × %s: all answered 200 after %s; total PSS %s, RSS %s",
-			d.VMs, d.Method, FormatDuration(d.AllServing), FormatKiB(d.TotalPSS), FormatKiB(d.TotalRSS))
+		how := "all answered 200 after"
+		if d.Err != "" {
+			how = "not all answered 200, gave up after"
+		}
+		s := fmt.Sprintf("%d × %s: %s %s; total PSS %s, RSS %s",
+			d.VMs, d.Method, how, FormatDuration(d.AllServing), FormatKiB(d.TotalPSS), FormatKiB(d.TotalRSS))
 		if d.TotalOverhead > 0 {
 			s += ", VMM overhead " + FormatKiB(d.TotalOverhead)
 		}

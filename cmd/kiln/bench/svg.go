@@ -526,8 +526,7 @@ func (c *chart) drawSamples(p *painter, l lane, y float64) {
 func (c *chart) drawDensity(p *painter) {
 	top := c.densY
 	p.printf("<text x=\"16\" y=\"%.1f\" font-size=\"14\" font-weight=\"bold\" fill=\"%s\">%s<tspan dx=\"8\" font-size=\"11\" font-weight=\"normal\" fill=\"%s\">%s</tspan></text>\n",
-		top+16, inkColour, esc("density: K VMs started at once"), greyColour,
-		esc("— first launch until the last is in user space (linear scale)"))
+		top+16, inkColour, esc(c.densityTitle()), greyColour, esc(c.densitySubtitle()))
 	var longest time.Duration
 	for _, d := range c.r.Density {
 		if d.Err == "" {
@@ -544,7 +543,7 @@ func (c *chart) drawDensity(p *painter) {
 func (c *chart) drawDensityRow(p *painter, d Density, longest time.Duration, y float64) {
 	if d.Err != "" {
 		p.text(plotLeft, y+4, ` font-size="12" font-style="italic" fill="`+greyColour+`"`,
-			truncate(vms(d.VMs)+": error: "+oneLine(d.Err), maxReason))
+			truncate(densityName(d)+": error: "+oneLine(d.Err), maxReason))
 		return
 	}
 	w := 1.0
@@ -590,6 +589,14 @@ func (c *chart) densitySubtitle() string {
 		return "— first launch until the last answered HTTP 200 (linear scale)"
 	}
 	return "— first launch until the last is in user space (linear scale)"
+}
+
+// densityName names a density run: "K VMs", or "K × METHOD".
+func densityName(d Density) string {
+	if d.Method != "" {
+		return fmt.Sprintf("%d × %s", d.VMs, d.Method)
+	}
+	return vms(d.VMs)
 }
 
 // vms is "1 VM" or "K VMs".
