@@ -25,6 +25,9 @@ func cmdBench(args []string) int {
 		"unshare and chroot, and by fork/exec, interleaved for --rounds rounds after\n"+
 		"--warmup, and reports min, median, p90 and max of launch → user space (VMs)\n"+
 		"and launch → exit, memory, density, and whether kiln meets its goals.\n"+
+		"With --workload http, the image's httpd is served instead by podman and ctr\n"+
+		"(runc and kiln), kiln run --net and kiln run --restore: launch → ready and\n"+
+		"→ first HTTP 200, a burst's latency and rate, memory, density, teardown.\n"+
 		"Methods that cannot run say why.")
 	fs := sub.fs
 	fs.SortFlags = true

@@ -56,6 +56,17 @@ type instance struct {
 	dead func() error
 	// stop ends the instance and checks that nothing of it is left.
 	stop func() error
+	// guestKiB is the guest memory of its VM, if it is one (0: the
+	// bench's --memory).
+	guestKiB uint64
+}
+
+// guestSize is the instance's guest memory in KiB, to find its mapping.
+func (b *bench) guestSize(inst *instance) uint64 {
+	if inst.guestKiB > 0 {
+		return inst.guestKiB
+	}
+	return b.opt.Memory >> 10
 }
 
 // httpRunner is one method of the HTTP workload.
@@ -153,7 +164,7 @@ func (b *bench) serveOnce(ctx context.Context, r *httpRunner, n int) Sample {
 		}
 		if pids, vmm, err := inst.procs(); err != nil {
 			s.Err = "memory: " + err.Error()
-		} else if m, err := instanceMemory(pids, vmm, b.opt.Memory>>10); err != nil {
+		} else if m, err := instanceMemory(pids, vmm, b.guestSize(inst)); err != nil {
 			s.Err = "memory: " + err.Error()
 		} else {
 			s.Memory = &m
@@ -212,7 +223,7 @@ func (b *bench) httpDensity(ctx context.Context, r *httpRunner, k int, seq *int)
 		pids, vmm, err := inst.procs()
 		if err == nil {
 			var m Memory
-			if m, err = instanceMemory(pids, vmm, b.opt.Memory>>10); err == nil {
+			if m, err = instanceMemory(pids, vmm, b.guestSize(inst)); err == nil {
 				d.TotalRSS += m.RSS
 				d.TotalPSS += m.PSS
 				d.TotalOverhead += m.Overhead

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
 )
 
 // The HTTP workload's engine rows: podman with a published port (-p
@@ -121,7 +123,7 @@ func (b *bench) podmanServe(p *benchPodman, runtime []string, isKiln bool) func(
 		if len(f) > 2 {
 			netns = f[2]
 		}
-		inst := &instance{t0: t0, ready: ready, url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
+		inst := &instance{t0: t0, ready: ready, url: fmt.Sprintf("http://127.0.0.1:%d/", port), guestKiB: oci.Memory >> 10}
 		inst.dead = func() error {
 			if !alive(pid) {
 				return fmt.Errorf("the container's process %d ended", pid)
@@ -302,7 +304,7 @@ func (b *bench) ctrServe(c *benchContainerd, cni *benchCNI, binary string) func(
 			return nil, fmt.Errorf("the task's shim: %w", err)
 		}
 		isKiln := binary == absPath(b.opt.Kiln)
-		inst := &instance{t0: t0, ready: ready, url: fmt.Sprintf("http://%s:%d/", ip, servicePort)}
+		inst := &instance{t0: t0, ready: ready, url: fmt.Sprintf("http://%s:%d/", ip, servicePort), guestKiB: oci.Memory >> 10}
 		inst.dead = func() error {
 			if !alive(pid) {
 				return fmt.Errorf("the task's process %d ended", pid)
