@@ -137,6 +137,7 @@ func (b *bench) runHTTP(ctx context.Context) (*Results, error) {
 			res.Density = append(res.Density, d)
 		}
 	}
+	res.Goals = CheckHTTPGoals(res)
 	return res, nil
 }
 

@@ -70,6 +70,7 @@ func writeHTTPReport(w io.Writer, r *Results) {
 			fmt.Fprintf(w, "  %s\n", describeDensity(d))
 		}
 	}
+	writeGoals(w, r.Goals)
 }
 
 // burstMedians are the medians over a method's counted bursts.

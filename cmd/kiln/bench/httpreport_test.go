@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +89,36 @@ func TestHTTPReport(t *testing.T) {
 	require.Contains(t, row("kiln"), "PSS 35.2 MiB, RSS 39.1 MiB, 1 processes; VMM overhead 6.84 MiB, guest touched 32.2 MiB")
 	require.Contains(t, row("ctr+kiln"), "ctr+kiln  1") // one counted sample
 	require.NotContains(t, out, "kiln-restore-ready  ", "an unavailable method has no row")
-	require.NotContains(t, out, "goals:", "the HTTP workload has no goals of the boot workload")
+	require.NotContains(t, out, "kiln boot vs QEMU", "the HTTP workload has none of the boot workload's goals")
+}
+
+func TestHTTPGoals(t *testing.T) {
+	r := httpResults()
+	r.Goals = CheckHTTPGoals(r)
+	require.Len(t, r.Goals, 3)
+	ready, cold := r.Goals[0], r.Goals[2]
+	require.False(t, ready.Known)
+	require.Contains(t, ready.Note, "kiln-restore-ready unavailable: this kiln's snapshot has no --ready-port")
+	require.True(t, cold.Known)
+	require.Equal(t, "93 × (kiln 32.0 s, podman+runc 345 ms)", fmtRatio(cold.Value))
+	var b bytes.Buffer
+	WriteReport(&b, r)
+	require.Contains(t, b.String(), "[unknown] ready-app restore vs podman+runc: kiln-restore-ready launch → first HTTP 200 ≤ 1 × podman+runc's (medians)")
+	require.Contains(t, b.String(), "[info] cold boot vs podman+runc")
+
+	// A ready-app row that answers sooner than runc meets it.
+	r.Methods[3] = Method{Name: "kiln-restore-ready", Kind: "vm", Samples: []Sample{{Round: 2, FirstHTTP: 200 * time.Millisecond}}}
+	g := CheckHTTPGoals(r)[0]
+	require.True(t, g.Known && g.Met, "%+v", g)
+	require.Equal(t, "0.58 × (kiln-restore-ready 200 ms, podman+runc 345 ms)", g.Value)
+}
+
+// fmtRatio is the value as CheckHTTPGoals writes it with the ratio
+// rounded to whole numbers, for a stable comparison.
+func fmtRatio(v string) string {
+	ratio, rest, _ := strings.Cut(v, " ")
+	f, _ := strconv.ParseFloat(ratio, 64)
+	return fmt.Sprintf("%.0f %s", f, rest)
 }
 
 func TestHTTPReportKeepAliveOff(t *testing.T) {

@@ -76,9 +76,14 @@ func WriteReport(w io.Writer, r *Results) {
 		}
 	}
 
-	if len(r.Goals) > 0 {
+	writeGoals(w, r.Goals)
+}
+
+// writeGoals prints the goals, met or not, with what was measured.
+func writeGoals(w io.Writer, goals []Goal) {
+	if len(goals) > 0 {
 		fmt.Fprintln(w, "\ngoals:")
-		for _, g := range r.Goals {
+		for _, g := range goals {
 			fmt.Fprintf(w, "  [%s] %s: %s\n", goalState(g), g.Name, g.Target)
 			if g.Value != "" {
 				fmt.Fprintf(w, "         measured: %s\n", g.Value)
