@@ -27,7 +27,7 @@ func (b *bench) httpEngineRunners() []httpRunner {
 	podRunc := httpRunner{Method: Method{Name: "podman+runc", Kind: "container", Detail: "podman run -d --runtime runc -p PORT:8080 IMG httpd; ready: podman run -d returns; memory: conmon and what runs under it"}}
 	podKiln := httpRunner{Method: Method{Name: "podman+kiln", Kind: "container", Detail: "podman run -d --runtime kiln -p PORT:8080 IMG httpd: a microVM restored from the warm OCI snapshot, on podman's network; memory: conmon and kiln's VMM"}}
 	ctrRunc := httpRunner{Method: Method{Name: "ctr+runc", Kind: "container", Detail: "ctr run -d --cni (bridge + host-local, the bench's own) with runc, reached at its CNI address; memory: the shim and what runs under it"}}
-	ctrKiln := httpRunner{Method: Method{Name: "ctr+kiln", Kind: "container", Detail: "ctr run -d --cni --runc-binary kiln: the VMM in a network namespace of its own (a cold boot: no warm snapshot for it), joined at start to what CNI made"}}
+	ctrKiln := httpRunner{Method: Method{Name: "ctr+kiln", Kind: "container", Detail: "ctr run -d --cni --runc-binary kiln: the VMM in a network namespace of its own, joined at start to what CNI made there"}}
 	all := []*httpRunner{&podRunc, &podKiln, &ctrRunc, &ctrKiln}
 	rows := func() []httpRunner { return []httpRunner{podRunc, podKiln, ctrRunc, ctrKiln} }
 	unavailable := func(rs []*httpRunner, why string) {
