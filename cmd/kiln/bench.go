@@ -26,6 +26,9 @@ func cmdBench(args []string) int {
 		"unshare and chroot, and by fork/exec, interleaved for --rounds rounds after\n"+
 		"--warmup, and reports min, median, p90 and max of launch → user space (VMs)\n"+
 		"and launch → exit, memory, density, and whether kiln meets its goals.\n"+
+		"With --workload http, the image's httpd is served instead by podman and ctr\n"+
+		"(runc and kiln), kiln run --net and kiln run --restore: launch → ready and\n"+
+		"→ first HTTP 200, a burst's latency and rate, memory, density, teardown.\n"+
 		"Methods that cannot run say why.")
 	fs := sub.fs
 	fs.SortFlags = true
@@ -38,6 +41,10 @@ func cmdBench(args []string) int {
 	restoreDensity := fs.String("restore-density", "8", "numbers of kiln VMs to restore at once from the kiln-restore snapshot, comma-separated; \"\" for none")
 	only := fs.StringSlice("only", nil, "run only these methods: "+strings.Join(bench.MethodNames, ", "))
 	timeout := fs.Duration("timeout", 5*time.Minute, "longest a single start may take")
+	workload := fs.String("workload", "boot", "boot: COMMAND started to its exit; http: the image's httpd served by each method (first HTTP 200, a burst, memory, density)")
+	burst := fs.Int("burst", bench.DefaultBurst.Requests, "http: requests in the burst")
+	burstConns := fs.Int("burst-conns", bench.DefaultBurst.Conns, "http: connections the burst uses at once")
+	keepAlive := fs.Bool("keep-alive", bench.DefaultBurst.KeepAlive, "http: each burst connection carries many requests (false: one request per connection)")
 	jsonOut := fs.String("json", "", "write every sample as JSON to `FILE`")
 	svgOut := fs.String("svg", "", "draw the distributions as an SVG chart in `FILE`")
 	if helped, err := sub.parse(args); helped || err != nil {
@@ -57,6 +64,9 @@ func cmdBench(args []string) int {
 	rks, err := bench.ParseDensity(*restoreDensity)
 	if err != nil {
 		return usageErr("%v", strings.Replace(err.Error(), "--density", "--restore-density", 1))
+	}
+	if *workload == "http" && !fs.Changed("density") {
+		*density = "1,8,16"
 	}
 	ks, err := bench.ParseDensity(*density)
 	if err != nil {
@@ -88,6 +98,11 @@ func cmdBench(args []string) int {
 		Rounds: *rounds, Warmup: *warmup, Density: ks, RestoreDensity: rks, Only: *only, Timeout: *timeout,
 		Host: bench.ThisHost(), Progress: os.Stderr,
 	}
+	if *workload != "boot" {
+		opts.Workload = *workload
+	}
+	opts.Burst = bench.DefaultBurst
+	opts.Burst.Requests, opts.Burst.Conns, opts.Burst.KeepAlive = *burst, *burstConns, *keepAlive
 	if err := opts.Check(); err != nil {
 		return usageErr("%v", err)
 	}

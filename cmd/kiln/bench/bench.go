@@ -28,8 +28,13 @@ type Options struct {
 	RestoreDensity []int
 	Only           []string // method names to run; all if empty
 	Timeout        time.Duration
-	Host           Host
-	Progress       io.Writer // progress lines; nil for none
+	// Workload "http" is the REST-API benchmark (http.go): the image's
+	// httpd served by each method, Burst its load; "" starts Command to
+	// its exit.
+	Workload string
+	Burst    BurstSpec
+	Host     Host
+	Progress io.Writer // progress lines; nil for none
 }
 
 // KilnError is kiln refusing the benchmark's settings (a missing kernel,
@@ -79,6 +84,9 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 	}
 	defer os.RemoveAll(work)
 	b.work = work
+	if opt.Workload == "http" {
+		return b.runHTTP(ctx)
+	}
 
 	runners := b.runners()
 	defer func() {
@@ -140,6 +148,26 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 	}
 	res.Goals = CheckGoals(res)
 	return res, nil
+}
+
+// httpRunners lists the HTTP workload's methods in the order they start
+// in each round, those not selected left out.
+func (b *bench) httpRunners(ctx context.Context) []httpRunner {
+	all := append(b.httpEngineRunners(), b.httpKilnRunners()...)
+	var out []httpRunner
+	for _, r := range all {
+		if !b.selected(r.Name) {
+			if r.cleanup != nil {
+				r.cleanup()
+			}
+			continue
+		}
+		if r.Unavailable == "" && r.start == nil {
+			r.Unavailable = "not set up (an earlier step failed)"
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // runners lists the methods in the order they start in each round.

@@ -106,6 +106,21 @@ func (b *bench) density(ctx context.Context, k int, snapshot string) Density {
 }
 
 func describeDensity(d Density) string {
+	if d.Method != "" {
+		how := "all answered 200 after"
+		if d.Err != "" {
+			how = "not all answered 200, gave up after"
+		}
+		s := fmt.Sprintf("%d × %s: %s %s; total PSS %s, RSS %s",
+			d.VMs, d.Method, how, FormatDuration(d.AllServing), FormatKiB(d.TotalPSS), FormatKiB(d.TotalRSS))
+		if d.TotalOverhead > 0 {
+			s += ", VMM overhead " + FormatKiB(d.TotalOverhead)
+		}
+		if d.Err != "" {
+			s += "; failed: " + d.Err
+		}
+		return s
+	}
 	vms := "VMs"
 	if d.VMs == 1 {
 		vms = "VM"

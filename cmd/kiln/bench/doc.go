@@ -39,4 +39,14 @@
 //
 // K kiln VMs are started at once; the report gives the time until all
 // reached user space and their total memory.
+//
+// # The HTTP workload
+//
+// With Options.Workload "http" (kiln bench --workload http), a service
+// is started instead of a command run to its exit: the image's httpd,
+// by podman and ctr with runc and with kiln, by kiln run --net and by
+// kiln run --restore. Each start is measured from launch to ready as the
+// method reports it and to the first HTTP 200 the host gets, then by a
+// bounded burst of requests (Burst), the memory of the processes it
+// keeps, and its teardown; see http.go.
 package bench

@@ -142,3 +142,35 @@ func medianPhases(m *Method) (Phases, int) {
 		UserSpace: Summarize(user).Median,
 	}, len(setup)
 }
+
+// CheckHTTPGoals compares the HTTP workload's medians with the goal
+// issue 21 sets: a VM restored from a ready-app snapshot answers its
+// first request no later than podman+runc's container does; the plain
+// restore (httpd started after it) and the cold boot are reported
+// against the same, as information.
+func CheckHTTPGoals(r *Results) []Goal {
+	runc := r.Find("podman+runc")
+	rs := summaryOf(runc, ToFirstHTTP)
+	var goals []Goal
+	for _, c := range []struct {
+		method, name, target string
+		goal                 bool
+	}{
+		{"kiln-restore-ready", "ready-app restore vs podman+runc", "kiln-restore-ready launch → first HTTP 200 ≤ 1 × podman+runc's (medians)", true},
+		{"kiln-restore", "restore, then httpd, vs podman+runc", "reported, not a target: launch → first HTTP 200, medians", false},
+		{"kiln", "cold boot vs podman+runc", "reported, not a target: launch → first HTTP 200, medians", false},
+	} {
+		m := r.Find(c.method)
+		g := Goal{Name: c.name, Target: c.target}
+		ks := summaryOf(m, ToFirstHTTP)
+		if ks.N > 0 && rs.N > 0 {
+			ratio := float64(ks.Median) / float64(rs.Median)
+			g.Known, g.Met = true, !c.goal || ratio <= 1
+			g.Value = fmt.Sprintf("%.2f × (%s %s, podman+runc %s)", ratio, c.method, FormatDuration(ks.Median), FormatDuration(rs.Median))
+		} else {
+			g.Note = "needs samples from both " + c.method + " and podman+runc" + unavailableNote(m, runc)
+		}
+		goals = append(goals, g)
+	}
+	return goals
+}

@@ -76,9 +76,21 @@ func (o *Options) Check() error {
 	if o.Timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive")
 	}
+	names := MethodNames
+	switch o.Workload {
+	case "":
+	case "http":
+		names = HTTPMethodNames
+		b := o.Burst
+		if b.Requests < 1 || b.Requests > 1000000 || b.Conns < 1 || b.Conns > 256 || b.Deadline <= 0 {
+			return fmt.Errorf("--burst wants 1 to 1000000 requests over 1 to 256 connections")
+		}
+	default:
+		return fmt.Errorf("unknown --workload %q (workloads: boot, http)", o.Workload)
+	}
 	for _, m := range o.Only {
-		if !slices.Contains(MethodNames, m) {
-			return fmt.Errorf("unknown method %q in --only (methods: %s)", m, strings.Join(MethodNames, ", "))
+		if !slices.Contains(names, m) {
+			return fmt.Errorf("unknown method %q in --only (methods: %s)", m, strings.Join(names, ", "))
 		}
 	}
 	return nil

@@ -12,6 +12,10 @@ import (
 // measure with min, median, p90 and max, the memory, the unavailable
 // methods and why, kiln's boot breakdown, the density runs and the goals.
 func WriteReport(w io.Writer, r *Results) {
+	if r.Settings.Workload == "http" {
+		writeHTTPReport(w, r)
+		return
+	}
 	fmt.Fprintf(w, "kiln bench: %d rounds after %d warm-up, workload `%s`, %d MiB guests\n",
 		r.Settings.Rounds, r.Settings.Warmup, strings.Join(r.Settings.Command, " "), r.Settings.MemoryMB)
 	fmt.Fprintf(w, "host: %s, %d CPUs, Linux %s; KVM: %s\n", r.Host.CPU, r.Host.CPUs, r.Host.Kernel, r.Host.KVM)
@@ -72,9 +76,14 @@ func WriteReport(w io.Writer, r *Results) {
 		}
 	}
 
-	if len(r.Goals) > 0 {
+	writeGoals(w, r.Goals)
+}
+
+// writeGoals prints the goals, met or not, with what was measured.
+func writeGoals(w io.Writer, goals []Goal) {
+	if len(goals) > 0 {
 		fmt.Fprintln(w, "\ngoals:")
-		for _, g := range r.Goals {
+		for _, g := range goals {
 			fmt.Fprintf(w, "  [%s] %s: %s\n", goalState(g), g.Name, g.Target)
 			if g.Value != "" {
 				fmt.Fprintf(w, "         measured: %s\n", g.Value)

@@ -38,6 +38,10 @@ type Settings struct {
 	Initrd   string   `json:"initrd"`
 	MemoryMB uint64   `json:"memory_mib"`
 	Cmdline  string   `json:"cmdline"`
+	// Workload is "http" for the REST-API benchmark; "" is the default,
+	// the command started to its exit.
+	Workload string     `json:"workload,omitempty"`
+	Burst    *BurstSpec `json:"burst,omitempty"`
 }
 
 // Method is one way of starting the workload (a row of the table) with
@@ -64,6 +68,17 @@ type Sample struct {
 	Phases *Phases `json:"phases,omitempty"`
 	// Err says why the sample failed; failed samples are not summarized.
 	Err string `json:"error,omitempty"`
+
+	// The HTTP workload (Settings.Workload "http"): launch to ready as
+	// the method itself reports it (podman run -d returning, kiln's
+	// user-space report), launch to the first HTTP 200 the host got,
+	// the burst, and the time to stop the instance and check nothing of
+	// it is left (TeardownErr says what was).
+	Ready       time.Duration `json:"ready_ns,omitempty"`
+	FirstHTTP   time.Duration `json:"first_http_ns,omitempty"`
+	Burst       *BurstResult  `json:"burst,omitempty"`
+	Teardown    time.Duration `json:"teardown_ns,omitempty"`
+	TeardownErr string        `json:"teardown_error,omitempty"`
 }
 
 // OK reports whether the sample counts.
@@ -80,6 +95,9 @@ type Memory struct {
 	Guest    uint64 `json:"guest_kib,omitempty"`
 	Overhead uint64 `json:"overhead_kib,omitempty"`
 	PeakRSS  uint64 `json:"peak_rss_kib,omitempty"`
+	// Processes is how many processes RSS and PSS sum over (the HTTP
+	// workload: an instance's monitor, runtime and service, or its VMM).
+	Processes int `json:"processes,omitempty"`
 }
 
 // Phases is where a kiln boot's time went, as kiln --stats reports it.
@@ -100,6 +118,10 @@ type SnapshotInfo struct {
 // Density is one run of K VMs started at once.
 type Density struct {
 	VMs int `json:"vms"`
+	// Method is the HTTP workload's method whose instances these are;
+	// AllServing is from the first launch until the last answered 200.
+	Method     string        `json:"method,omitempty"`
+	AllServing time.Duration `json:"all_serving_ns,omitempty"`
 	// Restored: restored from one snapshot, not booted.
 	Restored bool `json:"restored,omitempty"`
 	// AllUserspace is from the first launch until the last VM reported user space.

@@ -68,6 +68,12 @@ var (
 	ToExit      = Measure{"launch → exit", func(s Sample) time.Duration { return s.Exit }}
 )
 
+// The HTTP workload's start-up measures.
+var (
+	ToReady     = Measure{"launch → ready (own)", func(s Sample) time.Duration { return s.Ready }}
+	ToFirstHTTP = Measure{"launch → first 200", func(s Sample) time.Duration { return s.FirstHTTP }}
+)
+
 // Durations returns the measure over the method's counted samples: not
 // warm-up, not failed, and measured (non-zero).
 func (m Method) Durations(ms Measure) []time.Duration {

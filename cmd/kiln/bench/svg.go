@@ -107,6 +107,7 @@ func newChart(r *Results) *chart {
 // buildLanes lays out the methods' lanes in the order of the methods.
 func buildLanes(r *Results) []lane {
 	colours := methodColours(r.Methods)
+	http := r.Settings.Workload == "http"
 	var out []lane
 	for i, m := range r.Methods {
 		base := lane{name: m.Name, colour: colours[i], method: i}
@@ -116,7 +117,11 @@ func buildLanes(r *Results) []lane {
 			continue
 		}
 		n := len(out)
-		for _, ms := range laneMeasures(m.Kind) {
+		measures := laneMeasures(m.Kind)
+		if http {
+			measures = []Measure{ToReady, ToFirstHTTP}
+		}
+		for _, ms := range measures {
 			if d := m.Durations(ms); len(d) > 0 {
 				l := base
 				l.measure, l.d = ms.Name, d
@@ -386,7 +391,11 @@ func (c *chart) draw(p *painter) {
 
 // drawHeader writes the title, the subtitle and the legend.
 func (c *chart) drawHeader(p *painter) {
-	p.text(16, 30, ` font-size="19" font-weight="bold" fill="`+inkColour+`"`, "kiln bench: launch times (log scale)")
+	title := "kiln bench: launch times (log scale)"
+	if c.r.Settings.Workload == "http" {
+		title = "kiln bench --workload http: launch to ready and to the first HTTP 200 (log scale)"
+	}
+	p.text(16, 30, ` font-size="19" font-weight="bold" fill="`+inkColour+`"`, title)
 	p.text(16, 52, ` font-size="12" fill="#495057"`, c.subtitle())
 	x := 16.0
 	for _, e := range c.legend() {
@@ -517,12 +526,11 @@ func (c *chart) drawSamples(p *painter, l lane, y float64) {
 func (c *chart) drawDensity(p *painter) {
 	top := c.densY
 	p.printf("<text x=\"16\" y=\"%.1f\" font-size=\"14\" font-weight=\"bold\" fill=\"%s\">%s<tspan dx=\"8\" font-size=\"11\" font-weight=\"normal\" fill=\"%s\">%s</tspan></text>\n",
-		top+16, inkColour, esc("density: K VMs started at once"), greyColour,
-		esc("— first launch until the last is in user space (linear scale)"))
+		top+16, inkColour, esc(c.densityTitle()), greyColour, esc(c.densitySubtitle()))
 	var longest time.Duration
 	for _, d := range c.r.Density {
 		if d.Err == "" {
-			longest = max(longest, d.AllUserspace)
+			longest = max(longest, densityTime(d))
 		}
 	}
 	for i, d := range c.r.Density {
@@ -535,19 +543,60 @@ func (c *chart) drawDensity(p *painter) {
 func (c *chart) drawDensityRow(p *painter, d Density, longest time.Duration, y float64) {
 	if d.Err != "" {
 		p.text(plotLeft, y+4, ` font-size="12" font-style="italic" fill="`+greyColour+`"`,
-			truncate(vms(d.VMs)+": error: "+oneLine(d.Err), maxReason))
+			truncate(densityName(d)+": error: "+oneLine(d.Err), maxReason))
 		return
 	}
 	w := 1.0
 	if longest > 0 {
-		w = max(float64(d.AllUserspace)/float64(longest)*densBarMax, 1)
+		w = max(float64(densityTime(d))/float64(longest)*densBarMax, 1)
 	}
-	p.rect(plotLeft, y-7, w, 14, ` rx="2" fill="`+kilnColour+`" fill-opacity="0.75"`)
+	colour := kilnColour
 	label := vms(d.VMs) + ": " + fmtDur(d.AllUserspace)
-	if d.TotalRSS > 0 {
+	if d.Method != "" {
+		if !strings.HasPrefix(d.Method, "kiln") {
+			colour = kindPalettes["container"][0]
+		}
+		label = fmt.Sprintf("%d × %s: %s", d.VMs, d.Method, fmtDur(d.AllServing))
+		if d.TotalPSS > 0 {
+			label += fmt.Sprintf(", total PSS %.0f MiB", float64(d.TotalPSS)/1024)
+		}
+	}
+	p.rect(plotLeft, y-7, w, 14, ` rx="2" fill="`+colour+`" fill-opacity="0.75"`)
+	if d.TotalRSS > 0 && d.Method == "" {
 		label += fmt.Sprintf(", total RSS %.0f MiB", float64(d.TotalRSS)/1024)
 	}
 	p.text(plotLeft+w+8, y+4, ` font-size="12" fill="`+inkColour+`"`, label)
+}
+
+// densityTime is how long a density run took: to all in user space for
+// the boot workload, to all answering for the HTTP workload.
+func densityTime(d Density) time.Duration {
+	if d.Method != "" {
+		return d.AllServing
+	}
+	return d.AllUserspace
+}
+
+func (c *chart) densityTitle() string {
+	if c.r.Settings.Workload == "http" {
+		return "density: K instances serving at once"
+	}
+	return "density: K VMs started at once"
+}
+
+func (c *chart) densitySubtitle() string {
+	if c.r.Settings.Workload == "http" {
+		return "— first launch until the last answered HTTP 200 (linear scale)"
+	}
+	return "— first launch until the last is in user space (linear scale)"
+}
+
+// densityName names a density run: "K VMs", or "K × METHOD".
+func densityName(d Density) string {
+	if d.Method != "" {
+		return fmt.Sprintf("%d × %s", d.VMs, d.Method)
+	}
+	return vms(d.VMs)
 }
 
 // vms is "1 VM" or "K VMs".
