@@ -20,16 +20,7 @@ import (
 // the memory and the goals (see bench and
 // docs/benchmarks.md).
 func cmdBench(args []string) int {
-	sub := newSubcommand("bench", "Usage: kiln bench [flags] [-- COMMAND [ARG...]]\n\n"+
-		"Starts the same workload (COMMAND, default true) as a kiln microVM, a kiln\n"+
-		"microVM restored from a snapshot, a QEMU microvm, with crun, with runc, with\n"+
-		"unshare and chroot, and by fork/exec, interleaved for --rounds rounds after\n"+
-		"--warmup, and reports min, median, p90 and max of launch → user space (VMs)\n"+
-		"and launch → exit, memory, density, and whether kiln meets its goals.\n"+
-		"With --workload http, the image's httpd is served instead by podman and ctr\n"+
-		"(runc and kiln), kiln run --net and kiln run --restore: launch → ready and\n"+
-		"→ first HTTP 200, a burst's latency and rate, memory, density, teardown.\n"+
-		"Methods that cannot run say why.")
+	sub := newSubcommand("bench", bench.Usage)
 	fs := sub.fs
 	fs.SortFlags = true
 	kernel := fs.String("kernel", vmflags.DefaultPath("KILN_KERNEL", "vmlinux"), "guest kernel (vmlinux)")

@@ -13,6 +13,18 @@ import (
 	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
+// Usage is kiln bench's usage text.
+const Usage = "Usage: kiln bench [flags] [-- COMMAND [ARG...]]\n\n" +
+	"Starts the same workload (COMMAND, default true) as a kiln microVM, a kiln\n" +
+	"microVM restored from a snapshot, a QEMU microvm, with crun, with runc, with\n" +
+	"unshare and chroot, and by fork/exec, interleaved for --rounds rounds after\n" +
+	"--warmup, and reports min, median, p90 and max of launch → user space (VMs)\n" +
+	"and launch → exit, memory, density, and whether kiln meets its goals.\n" +
+	"With --workload http, the image's httpd is served instead by podman and ctr\n" +
+	"(runc and kiln), kiln run --net and kiln run --restore: launch → ready and\n" +
+	"→ first HTTP 200, a burst's latency and rate, memory, density, teardown.\n" +
+	"Methods that cannot run say why."
+
 // Options are the benchmark's settings.
 type Options struct {
 	Kiln    string   // the kiln binary to start

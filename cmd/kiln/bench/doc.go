@@ -50,3 +50,4 @@
 // bounded burst of requests (Burst), the memory of the processes it
 // keeps, and its teardown; see http.go.
 package bench
+
