@@ -50,4 +50,3 @@
 // bounded burst of requests (Burst), the memory of the processes it
 // keeps, and its teardown; see http.go.
 package bench
-
