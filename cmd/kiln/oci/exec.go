@@ -78,14 +78,9 @@ func ExecSpec(c *contract.Container, o *ExecOptions) (*contract.Exec, error) {
 		e.Args, e.Env, e.Cwd, e.Terminal = p.Args, p.Env, p.Cwd, p.Terminal
 		e.User = contract.ContainerUser{UID: p.User.UID, GID: p.User.GID, AdditionalGIDs: p.User.AdditionalGids, Umask: p.User.Umask}
 		e.NoNewPrivileges = p.NoNewPrivileges
-		if p.Capabilities != nil {
-			caps := &contract.Capabilities{Bounding: []int{}}
-			for _, name := range p.Capabilities.Bounding {
-				if n, ok := capabilities[strings.ToUpper(name)]; ok {
-					caps.Bounding = append(caps.Bounding, n)
-				}
-			}
-			e.Capabilities = caps
+		if pc := p.Capabilities; pc != nil {
+			e.Capabilities = &contract.Capabilities{Bounding: capNumbers(pc.Bounding), Effective: capNumbers(pc.Effective),
+				Permitted: capNumbers(pc.Permitted), Inheritable: capNumbers(pc.Inheritable), Ambient: capNumbers(pc.Ambient)}
 		}
 		if len(o.Args) > 0 {
 			e.Args = o.Args
@@ -129,13 +124,19 @@ func ExecSpec(c *contract.Container, o *ExecOptions) (*contract.Exec, error) {
 		}
 	}
 	if len(o.Caps) > 0 && e.Capabilities != nil {
-		caps := &contract.Capabilities{Bounding: append([]int(nil), e.Capabilities.Bounding...)}
+		// runc's --cap adds to every set but the ambient one.
+		c := e.Capabilities
+		caps := &contract.Capabilities{Bounding: append([]int(nil), c.Bounding...), Effective: append([]int(nil), c.Effective...),
+			Permitted: append([]int(nil), c.Permitted...), Inheritable: append([]int(nil), c.Inheritable...), Ambient: c.Ambient}
 		for _, name := range o.Caps {
 			n, ok := capabilities[strings.ToUpper(name)]
 			if !ok {
 				return nil, fmt.Errorf("exec: --cap %q: unknown capability", name)
 			}
 			caps.Bounding = append(caps.Bounding, n)
+			caps.Effective = append(caps.Effective, n)
+			caps.Permitted = append(caps.Permitted, n)
+			caps.Inheritable = append(caps.Inheritable, n)
 		}
 		e.Capabilities = caps
 	}
@@ -168,4 +169,16 @@ func newExecID() (string, error) {
 		return "", fmt.Errorf("exec: an ID: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// capNumbers is the numbers of the capabilities named; names kiln does
+// not know are left out, as runc leaves them out with a warning.
+func capNumbers(names []string) []int {
+	out := []int{}
+	for _, name := range names {
+		if n, ok := capabilities[strings.ToUpper(name)]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -51,6 +51,8 @@ func TestExecSpecFlags(t *testing.T) {
 	require.Equal(t, uint32(1001), e.User.GID)
 	require.Empty(t, e.User.AdditionalGIDs, "--user is the whole identity")
 	require.Equal(t, []int{0, 1, 5, 13}, e.Capabilities.Bounding)
+	require.Subset(t, e.Capabilities.Permitted, []int{5, 13}, "--cap adds to the permitted set too")
+	require.Subset(t, e.Capabilities.Effective, []int{5, 13})
 	require.Equal(t, []int{0, 1}, c.Capabilities.Bounding)
 
 	e, err = ExecSpec(c, &ExecOptions{Args: []string{"id"}, User: "42"})
@@ -63,7 +65,8 @@ func TestExecSpecProcessFile(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "p.json")
 	require.NoError(t, os.WriteFile(f, []byte(`{"terminal":true,"args":["sh","-c","x"],"env":["A=1"],"cwd":"/w",
 		"user":{"uid":3,"gid":4,"additionalGids":[9]},"noNewPrivileges":false,
-		"capabilities":{"bounding":["CAP_CHOWN","CAP_SYS_ADMIN","CAP_NOPE"]}}`), 0o644))
+		"capabilities":{"bounding":["CAP_CHOWN","CAP_SYS_ADMIN","CAP_NOPE"],"effective":["CAP_CHOWN"],
+		"permitted":["CAP_CHOWN"],"inheritable":["CAP_SYS_ADMIN"],"ambient":["CAP_SYS_ADMIN"]}}`), 0o644))
 	e, err := ExecSpec(testContainer(), &ExecOptions{Process: f})
 	require.NoError(t, err)
 	require.Equal(t, []string{"sh", "-c", "x"}, e.Args)
@@ -72,7 +75,8 @@ func TestExecSpecProcessFile(t *testing.T) {
 	require.True(t, e.Terminal)
 	require.Equal(t, contract.ContainerUser{UID: 3, GID: 4, AdditionalGIDs: []uint32{9}}, e.User)
 	require.False(t, e.NoNewPrivileges)
-	require.Equal(t, []int{0, 21}, e.Capabilities.Bounding, "unknown names are skipped as runc warns")
+	require.Equal(t, &contract.Capabilities{Bounding: []int{0, 21}, Effective: []int{0}, Permitted: []int{0},
+		Inheritable: []int{21}, Ambient: []int{21}}, e.Capabilities, "all five sets; unknown names are skipped as runc warns")
 }
 
 func TestExecSpecRefusals(t *testing.T) {
