@@ -2,13 +2,15 @@ package bench
 
 import (
 	"context"
+	"sync"
 
 	"fmt"
-	"golang.org/x/sys/unix"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Marker is what the guest's init prints when user space starts, asked for
@@ -70,34 +72,54 @@ func (b *bench) kilnRestoreMethod() runner {
 	return r
 }
 
-// settle is how often a VMM's memory is sampled again after user space.
+// settle is how often a VMM's memory is sampled again after user space,
+// until it exits.
 const settle = 100 * time.Millisecond
 
 // bootVM starts a VMM once: the user-space moment is the line containing
 // mark, or with mark "" kiln's report of it, when the VMM's memory is
 // also sampled.
 func (b *bench) bootVM(ctx context.Context, argv []string, mark, name, noMark string) (Sample, outcome) {
-	var mem *Memory
-	var memErr error
+	var (
+		mu      sync.Mutex
+		mem     *Memory
+		memErr  error
+		sampled = make(chan struct{})
+		marked  bool
+	)
 	l := launch{argv: argv, mark: mark, report: mark == "", timeout: b.opt.Timeout,
 		onMark: func(pid int) {
 			m, err := readVMMMemory(pid, b.opt.Memory>>10)
-			mem, memErr = &m, err
+			mu.Lock()
+			mem, memErr, marked = &m, err, true
+			mu.Unlock()
 			// The running VM's memory, once kiln has dropped what only
 			// its start-up used (vmm/machine/trim.go): sampled again
-			// every settle while the VMM runs, for a second at most; the
-			// last sample counts.
-			for i := 0; i < 10; i++ {
-				time.Sleep(settle)
-				m, err := readVMMMemory(pid, b.opt.Memory>>10)
-				if err != nil {
-					break
+			// every settle while the VMM runs; the last sample counts.
+			go func() {
+				defer close(sampled)
+				for {
+					time.Sleep(settle)
+					m, err := readVMMMemory(pid, b.opt.Memory>>10)
+					if err != nil {
+						return // it exited
+					}
+					mu.Lock()
+					mem, memErr = &m, nil
+					mu.Unlock()
 				}
-				mem, memErr = &m, nil
-			}
+			}()
 		}}
 	o, err := l.run(ctx)
+	mu.Lock()
+	if marked {
+		mu.Unlock()
+		<-sampled // ends once the VMM is gone
+		mu.Lock()
+	}
 	s := Sample{Exit: o.exit, Memory: mem}
+	sampleErr := memErr
+	mu.Unlock()
 	switch {
 	case err != nil:
 		s.Err = err.Error()
@@ -105,8 +127,8 @@ func (b *bench) bootVM(ctx context.Context, argv []string, mark, name, noMark st
 		s.Err = fmt.Sprintf("%s exited with status %d%s", name, o.status, o.tail())
 	case !o.marked:
 		s.Err = noMark + o.tail()
-	case memErr != nil:
-		s.Err = "memory: " + memErr.Error()
+	case sampleErr != nil:
+		s.Err = "memory: " + sampleErr.Error()
 	}
 	if o.marked {
 		s.Userspace = o.mark
