@@ -81,7 +81,9 @@ func TestPodmanSoak(t *testing.T) {
 	after := leftovers(t, p)
 	t.Logf("podman soak: the parent: %d file descriptors, %d threads before; %d, %d after", fds, threads, openFDs(t), threadCount(t))
 	require.Equal(t, before, after, "what the containers left behind")
-	require.Equal(t, fds, openFDs(t), "the parent's file descriptors")
+	// Not one more: a leak grows with the containers. (Fewer is fine: a
+	// test before this one may still have been closing its own.)
+	require.LessOrEqual(t, openFDs(t), fds, "the parent's file descriptors")
 	require.LessOrEqual(t, threadCount(t), threads+concurrent+2, "the parent's threads")
 	require.Empty(t, heldLocks(t), "warm snapshot locks still held")
 }
