@@ -43,7 +43,7 @@ gotest() {
 unit=$("$GO" list ./... | grep -v '/cmd/kiln$') || troubles+=("go list ./... failed")
 # shellcheck disable=SC2086 # one package a word
 gotest "the packages that boot no guest" bin/test-unit.json "${unit_flags[@]}" $unit
-gotest ./cmd/kiln bin/test-guest.json -timeout 60m "${guest_flags[@]}" ./cmd/kiln
+gotest ./cmd/kiln bin/test-guest.json -timeout 80m "${guest_flags[@]}" ./cmd/kiln
 
 # The verdict is the last line, unless go test failed in a way its
 # stream does not show (the report then passes).

@@ -261,32 +261,8 @@ func TestPodmanExec(t *testing.T) {
 // the runc binary.
 func TestCtrExec(t *testing.T) {
 	p := newPodman(t)
-	for _, bin := range []string{"containerd", "ctr"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("SKIPPED: %s is not installed (scripts/deps.sh installs containerd)", bin)
-		}
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "sock")
-	conf := filepath.Join(dir, "config.toml")
-	require.NoError(t, os.WriteFile(conf, []byte("version = 2\n"), 0o600))
-	ctd := exec.Command("containerd", "--config", conf, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--address", sock)
-	ctd.Env = append(os.Environ(), "KILN_KERNEL="+filepath.Join(filepath.Dir(kilnBinary), "vmlinux"), "KILN_INITRD="+filepath.Join(filepath.Dir(kilnBinary), "initramfs.cpio"))
-	require.NoError(t, ctd.Start())
-	t.Cleanup(func() { ctd.Process.Kill(); ctd.Wait() })
-	for deadline := time.Now().Add(30 * time.Second); exec.Command("ctr", "--address", sock, "version").Run() != nil; time.Sleep(100 * time.Millisecond) {
-		require.True(t, time.Now().Before(deadline), "containerd did not start")
-	}
-	archive := filepath.Join(dir, "image.tar")
-	r := p.run("save", "--format", "docker-archive", "-o", archive, podmanImage)
-	require.Equal(t, 0, r.code, r.stderr)
-	ctr := func(args ...string) run {
-		t.Helper()
-		return runCommand(t, "", "ctr", append([]string{"--address", sock}, args...)...)
-	}
-	r = ctr("image", "import", archive)
-	require.Equal(t, 0, r.code, r.stderr)
-	r = ctr("run", "-d", "--runc-binary", kilnBinary, podmanImage, "kiln-ctr-exec", "sleep", "1000")
+	ctr := newContainerd(t, p).ctr
+	r := ctr("run", "-d", "--runc-binary", kilnBinary, podmanImage, "kiln-ctr-exec", "sleep", "1000")
 	require.Equal(t, 0, r.code, r.stderr)
 	t.Cleanup(func() {
 		ctr("task", "kill", "-s", "KILL", "kiln-ctr-exec")

@@ -542,31 +542,15 @@ func TestCtrCNI(t *testing.T) {
 	t.Parallel()
 	p := newPodman(t)
 	mustBeRootForNet(t)
-	for _, bin := range []string{"containerd", "ctr", "unshare"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s is not installed (scripts/deps.sh installs containerd)", bin)
-		}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare is not installed")
 	}
 	plugins := "/usr/lib/cni"
 	if _, err := os.Stat(filepath.Join(plugins, "bridge")); err != nil {
 		t.Fatalf("the CNI plugins are not installed in %s (scripts/deps.sh installs containernetworking-plugins)", plugins)
 	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "sock")
-	conf := filepath.Join(dir, "config.toml")
-	require.NoError(t, os.WriteFile(conf, []byte("version = 2\n"), 0o600))
-	ctd := exec.Command("containerd", "--config", conf, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--address", sock)
-	ctd.Env = append(os.Environ(), "KILN_KERNEL="+filepath.Join(filepath.Dir(kilnBinary), "vmlinux"), "KILN_INITRD="+filepath.Join(filepath.Dir(kilnBinary), "initramfs.cpio"))
-	require.NoError(t, ctd.Start())
-	t.Cleanup(func() { ctd.Process.Kill(); ctd.Wait() })
-	for deadline := time.Now().Add(30 * time.Second); exec.Command("ctr", "--address", sock, "version").Run() != nil; time.Sleep(100 * time.Millisecond) {
-		require.True(t, time.Now().Before(deadline), "containerd did not start")
-	}
-	archive := filepath.Join(dir, "image.tar")
-	r := p.run("save", "--format", "docker-archive", "-o", archive, podmanImage)
-	require.Equal(t, 0, r.code, r.stderr)
-	r = runCommand(t, "", "ctr", "--address", sock, "image", "import", archive)
-	require.Equal(t, 0, r.code, r.stderr)
+	c := newContainerd(t, p)
+	dir, sock := c.dir, c.sock
 
 	bridge := fmt.Sprintf("kcni%d", os.Getpid()%100000)
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
@@ -585,7 +569,7 @@ func TestCtrCNI(t *testing.T) {
 	host := hostNet(t)
 	script := fmt.Sprintf(`mount --make-rprivate / && mount --bind %s /etc/cni/net.d && exec ctr --address %s run --rm --cni --runc-binary %s %s kiln-cni ping -c 1 10.99.77.1`,
 		netd, sock, kilnBinary, podmanImage)
-	r = runCommand(t, "", "unshare", "--mount", "sh", "-c", script)
+	r := runCommand(t, "", "unshare", "--mount", "sh", "-c", script)
 	require.Equal(t, 0, r.code, "ctr run --cni: the container pings the bridge's gateway: %s %s", r.stdout, r.stderr)
 	require.Contains(t, r.stdout, "10.99.77.1")
 	// The host's namespace has what CNI's bridge plugin makes there (its

@@ -134,3 +134,43 @@ func TestPodman(t *testing.T) {
 		require.Equal(t, 0, r.code, r.stderr)
 	})
 }
+
+// containerd is a containerd of the test's own (its own root, state and
+// socket) with podman's test image imported, for ctr with kiln as the
+// runc binary. ctr runs ctr against it.
+type containerd struct {
+	t    *testing.T
+	dir  string // the test's directory, for its other files
+	sock string
+}
+
+func newContainerd(t *testing.T, p *podman) *containerd {
+	t.Helper()
+	for _, bin := range []string{"containerd", "ctr"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s is not installed (scripts/deps.sh installs containerd)", bin)
+		}
+	}
+	dir := t.TempDir()
+	c := &containerd{t: t, dir: dir, sock: filepath.Join(dir, "sock")}
+	conf := filepath.Join(dir, "config.toml")
+	require.NoError(t, os.WriteFile(conf, []byte("version = 2\n"), 0o600))
+	ctd := exec.Command("containerd", "--config", conf, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--address", c.sock)
+	ctd.Env = append(os.Environ(), "KILN_KERNEL="+filepath.Join(filepath.Dir(kilnBinary), "vmlinux"), "KILN_INITRD="+filepath.Join(filepath.Dir(kilnBinary), "initramfs.cpio"))
+	require.NoError(t, ctd.Start())
+	t.Cleanup(func() { ctd.Process.Kill(); ctd.Wait() })
+	for deadline := time.Now().Add(30 * time.Second); exec.Command("ctr", "--address", c.sock, "version").Run() != nil; time.Sleep(100 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "containerd did not start")
+	}
+	archive := filepath.Join(dir, "image.tar")
+	r := p.run("save", "--format", "docker-archive", "-o", archive, podmanImage)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = c.ctr("image", "import", archive)
+	require.Equal(t, 0, r.code, r.stderr)
+	return c
+}
+
+func (c *containerd) ctr(args ...string) run {
+	c.t.Helper()
+	return runCommand(c.t, "", "ctr", append([]string{"--address", c.sock}, args...)...)
+}

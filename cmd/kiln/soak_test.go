@@ -75,18 +75,7 @@ func TestSoak(t *testing.T) {
 	}
 	each := time.Since(start) / time.Duration(sequential)
 
-	start = time.Now()
-	var wg sync.WaitGroup
-	runs := make([]run, concurrent)
-	for n := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runs[n] = runVM(1000 + n)
-		}()
-	}
-	wg.Wait()
-	together := time.Since(start)
+	runs, together := atOnce(concurrent, func(n int) run { return runVM(1000 + n) })
 	for n, r := range runs {
 		require.Equal(t, 0, r.code, "VM %d of %d at once: %s", n, concurrent, r.stderr)
 		require.Equal(t, fmt.Sprintf("vm %d\n", 1000+n), r.stdout)
@@ -100,17 +89,7 @@ func TestSoak(t *testing.T) {
 		require.Equal(t, "container kiln-oci\n", r.stdout)
 	}
 	eachOCI := time.Since(start) / time.Duration(sequential)
-	start = time.Now()
-	runs = make([]run, concurrent)
-	for n := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runs[n] = runContainer(1000 + n)
-		}()
-	}
-	wg.Wait()
-	togetherOCI := time.Since(start)
+	runs, togetherOCI := atOnce(concurrent, func(n int) run { return runContainer(1000 + n) })
 	for n, r := range runs {
 		require.Equal(t, 0, r.code, "container %d of %d at once: %s", n, concurrent, r.stderr)
 		require.Equal(t, "container kiln-oci\n", r.stdout)
@@ -135,6 +114,23 @@ func TestSoak(t *testing.T) {
 	state, err := os.ReadDir(o.root)
 	require.NoError(t, err)
 	require.Empty(t, state, "OCI state left behind")
+}
+
+// atOnce runs k of f at the same time, f(0) to f(k-1), and returns
+// their results and how long all of them took.
+func atOnce(k int, f func(n int) run) ([]run, time.Duration) {
+	start := time.Now()
+	runs := make([]run, k)
+	var wg sync.WaitGroup
+	for n := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[n] = f(n)
+		}()
+	}
+	wg.Wait()
+	return runs, time.Since(start)
 }
 
 // heapInUse is this process's live heap after a collection.

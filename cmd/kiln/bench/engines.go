@@ -36,38 +36,13 @@ func (b *bench) engineMethods() []runner {
 	podKiln := runner{Method: Method{Name: "podman+kiln", Kind: "container", Detail: "podman run --rm --runtime kiln --network none: a microVM per container, restored from the warm OCI snapshot"}}
 	ctrRunc := runner{Method: Method{Name: "ctr+runc", Kind: "container", Detail: "ctr run --rm (containerd 1.6, runc shim) with runc"}}
 	ctrKiln := runner{Method: Method{Name: "ctr+kiln", Kind: "container", Detail: "ctr run --rm --runc-binary kiln"}}
-	all := []*runner{&podRunc, &podKiln, &ctrRunc, &ctrKiln}
 	rows := func() []runner { return []runner{podRunc, podKiln, ctrRunc, ctrKiln} }
-	unavailable := func(rs []*runner, why string) {
-		for _, r := range rs {
-			if r.Unavailable == "" {
-				r.Unavailable = why
-			}
-		}
+	p, runc, ok := b.engineSetup(&podRunc.Method, &podKiln.Method, &ctrRunc.Method, &ctrKiln.Method)
+	if !ok {
+		return rows()
 	}
-	any := false
-	for _, r := range all {
-		any = any || b.selected(r.Name)
-	}
-	if !any {
+	if p == nil {
 		return nil
-	}
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		unavailable([]*runner{&podRunc, &ctrRunc}, "runc is not installed (apt-get install runc)")
-	}
-	if os.Geteuid() != 0 {
-		unavailable(all, "needs root (rootful podman and containerd)")
-		return rows()
-	}
-	if _, err := exec.LookPath("podman"); err != nil {
-		unavailable(all, "podman is not installed (apt-get install podman); the containerd rows import its image too")
-		return rows()
-	}
-	p, err := b.newBenchPodman()
-	if err != nil {
-		unavailable(all, err.Error())
-		return rows()
 	}
 	podRunc.cleanup = p.close
 	base := append(append([]string{"podman"}, p.args...), "run", "--rm", "--network", "none")
@@ -85,7 +60,7 @@ func (b *bench) engineMethods() []runner {
 	}
 	c, err := b.newBenchContainerd(p, kernel, initrd)
 	if err != nil {
-		unavailable([]*runner{&ctrRunc, &ctrKiln}, err.Error())
+		unavailable(err.Error(), &ctrRunc.Method, &ctrKiln.Method)
 		return rows()
 	}
 	ctrRunc.cleanup = c.close
@@ -94,6 +69,49 @@ func (b *bench) engineMethods() []runner {
 	}
 	ctrKiln.run = b.ctrRun(c, kiln)
 	return rows()
+}
+
+// engineSetup checks what every engine row needs (root, podman, and
+// runc for the runc rows: podRunc and ctrRunc) and makes the bench's
+// podman with its image. A row that cannot run says why. It returns
+// ok false when no row can run; a nil podman with ok true when none of
+// the rows is selected.
+func (b *bench) engineSetup(podRunc, podKiln, ctrRunc, ctrKiln *Method) (p *benchPodman, runc string, ok bool) {
+	all := []*Method{podRunc, podKiln, ctrRunc, ctrKiln}
+	any := false
+	for _, m := range all {
+		any = any || b.selected(m.Name)
+	}
+	if !any {
+		return nil, "", true
+	}
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		unavailable("runc is not installed (apt-get install runc)", podRunc, ctrRunc)
+	}
+	if os.Geteuid() != 0 {
+		unavailable("needs root (rootful podman and containerd)", all...)
+		return nil, "", false
+	}
+	if _, err := exec.LookPath("podman"); err != nil {
+		unavailable("podman is not installed (apt-get install podman); the containerd rows import its image too", all...)
+		return nil, "", false
+	}
+	if p, err = b.newBenchPodman(); err != nil {
+		unavailable(err.Error(), all...)
+		return nil, "", false
+	}
+	return p, runc, true
+}
+
+// unavailable marks the methods that have no reason yet as unable to
+// run, for why.
+func unavailable(why string, ms ...*Method) {
+	for _, m := range ms {
+		if m.Unavailable == "" {
+			m.Unavailable = why
+		}
+	}
 }
 
 // timed starts argv once and times it to its exit, without the second,

@@ -28,38 +28,13 @@ func (b *bench) httpEngineRunners() []httpRunner {
 	podKiln := httpRunner{Method: Method{Name: "podman+kiln", Kind: "container", Detail: "podman run -d --runtime kiln -p PORT:8080 IMG httpd: a microVM restored from the warm OCI snapshot, on podman's network; memory: conmon and kiln's VMM"}}
 	ctrRunc := httpRunner{Method: Method{Name: "ctr+runc", Kind: "container", Detail: "ctr run -d --cni (bridge + host-local, the bench's own) with runc, reached at its CNI address; memory: the shim and what runs under it"}}
 	ctrKiln := httpRunner{Method: Method{Name: "ctr+kiln", Kind: "container", Detail: "ctr run -d --cni --runc-binary kiln: the VMM in a network namespace of its own, joined at start to what CNI made there"}}
-	all := []*httpRunner{&podRunc, &podKiln, &ctrRunc, &ctrKiln}
 	rows := func() []httpRunner { return []httpRunner{podRunc, podKiln, ctrRunc, ctrKiln} }
-	unavailable := func(rs []*httpRunner, why string) {
-		for _, r := range rs {
-			if r.Unavailable == "" {
-				r.Unavailable = why
-			}
-		}
+	p, runc, ok := b.engineSetup(&podRunc.Method, &podKiln.Method, &ctrRunc.Method, &ctrKiln.Method)
+	if !ok {
+		return rows()
 	}
-	any := false
-	for _, r := range all {
-		any = any || b.selected(r.Name)
-	}
-	if !any {
+	if p == nil {
 		return nil
-	}
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		unavailable([]*httpRunner{&podRunc, &ctrRunc}, "runc is not installed (apt-get install runc)")
-	}
-	if os.Geteuid() != 0 {
-		unavailable(all, "needs root (rootful podman and containerd)")
-		return rows()
-	}
-	if _, err := exec.LookPath("podman"); err != nil {
-		unavailable(all, "podman is not installed (apt-get install podman); the containerd rows import its image too")
-		return rows()
-	}
-	p, err := b.newBenchPodman()
-	if err != nil {
-		unavailable(all, err.Error())
-		return rows()
 	}
 	podRunc.cleanup = p.close
 	if podRunc.Unavailable == "" {
@@ -72,13 +47,13 @@ func (b *bench) httpEngineRunners() []httpRunner {
 	}
 	c, err := b.newBenchContainerd(p, kernel, initrd)
 	if err != nil {
-		unavailable([]*httpRunner{&ctrRunc, &ctrKiln}, err.Error())
+		unavailable(err.Error(), &ctrRunc.Method, &ctrKiln.Method)
 		return rows()
 	}
 	cni, err := b.newBenchCNI()
 	if err != nil {
 		c.close()
-		unavailable([]*httpRunner{&ctrRunc, &ctrKiln}, err.Error())
+		unavailable(err.Error(), &ctrRunc.Method, &ctrKiln.Method)
 		return rows()
 	}
 	ctrRunc.cleanup = func() { cni.close(); c.close() }

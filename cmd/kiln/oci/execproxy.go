@@ -187,15 +187,9 @@ func (p *ExecProxy) relay(lns []net.Listener, out *sync.WaitGroup) {
 
 // resize sends the size of the terminal on stdin to the process's.
 func (p *ExecProxy) resize(conn *ipc.ExecConn) {
-	f, ok := p.Stdin.(*os.File)
-	if !ok {
-		return
+	if rows, cols, ok := terminalSize(p.Stdin); ok {
+		conn.Resize(rows, cols)
 	}
-	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
-	if err != nil || ws.Row == 0 || ws.Col == 0 {
-		return
-	}
-	conn.Resize(ws.Row, ws.Col)
 }
 
 func waitGroup(wg *sync.WaitGroup, timeout time.Duration) {

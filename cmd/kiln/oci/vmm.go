@@ -383,15 +383,23 @@ func (v *VMM) relay(sigs <-chan os.Signal) {
 // resize sends the size of the container's terminal (the VMM's stdin,
 // the slave of the engine's terminal) to the guest's.
 func (v *VMM) resize() {
-	f, ok := v.Stdin.(*os.File)
-	if !ok {
-		return
+	if rows, cols, ok := terminalSize(v.Stdin); ok {
+		v.link.Send(contract.Control{Op: contract.ControlWinsize, Rows: rows, Cols: cols})
+	}
+}
+
+// terminalSize is the size of the terminal r is, if it is one and its
+// size is set.
+func terminalSize(r io.Reader) (rows, cols uint16, ok bool) {
+	f, isFile := r.(*os.File)
+	if !isFile {
+		return 0, 0, false
 	}
 	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
 	if err != nil || ws.Row == 0 || ws.Col == 0 {
-		return
+		return 0, 0, false
 	}
-	v.link.Send(contract.Control{Op: contract.ControlWinsize, Rows: ws.Row, Cols: ws.Col})
+	return ws.Row, ws.Col, true
 }
 
 // exit is how the container ended.
