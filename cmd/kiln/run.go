@@ -143,7 +143,7 @@ func cmdRun(args []string, start time.Time) int {
 		return fail(err)
 	}
 	if m.Host().PVM {
-		fmt.Fprintf(os.Stderr, "kiln: host KVM is kvm-pvm (software nested virtualization): guest CPUID without CX16, XSAVE and KVM PV hypercalls; kernel command line adds clearcpuid, tsc_early_khz=%d, rodata=off (docs/pvm.md)\n", m.Host().TSCKHz)
+		fmt.Fprintf(os.Stderr, "kiln: host KVM is kvm-pvm (software nested virtualization): guest CPUID without CX16, XSAVE and KVM PV hypercalls; kernel command line adds clearcpuid, tsc_early_khz=%d, rodata=off, and GODEBUG and GLIBC_TUNABLES that keep guest programs off AVX (docs/pvm.md)\n", m.Host().TSCKHz)
 	}
 	code := runVM(m, cfg, start, rep, out)
 	if err := rep.Close(); err != nil {

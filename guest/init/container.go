@@ -238,7 +238,7 @@ func (ct *container) run(ctl *control) int {
 	pid, exited, err := ct.reaper.spawn(func() (int, error) {
 		return forkProcess(c, ct.exe, &syscall.ProcAttr{
 			Dir:   c.Cwd,
-			Env:   c.Env,
+			Env:   withGuestEnv(c.Env), // guestenv.go
 			Files: []uintptr{ct.std[0].Fd(), ct.std[1].Fd(), ct.std[2].Fd()},
 			Sys: &syscall.SysProcAttr{
 				Chroot:     containerRoot,

@@ -161,7 +161,7 @@ func (ct *container) exec(ctl *control, e *contract.Exec) {
 	pid, exited, err := ct.reaper.spawn(func() (int, error) {
 		return forkProcess(privs, exe, &syscall.ProcAttr{
 			Dir:   cwd,
-			Env:   e.Env,
+			Env:   withGuestEnv(e.Env), // guestenv.go
 			Files: []uintptr{std[0].Fd(), std[1].Fd(), std[2].Fd()},
 			Sys: &syscall.SysProcAttr{
 				Chroot:     containerRoot,

@@ -116,7 +116,7 @@ func apply(job *contract.Job) {
 	os.Setenv("PATH", searchPath)
 	os.Setenv("HOME", "/")
 	os.Setenv("TERM", "linux")
-	for _, kv := range job.Env {
+	for _, kv := range withGuestEnv(job.Env) { // guestenv.go
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			os.Setenv(k, v)
 		}

@@ -81,6 +81,35 @@ var PVMClearCPUID = []string{
 	"rdseed", "adx", "sha_ni", "aes", "f16c", "fma",
 }
 
+// PVMGuestEnv is the environment kiln gives every program in a guest
+// under kvm-pvm, through the kernel command line (the kernel hands a
+// KEY=VALUE parameter it does not know to init as its environment, and
+// init to every process it starts, containers' included). It keeps Go's
+// runtime and glibc's string functions off the AVX and AVX-512
+// registers.
+//
+// Under kvm-pvm guest user mode runs on the host CPU: its CPUID and XGETBV
+// report the host's AVX-512 enabled, whatever the guest's CPUID table and
+// XCR0 say. The guest kernel saves FPU state with FXSAVE (its XSAVE is
+// off: the emulator lacks the instruction), which holds the x87 and SSE
+// registers only, so the upper halves of YMM, the ZMM and the mask
+// registers are never saved on a context switch or around a signal: one
+// process's vector registers leak into another's. A Go program's memory
+// copies, stack copies and garbage collector use them; it then crashes at
+// random ("traceback did not unwind completely", SIGSEGV in the runtime).
+// Programs that detect features some other way are not covered; see
+// docs/pvm.md.
+var PVMGuestEnv = []string{
+	"GODEBUG=" + strings.Join([]string{
+		"cpu.avx=off", "cpu.avx2=off", "cpu.fma=off", "cpu.avx512f=off", "cpu.avx512cd=off",
+		"cpu.avx512bw=off", "cpu.avx512dq=off", "cpu.avx512vl=off", "cpu.vpclmulqdq=off",
+	}, ","),
+	"GLIBC_TUNABLES=glibc.cpu.hwcaps=" + strings.Join([]string{
+		"-AVX", "-AVX2", "-FMA", "-F16C", "-AVX_VNNI", "-AVX512F", "-AVX512CD", "-AVX512BW",
+		"-AVX512DQ", "-AVX512VL",
+	}, ","),
+}
+
 // KernelCmdline assembles the guest kernel's command line: kiln's defaults,
 // the adaptations for a PVM host, the devices the kernel cannot discover
 // (virtio-mmio windows), and last the user's own arguments, which
@@ -103,6 +132,7 @@ func KernelCmdline(c *Config, h Host, devices []string) string {
 		if h.TSCKHz != 0 {
 			args = append(args, fmt.Sprintf("tsc_early_khz=%d", h.TSCKHz))
 		}
+		args = append(args, PVMGuestEnv...)
 	}
 	args = append(args, devices...)
 	// The network devices' addresses are not here (contract.ParamNet):

@@ -82,6 +82,12 @@ func TestKernelCmdline(t *testing.T) {
 	for _, want := range []string{"quiet", "clearcpuid=xsave,popcnt,smap", "rodata=off", "tsc_early_khz=2596128", "virtio_mmio.device=4K@0xd0000000:5"} {
 		require.Contains(t, pvm, want)
 	}
+	for _, kv := range PVMGuestEnv {
+		require.Contains(t, strings.Fields(pvm), kv, "the guest-wide environment is one parameter each")
+		require.NotContains(t, hw, kv)
+	}
+	require.Contains(t, pvm, "GODEBUG=cpu.avx=off,")
+	require.Less(t, len(pvm), 2048-256, "room on x86's 2048-byte command line for the devices and the user's arguments")
 	require.NotContains(t, pvm, contract.ParamJob, "kiln's own guest reads its job from the signal device")
 	require.True(t, strings.HasSuffix(pvm, " loglevel=8"), "user arguments come last: %s", pvm)
 
