@@ -44,10 +44,13 @@ func TestResetStopsDeviceAndClearsState(t *testing.T) {
 	require.Zero(t, d.r32(RegInterruptStatus))
 	d.w32(RegQueueSel, 0)
 	require.Zero(t, d.r32(RegQueueReady))
-	// And it can be set up again.
+	// And it can be set up again, on fresh rings as a driver lays them
+	// out (Linux allocates them zeroed): an available ring left as it was
+	// would offer the old chain again, which the new activation's worker
+	// would read while this driver writes its first entry.
 	d2 := *d
 	d2.seen, d2.idx, d2.next = 0, 0, 0
-	clear(d.raw[d.used : d.used+0x100])
+	clear(d.raw[d.desc : d.used+0x100])
 	d2.setup(16, 0)
 	d2.submit(buf{n: 8, write: true})
 	_, n := d2.wait()
