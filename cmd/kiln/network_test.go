@@ -415,8 +415,14 @@ func TestRestoreOnNewNetworks(t *testing.T) {
 // arguments ask for (podman's default bridge without one).
 func (p *podman) runKilnNet(args ...string) run {
 	p.t.Helper()
-	full := append([]string{"run", "--runtime", kilnBinary}, podmanUlimits...)
-	return p.run(append(full, args...)...)
+	return p.runKilnNetDeadline(bootDeadline, args...)
+}
+
+// runKilnNetDeadline is runKilnNet with a deadline of its own.
+func (p *podman) runKilnNetDeadline(d time.Duration, args ...string) run {
+	p.t.Helper()
+	full := append(append(append([]string{}, p.base...), "run", "--runtime", kilnBinary), podmanUlimits...)
+	return runEnvDeadline(p.t, nil, d, "", "podman", append(full, args...)...)
 }
 
 // inspect returns podman inspect's --format for a container.

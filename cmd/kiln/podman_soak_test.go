@@ -38,7 +38,11 @@ func TestPodmanSoak(t *testing.T) {
 		sequential, concurrent = 3, 2
 	}
 	runOne := func(n int) run {
-		return p.runKilnNet("--rm", podmanImage, "sh", "-c", fmt.Sprintf("echo soak %d; cat /sys/class/net/eth0/operstate", n))
+		d := bootDeadline
+		if n >= 1000 {
+			d = atOnceDeadline(concurrent)
+		}
+		return p.runKilnNetDeadline(d, "--rm", podmanImage, "sh", "-c", fmt.Sprintf("echo soak %d; cat /sys/class/net/eth0/operstate", n))
 	}
 	want := func(n int) string { return fmt.Sprintf("soak %d\nup\n", n) }
 	// The first may take the warm snapshot; the counts start after it.

@@ -47,9 +47,15 @@ func TestSoak(t *testing.T) {
 	sequential, concurrent := soakCounts(t)
 	cache, sockets := t.TempDir(), t.TempDir()
 	env := []string{"KILN_CACHE=" + cache}
+	deadline := func(n int) time.Duration {
+		if n < 1000 {
+			return bootDeadline
+		}
+		return atOnceDeadline(concurrent)
+	}
 	runVM := func(n int) run {
 		sock := filepath.Join(sockets, fmt.Sprintf("vm%d.sock", n))
-		return runEnv(t, env, "", kilnBinary, "run", "--warm", "--kernel", k, "--initrd", i,
+		return runEnvDeadline(t, env, deadline(n), "", kilnBinary, "run", "--warm", "--kernel", k, "--initrd", i,
 			"--vsock", fmt.Sprintf("%d,%s", 3+n, sock), "--", "sh", "-c", fmt.Sprintf("echo vm %d", n))
 	}
 	// The first takes the warm snapshot; the counts start after it.
@@ -60,7 +66,7 @@ func TestSoak(t *testing.T) {
 	o := newOCIRuntime(t, cache)
 	bundle := writeBundle(t, rootfs, "sh", "-c", "echo container $(cat /proc/sys/kernel/hostname)")
 	runContainer := func(n int) run {
-		return o.run("run", "--bundle", bundle, fmt.Sprintf("soak-%d", n))
+		return runEnvDeadline(t, o.env, deadline(n), "", kilnBinary, "--root", o.root, "run", "--bundle", bundle, fmt.Sprintf("soak-%d", n))
 	}
 	r = runContainer(0)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -116,13 +122,25 @@ func TestSoak(t *testing.T) {
 	require.Empty(t, state, "OCI state left behind")
 }
 
+// atOnceDeadline is the deadline of each of k guests run at once. A
+// guest's work is CPU work on the host's cores (emulated kernel code, on
+// kvm-pvm), so k guests on c cores each take about k/c times as long as
+// one alone.
+func atOnceDeadline(k int) time.Duration {
+	c := runtime.NumCPU()
+	return bootDeadline * time.Duration(max(1, (k+c-1)/c))
+}
+
 // atOnce runs k of f at the same time, f(0) to f(k-1), and returns
-// their results and how long all of them took.
+// their results and how long all of them took. A run whose f did not
+// return (a helper's t.Fatal ends only its own goroutine: a deadline
+// passed, say) is left with exit code -1 and says so.
 func atOnce(k int, f func(n int) run) ([]run, time.Duration) {
 	start := time.Now()
 	runs := make([]run, k)
 	var wg sync.WaitGroup
 	for n := range runs {
+		runs[n] = run{code: -1, stderr: "did not return: see the test's log above"}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
