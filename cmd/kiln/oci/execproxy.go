@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -63,13 +62,8 @@ func (p *ExecProxy) Run() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer func() {
-		for _, ln := range lns {
-			ln.Close() // removes its socket file
-		}
-	}()
-	var out sync.WaitGroup
-	p.relay(lns, &out)
+	std := relayStdio(lns, p.Stdin, p.Stdout, p.Stderr)
+	defer std.close() // removes the socket files
 
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
@@ -90,6 +84,7 @@ func (p *ExecProxy) Run() (int, error) {
 	case ev.Exited: // it never ran
 		return 0, &CodedError{Code: ev.Status, Err: fmt.Errorf("exec: %s", ev.Error)}
 	}
+	std.started()
 	if p.Started != nil {
 		p.Started(ev.Pid)
 	}
@@ -112,7 +107,7 @@ func (p *ExecProxy) Run() (int, error) {
 			return 128 + int(unix.SIGKILL), ErrExecEnded
 		}
 		if ev.Exited {
-			waitGroup(&out, outputWait)
+			std.wait(outputWait)
 			return ev.Status, nil
 		}
 	}
@@ -145,58 +140,9 @@ func (p *ExecProxy) listen() ([]net.Listener, error) {
 	return nil, &CodedError{Code: 1, Err: errors.New("exec: no free vsock ports for the process's stdio")}
 }
 
-// relay copies the process's streams as the guest connects them.
-func (p *ExecProxy) relay(lns []net.Listener, out *sync.WaitGroup) {
-	if len(lns) == 1 { // a terminal, both ways
-		out.Add(1)
-		go func() {
-			defer out.Done()
-			c, err := lns[0].Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			go io.Copy(c, p.Stdin)
-			io.Copy(&sink{w: p.Stdout}, c)
-		}()
-		return
-	}
-	go func() {
-		c, err := lns[0].Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(c, p.Stdin)
-		c.(*net.UnixConn).CloseWrite() // the process reads end of file
-	}()
-	for i, w := range []io.Writer{p.Stdout, p.Stderr} {
-		ln := lns[1+i]
-		out.Add(1)
-		go func() {
-			defer out.Done()
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.Copy(&sink{w: w}, c)
-			c.Close() // tells the guest everything arrived
-		}()
-	}
-}
-
 // resize sends the size of the terminal on stdin to the process's.
 func (p *ExecProxy) resize(conn *ipc.ExecConn) {
 	if rows, cols, ok := terminalSize(p.Stdin); ok {
 		conn.Resize(rows, cols)
-	}
-}
-
-func waitGroup(wg *sync.WaitGroup, timeout time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(timeout):
 	}
 }

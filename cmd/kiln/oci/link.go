@@ -34,7 +34,7 @@ type Link struct {
 	mu   sync.Mutex
 	conn net.Conn // the control connection, once the guest made it
 
-	out sync.WaitGroup // copies of the guest's output still running
+	streams *streams // the copies of the process's stdio, once Stdio ran
 }
 
 // Listen listens on the control and stdio sockets of a VM whose vsock
@@ -121,6 +121,9 @@ func (l *Link) Ready(ended, commandStarted <-chan struct{}, timeout time.Duratio
 		case m := <-l.msgs:
 			switch m.Op {
 			case contract.ControlReady:
+				if l.streams != nil {
+					l.streams.started() // stdio.go
+				}
 				return nil
 			case contract.ControlError:
 				return fmt.Errorf("%w: %s", ErrGuestSetup, m.Error)
@@ -159,56 +162,16 @@ func (l *Link) Send(m contract.Control) error {
 }
 
 // Stdio copies the guest's streams to and from the VMM's stdio as the
-// guest connects them.
+// guest connects them (stdio.go).
 func (l *Link) Stdio(stdin io.Reader, stdout, stderr io.Writer) {
-	if l.terminal {
-		l.out.Add(1)
-		go func() {
-			defer l.out.Done()
-			c, err := l.std[0].Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			go io.Copy(c, stdin)
-			io.Copy(&sink{w: stdout}, c) // until the guest's terminal is done
-		}()
-		return
-	}
-	go func() {
-		c, err := l.std[0].Accept()
-		if err != nil {
-			return
-		}
-		io.Copy(c, stdin)
-		// The end of stdin: the process reads end of file.
-		c.(*net.UnixConn).CloseWrite()
-	}()
-	for i, w := range []io.Writer{stdout, stderr} {
-		ln := l.std[1+i]
-		l.out.Add(1)
-		go func() {
-			defer l.out.Done()
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.Copy(&sink{w: w}, c)
-			// Closing tells the guest everything arrived (it waits for it
-			// before it ends the VM).
-			c.Close()
-		}()
-	}
+	l.streams = relayStdio(l.std, stdin, stdout, stderr)
 }
 
 // WaitOutput waits up to timeout for the guest's output to be copied to
-// its end.
+// its end, once the VM ended.
 func (l *Link) WaitOutput(timeout time.Duration) {
-	done := make(chan struct{})
-	go func() { l.out.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(timeout):
+	if l.streams != nil {
+		l.streams.wait(timeout)
 	}
 }
 
@@ -221,21 +184,4 @@ func (l *Link) Close() {
 	for _, ln := range l.std {
 		ln.Close()
 	}
-}
-
-// sink writes to w until a write fails (the reader went away), then
-// discards: the guest's stream is still read to its end, so the guest is
-// never left waiting.
-type sink struct {
-	w      io.Writer
-	failed bool
-}
-
-func (s *sink) Write(p []byte) (int, error) {
-	if !s.failed {
-		if _, err := s.w.Write(p); err != nil {
-			s.failed = true
-		}
-	}
-	return len(p), nil
 }

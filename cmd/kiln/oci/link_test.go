@@ -120,3 +120,76 @@ func TestConsoleSocket(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "a\rb\n", string(b))
 }
+
+// A guest whose connect gave up after the vsock device had connected
+// (Linux's 2 s connect timeout, on a loaded host) resets that connection,
+// which the device closes, and connects again: the stream is the second
+// connection. Each stream here gets a stray connection first, closed
+// with nothing sent, as the device leaves it.
+func TestLinkStrayConnections(t *testing.T) {
+	vsock := filepath.Join(t.TempDir(), "v")
+	l, err := Listen(vsock, ControlPort, false)
+	require.NoError(t, err)
+	defer l.Close()
+	var stdout, stderr bytes.Buffer
+	l.Stdio(strings.NewReader("input\n"), &stdout, &stderr)
+
+	ctl := guestDial(t, vsock, ControlPort)
+	var std []*net.UnixConn
+	for _, p := range []uint32{contract.PortStdin, contract.PortStdout, contract.PortStderr} {
+		guestDial(t, vsock, ControlPort+p).Close()
+		std = append(std, guestDial(t, vsock, ControlPort+p))
+	}
+	// The guest reports ready after its streams connected: the input
+	// flows from then on.
+	ctl.Write(contract.MarshalControl(contract.Control{Op: contract.ControlReady}))
+	require.NoError(t, l.Ready(nil, nil, 10*time.Second))
+	in, out, errc := std[0], std[1], std[2]
+	in.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(in)
+	require.NoError(t, err)
+	require.Equal(t, "input\n", string(b), "stdin on the live connection")
+
+	out.Write([]byte("to stdout"))
+	errc.Write([]byte("to stderr"))
+	out.CloseWrite()
+	errc.CloseWrite()
+	for _, c := range []*net.UnixConn{out, errc} {
+		// The host read the live stream to its end: the guest's wait ends.
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := c.Read(make([]byte, 1))
+		require.Zero(t, n)
+		require.ErrorIs(t, err, io.EOF)
+	}
+	l.WaitOutput(10 * time.Second)
+	require.Equal(t, "to stdout", stdout.String())
+	require.Equal(t, "to stderr", stderr.String())
+}
+
+// The same with a terminal: the input the stray connection did not take
+// goes to the live one.
+func TestLinkStrayTerminal(t *testing.T) {
+	vsock := filepath.Join(t.TempDir(), "v")
+	l, err := Listen(vsock, ControlPort, true)
+	require.NoError(t, err)
+	defer l.Close()
+	stdin, typed := io.Pipe()
+	var screen bytes.Buffer
+	l.Stdio(stdin, &screen, nil)
+
+	ctl := guestDial(t, vsock, ControlPort)
+	guestDial(t, vsock, ControlPort+contract.PortStdin).Close()
+	term := guestDial(t, vsock, ControlPort+contract.PortStdin)
+	ctl.Write(contract.MarshalControl(contract.Control{Op: contract.ControlReady}))
+	require.NoError(t, l.Ready(nil, nil, 10*time.Second))
+	go typed.Write([]byte("ls\r"))
+	got := make([]byte, 3)
+	term.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadFull(term, got)
+	require.NoError(t, err)
+	require.Equal(t, "ls\r", string(got))
+	term.Write([]byte("file\r\n"))
+	term.Close()
+	l.WaitOutput(10 * time.Second)
+	require.Equal(t, "file\r\n", screen.String())
+}
