@@ -96,6 +96,9 @@ func Run(ctx context.Context, opt Options) (*Results, error) {
 	}
 	defer os.RemoveAll(work)
 	b.work = work
+	if b.opt.Kiln, err = privateCopy(opt.Kiln, work); err != nil {
+		return nil, err
+	}
 	if opt.Workload == "http" {
 		return b.runHTTP(ctx)
 	}

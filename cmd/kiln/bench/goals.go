@@ -31,7 +31,7 @@ func CheckGoals(r *Results) []Goal {
 	}
 	goals = append(goals, g)
 
-	g = Goal{Name: "kiln VMM memory overhead", Target: "≤ 4 MiB RSS beyond the guest memory touched, the last of samples every 100 ms from user space to the exit (median)"}
+	g = Goal{Name: "kiln VMM memory overhead", Target: "≤ 4 MiB RSS beyond the guest memory touched while the guest's command runs (samples every 100 ms; median of the rounds)"}
 	if kiln != nil {
 		if v := kiln.MemoryKiB(func(m Memory) uint64 { return m.Overhead }); len(v) > 0 {
 			med := MedianKiB(v)

@@ -31,6 +31,9 @@ type launch struct {
 	attr   *syscall.SysProcAttr
 	mark   string
 	onMark func(pid int)
+	// onEvent runs for each event of kiln's report (report set), as it
+	// arrives.
+	onEvent func(trace.Event)
 	// report reads kiln run --report from a pipe given to the program as
 	// fd 3 (the caller passes --report /proc/self/fd/3): the mark is then
 	// the "userspace" event, and the events are kept in the outcome.
@@ -150,6 +153,9 @@ func (l launch) run(ctx context.Context) (outcome, error) {
 			<-started
 			if e.Event == "userspace" {
 				markNow()
+			}
+			if l.onEvent != nil {
+				l.onEvent(e)
 			}
 			mu.Lock()
 			if len(o.events) < 16 {

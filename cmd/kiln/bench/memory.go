@@ -2,9 +2,11 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -122,4 +124,37 @@ func readVMMMemory(pid int, guestKiB uint64) (Memory, error) {
 		return Memory{}, err
 	}
 	return vmmMemory(maps, guestKiB)
+}
+
+// memSample is one sample of a VMM's memory while it ran, and whether
+// the guest's command was running then (kiln's "running" event).
+type memSample struct {
+	Memory
+	running bool
+}
+
+// steadyMemory is the memory reported for one VMM, sampled every settle
+// from user space to its exit: the running VM's, once start-up is over.
+// With samples taken while the guest's command ran, it is the one of
+// median overhead among those: kiln drops its start-up pages when the
+// command starts (vmm/machine/trim.go), and its teardown, in the last
+// few milliseconds, faults some of its code back in. A VMM that reports
+// no such moment (QEMU) gets its last sample. nil if there is none.
+func steadyMemory(samples []memSample) *Memory {
+	var run []Memory
+	for _, s := range samples {
+		if s.running {
+			run = append(run, s.Memory)
+		}
+	}
+	if len(run) == 0 {
+		if len(samples) == 0 {
+			return nil
+		}
+		m := samples[len(samples)-1].Memory
+		return &m
+	}
+	slices.SortStableFunc(run, func(a, b Memory) int { return cmp.Compare(a.Overhead, b.Overhead) })
+	m := run[(len(run)-1)/2]
+	return &m
 }

@@ -81,3 +81,20 @@ func TestStatusKiB(t *testing.T) {
 	_, ok = statusKiB([]byte("Name:\tzombie\nState:\tZ\n"), "VmHWM:")
 	require.False(t, ok)
 }
+
+func TestSteadyMemory(t *testing.T) {
+	ov := func(kib uint64, running bool) memSample {
+		return memSample{Memory{RSS: kib + 1000, Guest: 1000, Overhead: kib}, running}
+	}
+	require.Nil(t, steadyMemory(nil))
+	// No running event (QEMU): the last sample.
+	require.EqualValues(t, 7000, steadyMemory([]memSample{ov(9000, false), ov(7000, false)}).Overhead)
+	// Start-up's samples are left out; of the running ones, the median,
+	// so that neither the sample before the trim nor the teardown's
+	// last one decides.
+	got := steadyMemory([]memSample{ov(9800, false), ov(9800, true), ov(3100, true), ov(3100, true), ov(3200, true), ov(5400, true)})
+	require.EqualValues(t, 3200, got.Overhead)
+	require.EqualValues(t, 4200, got.RSS)
+	// An even count takes the lower middle sample, a sample as measured.
+	require.EqualValues(t, 3100, steadyMemory([]memSample{ov(3100, true), ov(5400, true)}).Overhead)
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-vmm/kiln/vmm/trace"
 )
 
 // Marker is what the guest's init prints when user space starts, asked for
@@ -78,24 +80,33 @@ const settle = 100 * time.Millisecond
 
 // bootVM starts a VMM once: the user-space moment is the line containing
 // mark, or with mark "" kiln's report of it, when the VMM's memory is
-// also sampled.
+// also sampled, and again every settle until it exits (steadyMemory
+// picks the figure reported).
 func (b *bench) bootVM(ctx context.Context, argv []string, mark, name, noMark string) (Sample, outcome) {
 	var (
 		mu      sync.Mutex
-		mem     *Memory
+		samples []memSample
 		memErr  error
+		running bool // kiln reported the guest's command running
 		sampled = make(chan struct{})
 		marked  bool
 	)
 	l := launch{argv: argv, mark: mark, report: mark == "", timeout: b.opt.Timeout,
+		onEvent: func(e trace.Event) {
+			if e.Event == "running" {
+				mu.Lock()
+				running = true
+				mu.Unlock()
+			}
+		},
 		onMark: func(pid int) {
 			m, err := readVMMMemory(pid, b.opt.Memory>>10)
 			mu.Lock()
-			mem, memErr, marked = &m, err, true
+			marked, memErr = true, err
+			if err == nil {
+				samples = append(samples, memSample{m, running})
+			}
 			mu.Unlock()
-			// The running VM's memory, once kiln has dropped what only
-			// its start-up used (vmm/machine/trim.go): sampled again
-			// every settle while the VMM runs; the last sample counts.
 			go func() {
 				defer close(sampled)
 				for {
@@ -105,7 +116,7 @@ func (b *bench) bootVM(ctx context.Context, argv []string, mark, name, noMark st
 						return // it exited
 					}
 					mu.Lock()
-					mem, memErr = &m, nil
+					samples, memErr = append(samples, memSample{m, running}), nil
 					mu.Unlock()
 				}
 			}()
@@ -117,7 +128,7 @@ func (b *bench) bootVM(ctx context.Context, argv []string, mark, name, noMark st
 		<-sampled // ends once the VMM is gone
 		mu.Lock()
 	}
-	s := Sample{Exit: o.exit, Memory: mem}
+	s := Sample{Exit: o.exit, Memory: steadyMemory(samples)}
 	sampleErr := memErr
 	mu.Unlock()
 	switch {
