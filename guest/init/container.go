@@ -224,6 +224,26 @@ func openPty(root int) (master, slave *os.File, err error) {
 	return os.NewFile(uintptr(fd), "ptmx"), os.NewFile(s, "pts"), nil
 }
 
+// inContainer is how a process starts in the container, the container's
+// own and each exec's: in its root, in dir, as u, with env (and the
+// guest's settings, guestenv.go), std as its stdio, in a session of its
+// own whose controlling terminal is its stdin when terminal is set.
+func inContainer(dir string, env []string, std [3]*os.File, u contract.ContainerUser, terminal bool) *syscall.ProcAttr {
+	return &syscall.ProcAttr{
+		Dir:   dir,
+		Env:   withGuestEnv(env),
+		Files: []uintptr{std[0].Fd(), std[1].Fd(), std[2].Fd()},
+		Sys: &syscall.SysProcAttr{
+			Chroot: containerRoot,
+			Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID,
+				Groups: append([]uint32{}, u.AdditionalGIDs...)},
+			Setsid:  true,
+			Setctty: terminal,
+			Ctty:    0,
+		},
+	}
+}
+
 // run starts the process and waits for it, relaying the terminal; it
 // reports the start (once the exec succeeded) and the exit on ctl, and
 // returns the exit status for the host (128+N for a death by signal N).
@@ -233,21 +253,8 @@ func (ct *container) run(ctl *control) int {
 		fmt.Fprintf(os.Stderr, "kiln init: container: %v\n", err)
 		return 126
 	}
-	groups := make([]uint32, len(c.User.AdditionalGIDs))
-	copy(groups, c.User.AdditionalGIDs)
 	pid, exited, err := ct.reaper.spawn(func() (int, error) {
-		return forkProcess(c, ct.exe, &syscall.ProcAttr{
-			Dir:   c.Cwd,
-			Env:   withGuestEnv(c.Env), // guestenv.go
-			Files: []uintptr{ct.std[0].Fd(), ct.std[1].Fd(), ct.std[2].Fd()},
-			Sys: &syscall.SysProcAttr{
-				Chroot:     containerRoot,
-				Credential: &syscall.Credential{Uid: c.User.UID, Gid: c.User.GID, Groups: groups},
-				Setsid:     true,
-				Setctty:    c.Terminal,
-				Ctty:       0,
-			},
-		})
+		return forkProcess(c, ct.exe, inContainer(c.Cwd, c.Env, ct.std, c.User, c.Terminal))
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: start %s: %v\n", c.Args[0], err)

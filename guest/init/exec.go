@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -152,25 +151,13 @@ func (ct *container) exec(ctl *control, e *contract.Exec) {
 			defer f.Close()
 		}
 	}
-	groups := append([]uint32(nil), e.User.AdditionalGIDs...)
 	// The exec's privileges are set on a thread of its own, as the
 	// container's process's are (caps.go), with the container's OOM
 	// score adjustment.
 	privs := &contract.Container{Args: e.Args, NoNewPrivileges: e.NoNewPrivileges,
 		Capabilities: e.Capabilities, OOMScoreAdj: ct.c.OOMScoreAdj}
 	pid, exited, err := ct.reaper.spawn(func() (int, error) {
-		return forkProcess(privs, exe, &syscall.ProcAttr{
-			Dir:   cwd,
-			Env:   withGuestEnv(e.Env), // guestenv.go
-			Files: []uintptr{std[0].Fd(), std[1].Fd(), std[2].Fd()},
-			Sys: &syscall.SysProcAttr{
-				Chroot:     containerRoot,
-				Credential: &syscall.Credential{Uid: e.User.UID, Gid: e.User.GID, Groups: groups},
-				Setsid:     true,
-				Setctty:    e.Terminal,
-				Ctty:       0,
-			},
-		})
+		return forkProcess(privs, exe, inContainer(cwd, e.Env, std, e.User, e.Terminal))
 	})
 	if err != nil {
 		if e.Terminal {

@@ -24,7 +24,7 @@ import (
 // connection of the socket device, a host socket that does not pause,
 // stays open, and what the devices finish meanwhile waits in guest memory
 // and the interrupt controller until the vCPUs run again; the guest runs
-// no instruction while frozen. Thaw lets the vCPUs go on. A frozen VM
+// no instruction while frozen. Resume lets the vCPUs go on. A frozen VM
 // cannot be saved: its devices are not still.
 //
 // With Options.SnapshotAtReady the VM pauses itself, on the vCPU that
@@ -104,8 +104,8 @@ func (m *Machine) Pause() error {
 	return m.completePause(true)
 }
 
-// Freeze stops the vCPUs and leaves the devices running; Thaw (or
-// Resume) lets them go on. It returns once every vCPU has left the guest,
+// Freeze stops the vCPUs and leaves the devices running; Resume lets
+// them go on. It returns once every vCPU has left the guest,
 // or an error if the VM is not running.
 func (m *Machine) Freeze() error {
 	if _, err := m.beginPause(false); err != nil {
@@ -113,9 +113,6 @@ func (m *Machine) Freeze() error {
 	}
 	return m.completePause(false)
 }
-
-// Thaw lets a frozen VM's vCPUs go on: Resume, named for Freeze.
-func (m *Machine) Thaw() error { return m.Resume() }
 
 // Paused reports whether the VM is paused: its vCPUs wait and its
 // devices are still. A VM that ended while paused stays paused, and can

@@ -282,7 +282,7 @@ func TestPauseSavesOnEachVCPUThread(t *testing.T) {
 
 // TestFreezeLeavesTheDevicesRunning: Freeze stops every vCPU as Pause
 // does, but the devices keep running; a frozen VM cannot be saved, and
-// Thaw lets the vCPUs go on. Then a Pause pauses the devices again.
+// Resume lets the vCPUs go on. Then a Pause pauses the devices again.
 func TestFreezeLeavesTheDevicesRunning(t *testing.T) {
 	busy := newFake(0, func(int) step { return portOut(0x100, 1) })
 	m, _ := runMachine(t, busy)
@@ -299,7 +299,7 @@ func TestFreezeLeavesTheDevicesRunning(t *testing.T) {
 	runs := busy.runs.Load()
 	time.Sleep(20 * time.Millisecond)
 	require.Equal(t, runs, busy.runs.Load(), "no vCPU runs while frozen")
-	require.NoError(t, m.Thaw())
+	require.NoError(t, m.Resume())
 	require.False(t, m.Paused())
 	require.Eventually(t, func() bool { return busy.runs.Load() > runs+100 }, 5*time.Second, time.Millisecond, "the vCPUs go on")
 

@@ -53,10 +53,10 @@ import (
 type VM interface {
 	Run() machine.Result
 	Stop()
-	// Freeze stops the vCPUs until Thaw, the devices running, so the
-	// guest's connections stay open (pause.go).
+	// Freeze stops the vCPUs until Resume, the devices running, so the
+	// guest's connections stay open (vmm/machine/pause.go).
 	Freeze() error
-	Thaw() error
+	Resume() error
 	CommandStarted() <-chan struct{}
 	Close() error
 }
@@ -335,7 +335,7 @@ func (v *VMM) handle(r ipc.Request) error {
 	case ipc.OpPause:
 		return v.vm.Freeze()
 	case ipc.OpResume:
-		return v.vm.Thaw()
+		return v.vm.Resume()
 	}
 	return fmt.Errorf("unknown request %q", r.Op)
 }

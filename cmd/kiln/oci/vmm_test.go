@@ -53,7 +53,7 @@ func (f *fakeVM) Run() machine.Result {
 func (f *fakeVM) Stop()                           { f.once.Do(func() { close(f.stop) }) }
 func (f *fakeVM) CommandStarted() <-chan struct{} { return nil }
 
-// Freeze and Thaw answer as vmm/machine's do: one pause at a time.
+// Freeze and Resume answer as vmm/machine's do: one pause at a time.
 func (f *fakeVM) Freeze() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -64,7 +64,7 @@ func (f *fakeVM) Freeze() error {
 	return nil
 }
 
-func (f *fakeVM) Thaw() error {
+func (f *fakeVM) Resume() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.paused {
