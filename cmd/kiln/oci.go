@@ -67,7 +67,7 @@ var ociCommands = map[string]*ociCommand{
 type ociGlobals struct {
 	root, logPath, logFormat string
 	kernel, initrd           string
-	noSeccomp                bool
+	noSeccomp, systemdCgroup bool
 }
 
 func (g *ociGlobals) log() oci.Log { return oci.Log{Path: g.logPath, Format: g.logFormat} }
@@ -78,7 +78,7 @@ func (g *ociGlobals) runtime() (*oci.Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find the kiln binary: %w", err)
 	}
-	return &oci.Runtime{Store: oci.Store{Root: g.root}, Kernel: g.kernel, Initrd: g.initrd, Exe: exe, NoSeccomp: g.noSeccomp, Log: g.log()}, nil
+	return &oci.Runtime{Store: oci.Store{Root: g.root}, Kernel: g.kernel, Initrd: g.initrd, Exe: exe, NoSeccomp: g.noSeccomp, SystemdCgroup: g.systemdCgroup, Log: g.log()}, nil
 }
 
 // isOCIRun tells runc's run (`kiln run --bundle DIR ID`, or `kiln run ID`
@@ -113,7 +113,7 @@ func cmdOCI(args []string) int {
 	fs.StringVar(&g.kernel, "kernel", vmflags.DefaultPath("KILN_KERNEL", "vmlinux"), "guest kernel of the containers' VMs")
 	fs.StringVar(&g.initrd, "initrd", vmflags.DefaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs of the containers' VMs (kiln's)")
 	fs.BoolVar(&g.noSeccomp, "no-seccomp", false, "run the containers' VMMs without kiln's seccomp filters (for debugging; docs/seccomp.md)")
-	fs.Bool("systemd-cgroup", false, "accepted for runc's callers; a VM has no cgroup to manage")
+	fs.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "linux.cgroupsPath is systemd's slice:prefix:name (the VMM's host cgroup, docs/oci.md)")
 	fs.Bool("debug", false, "accepted for runc's callers")
 	fs.String("rootless", "auto", "accepted for runc's callers")
 	fs.String("criu", "", "accepted for runc's callers")

@@ -6,6 +6,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
 )
 
 // sizeScript prints the guest's CPUs and MemTotal (u-root has no nproc).
@@ -107,4 +110,92 @@ func TestOCIResources(t *testing.T) {
 	}
 	require.Equal(t, 0, o.run("delete", "r1").code)
 	o.requireGone("r1", pid)
+}
+
+// TestOCIHostCgroup: with a cgroupsPath, create makes that cgroup on the
+// host, writes the limits there and the VMM is in it, charged for its
+// guest's memory; delete removes it. The memory limit, 256 MiB and the
+// VMM's reserve, gives the default VM (its warm snapshot is the other
+// tests'), and the guest sees 256 MiB.
+func TestOCIHostCgroup(t *testing.T) {
+	t.Parallel()
+	rootfs := ociGuest(t)
+	o := newOCIRuntime(t, "")
+	b := writeBundle(t, rootfs, "sh", "-c", sizeScript+"; sleep 1000")
+	path := filepath.Join(b, "config.json")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var spec specs.Spec
+	require.NoError(t, json.Unmarshal(data, &spec))
+	cgPath := fmt.Sprintf("kiln-test-%d", os.Getpid()) // relative: under this test's own cgroup
+	limit, shares := int64(oci.Memory+oci.VMMReserve), uint64(512)
+	spec.Linux.CgroupsPath = cgPath
+	spec.Linux.Resources = &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: &limit},
+		CPU:    &specs.LinuxCPU{Shares: &shares},
+		Pids:   &specs.LinuxPids{Limit: 100},
+	}
+	data, err = json.Marshal(spec)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+
+	pid := o.createOK("g1", b)
+	t.Cleanup(func() { o.run("delete", "--force", "g1") })
+
+	// Where the VMM is, as /proc says, and what is written there, read
+	// from the cgroup file system without kiln's own code.
+	own, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	require.NoError(t, err)
+	v2 := false
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		v2 = true
+	}
+	dirOf := func(controller string) string {
+		for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+			parts := strings.SplitN(line, ":", 3)
+			if v2 && parts[0] == "0" {
+				return filepath.Join("/sys/fs/cgroup", parts[2])
+			}
+			for _, c := range strings.Split(parts[1], ",") {
+				if !v2 && c == controller {
+					require.True(t, strings.HasSuffix(parts[2], "/"+cgPath), "the VMM's %s cgroup is %s", controller, parts[2])
+					return filepath.Join("/sys/fs/cgroup", parts[1], parts[2])
+				}
+			}
+		}
+		t.Fatalf("the VMM is in no %s cgroup: %s", controller, own)
+		return ""
+	}
+	read := func(controller, v1file, v2file string) string {
+		file := v1file
+		if v2 {
+			file = v2file
+		}
+		b, err := os.ReadFile(filepath.Join(dirOf(controller), file))
+		require.NoError(t, err)
+		return strings.TrimSpace(string(b))
+	}
+	require.Equal(t, strconv.FormatInt(limit, 10), read("memory", "memory.limit_in_bytes", "memory.max"))
+	require.Equal(t, "100", read("pids", "pids.max", "pids.max"))
+	if !v2 {
+		require.Equal(t, "512", read("cpu", "cpu.shares", "cpu.weight"))
+	}
+	used, err := strconv.ParseInt(read("memory", "memory.usage_in_bytes", "memory.current"), 10, 64)
+	require.NoError(t, err)
+	require.Greater(t, used, int64(1<<20), "the guest's memory is charged to the cgroup")
+	memDir := dirOf("memory")
+
+	r := o.run("start", "g1")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Eventually(t, func() bool { out, _ := o.output("g1"); return strings.Contains(out, "MemTotal") }, bootDeadline, 100*time.Millisecond)
+	out, _ := o.output("g1")
+	requireSize(t, out, 1, int(oci.Memory>>20))
+
+	r = o.run("kill", "g1", "9")
+	require.Equal(t, 0, r.code, r.stderr)
+	waitExit(t, pid)
+	r = o.run("delete", "g1")
+	require.Equal(t, 0, r.code, r.stderr)
+	o.requireGone("g1", pid)
+	require.NoDirExists(t, memDir, "delete removes the container's cgroup")
 }

@@ -32,6 +32,15 @@ import (
 //
 // A VM of another size is another shape, with a warm snapshot of its
 // own, taken the first time a container asks for it (warm.go).
+//
+// A container with a cgroupsPath has its VMM in that cgroup on the host
+// (cgroup.go), where every limit is written, and each is then honoured
+// there, for the VM as a whole: the notes for the limits a VM cannot
+// honour by its size are not made. The memory limit then bounds the
+// guest's RAM and the VMM's own memory together, so the guest gets the
+// limit less VMMReserve: a guest that fills its RAM (with page cache, as
+// a long-lived Linux does) leaves its VMM room under the limit, instead of
+// the host's OOM killer ending the VM.
 
 // Size is a container VM's vCPUs and memory.
 type Size struct {
@@ -45,6 +54,11 @@ var DefaultSize = Size{CPUs: CPUs, Memory: Memory}
 // MinMemory is the least memory a container's VM is given, whatever its
 // limit: the guest's kernel, its init and the container's setup need it.
 const MinMemory = 64 << 20
+
+// VMMReserve is what a VMM in the container's host cgroup keeps of the
+// memory limit for itself: its heap, its threads' stacks, the 9P
+// server's buffers (3-4 MiB measured, docs/benchmarks.md), with room.
+const VMMReserve = 16 << 20
 
 // defaultPeriod is the kernel's CFS period when none is given.
 const defaultPeriod = 100000
@@ -67,16 +81,31 @@ func ThisHost() Host {
 
 // SizeOf is the size of the VM for res on host h, and the notes to log:
 // how the limits became the size, and the limits a VM cannot honour.
-func SizeOf(res *specs.LinuxResources, h Host) (Size, []string, error) {
+// inCgroup says the VMM will be in the container's host cgroup, with the
+// limits written there.
+func SizeOf(res *specs.LinuxResources, h Host, inCgroup bool) (Size, []string, error) {
 	size := DefaultSize
 	if res == nil {
 		return size, nil, nil
 	}
 	var notes []string
 	note := func(format string, a ...any) { notes = append(notes, fmt.Sprintf(format, a...)) }
+	// unhonoured notes a limit the VM's size does not honour, which the
+	// host cgroup does when there is one.
+	unhonoured := func(format string, a ...any) {
+		if !inCgroup {
+			note(format, a...)
+		}
+	}
 	if m := res.Memory; m != nil {
 		if m.Limit != nil && *m.Limit > 0 {
 			mem := (uint64(*m.Limit) + 1<<20 - 1) &^ (1<<20 - 1)
+			if inCgroup && mem >= MinMemory+VMMReserve {
+				mem -= VMMReserve
+			} else if inCgroup && mem >= MinMemory {
+				note("linux.resources.memory.limit: %s leaves the VMM no room beside the guest's %s: the host's cgroup may end the VM if its guest fills its memory", config.FormatSize(uint64(*m.Limit)), config.FormatSize(MinMemory))
+				mem = MinMemory
+			}
 			if mem < MinMemory {
 				note("linux.resources.memory.limit: %s is below what the guest needs; the VM has %s", config.FormatSize(uint64(*m.Limit)), config.FormatSize(MinMemory))
 				mem = MinMemory
@@ -88,16 +117,16 @@ func SizeOf(res *specs.LinuxResources, h Host) (Size, []string, error) {
 			size.Memory = mem
 		}
 		if m.Reservation != nil && *m.Reservation > 0 {
-			note("linux.resources.memory.reservation: not honoured: a VM's memory is its limit, there is no soft limit")
+			unhonoured("linux.resources.memory.reservation: not honoured: a VM's memory is its limit, there is no soft limit")
 		}
 		if m.Swap != nil && *m.Swap != 0 {
-			note("linux.resources.memory.swap: not honoured: the VM has no swap")
+			unhonoured("linux.resources.memory.swap: not honoured: the VM has no swap")
 		}
 		if m.Kernel != nil || m.KernelTCP != nil {
-			note("linux.resources.memory.kernel, kernelTCP: not honoured: the guest kernel's memory is the VM's")
+			unhonoured("linux.resources.memory.kernel, kernelTCP: not honoured: the guest kernel's memory is the VM's")
 		}
 		if m.Swappiness != nil || m.DisableOOMKiller != nil && *m.DisableOOMKiller {
-			note("linux.resources.memory.swappiness, disableOOMKiller: not honoured: the guest kernel has no memory cgroup")
+			unhonoured("linux.resources.memory.swappiness, disableOOMKiller: not honoured: the guest kernel has no memory cgroup")
 		}
 	}
 	if c := res.CPU; c != nil {
@@ -109,8 +138,12 @@ func SizeOf(res *specs.LinuxResources, h Host) (Size, []string, error) {
 			}
 			cpus = int((uint64(*c.Quota) + period - 1) / period)
 			if uint64(*c.Quota)%period != 0 {
-				note("linux.resources.cpu.quota: %s CPUs of time become %d vCPUs: a vCPU is not limited to a share of a host CPU",
-					strconv.FormatFloat(float64(*c.Quota)/float64(period), 'f', -1, 64), cpus)
+				share := strconv.FormatFloat(float64(*c.Quota)/float64(period), 'f', -1, 64)
+				if inCgroup {
+					note("linux.resources.cpu.quota: %s CPUs of time become %d vCPUs, limited together to %s CPUs of time by the host cgroup", share, cpus, share)
+				} else {
+					note("linux.resources.cpu.quota: %s CPUs of time become %d vCPUs: a vCPU is not limited to a share of a host CPU", share, cpus)
+				}
 			}
 		}
 		if c.Cpus != "" {
@@ -121,7 +154,11 @@ func SizeOf(res *specs.LinuxResources, h Host) (Size, []string, error) {
 			if cpus == 0 || n < cpus {
 				cpus = n
 			}
-			note("linux.resources.cpu.cpus: %q gives the VM %d vCPUs; they are not pinned to those host CPUs", c.Cpus, n)
+			if inCgroup {
+				note("linux.resources.cpu.cpus: %q gives the VM %d vCPUs, run on those host CPUs by the host cgroup", c.Cpus, n)
+			} else {
+				note("linux.resources.cpu.cpus: %q gives the VM %d vCPUs; they are not pinned to those host CPUs", c.Cpus, n)
+			}
 		}
 		if most := min(h.CPUs, config.MaxCPUs); cpus > most && most > 0 {
 			note("linux.resources.cpu: %d CPUs asked, the host has %d; the VM has %d vCPUs", cpus, h.CPUs, most)
@@ -131,35 +168,35 @@ func SizeOf(res *specs.LinuxResources, h Host) (Size, []string, error) {
 			size.CPUs = cpus
 		}
 		if c.Shares != nil && *c.Shares > 0 {
-			note("linux.resources.cpu.shares: not honoured: the VM's vCPUs are host threads of the default weight")
+			unhonoured("linux.resources.cpu.shares: not honoured: the VM's vCPUs are host threads of the default weight")
 		}
 		if c.Burst != nil && *c.Burst > 0 || c.Idle != nil && *c.Idle != 0 {
-			note("linux.resources.cpu.burst, idle: not honoured: the VM's vCPUs are not in a CPU cgroup")
+			unhonoured("linux.resources.cpu.burst, idle: not honoured: the VM's vCPUs are not in a CPU cgroup")
 		}
 		if c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0 || c.RealtimePeriod != nil && *c.RealtimePeriod != 0 {
-			note("linux.resources.cpu.realtimeRuntime, realtimePeriod: not honoured: the VM's vCPUs are not real-time")
+			unhonoured("linux.resources.cpu.realtimeRuntime, realtimePeriod: not honoured: the VM's vCPUs are not real-time")
 		}
 		if c.Mems != "" {
-			note("linux.resources.cpu.mems: not honoured: the VM's memory is not bound to host memory nodes")
+			unhonoured("linux.resources.cpu.mems: not honoured: the VM's memory is not bound to host memory nodes")
 		}
 	}
 	if len(res.Devices) > 0 {
-		note("linux.resources.devices: the device cgroup is not applied: the guest has only the device nodes kiln makes (linux.devices)")
+		unhonoured("linux.resources.devices: the device cgroup is not applied: the guest has only the device nodes kiln makes (linux.devices)")
 	}
 	if res.Pids != nil && res.Pids.Limit > 0 {
-		note("linux.resources.pids.limit: not honoured: the guest kernel has no pids cgroup (the VM's memory bounds its processes)")
+		unhonoured("linux.resources.pids.limit: not honoured: the guest kernel has no pids cgroup (the VM's memory bounds its processes)")
 	}
 	if b := res.BlockIO; b != nil && (b.Weight != nil || b.LeafWeight != nil || len(b.WeightDevice)+len(b.ThrottleReadBpsDevice)+len(b.ThrottleWriteBpsDevice)+len(b.ThrottleReadIOPSDevice)+len(b.ThrottleWriteIOPSDevice) > 0) {
-		note("linux.resources.blockIO: not honoured: the VM's file systems are 9P shares, not host block devices")
+		unhonoured("linux.resources.blockIO: not honoured: the VM's file systems are 9P shares, not host block devices")
 	}
 	if len(res.HugepageLimits) > 0 {
-		note("linux.resources.hugepageLimits: not honoured: the guest has no huge pages")
+		unhonoured("linux.resources.hugepageLimits: not honoured: the guest has no huge pages")
 	}
 	if n := res.Network; n != nil && (n.ClassID != nil || len(n.Priorities) > 0) {
-		note("linux.resources.network: not honoured: the VM's traffic is its tap's, not a cgroup's")
+		unhonoured("linux.resources.network: not honoured: the VM's traffic is its tap's, not a cgroup's")
 	}
 	if len(res.Rdma) > 0 {
-		note("linux.resources.rdma: not honoured: the VM has no RDMA device")
+		unhonoured("linux.resources.rdma: not honoured: the VM has no RDMA device")
 	}
 	if len(res.Unified) > 0 {
 		keys := make([]string, 0, len(res.Unified))
@@ -167,7 +204,7 @@ func SizeOf(res *specs.LinuxResources, h Host) (Size, []string, error) {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		note("linux.resources.unified (%s): not honoured: the guest kernel has no cgroups", strings.Join(keys, ", "))
+		unhonoured("linux.resources.unified (%s): not honoured: the guest kernel has no cgroups", strings.Join(keys, ", "))
 	}
 	return size, notes, nil
 }

@@ -53,7 +53,7 @@ func TestSizeOf(t *testing.T) {
 			[]string{"memory.reservation", "memory.kernel", "swappiness", "cpu.shares", "realtimeRuntime", "cpu.mems", "devices", "pids.limit", "blockIO", "hugepageLimits", "network", "unified (memory.high)"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			size, notes, err := SizeOf(c.res, host)
+			size, notes, err := SizeOf(c.res, host, false)
 			require.NoError(t, err)
 			require.Equal(t, c.want, size)
 			require.Len(t, notes, len(c.notes), "notes: %q", notes)
@@ -70,7 +70,7 @@ func TestSizeOf(t *testing.T) {
 
 func TestSizeOfRefusesABadCpuset(t *testing.T) {
 	for _, set := range []string{"x", "3-1", "0-", "-1", "0-100000000"} {
-		_, _, err := SizeOf(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: set}}, Host{CPUs: 2})
+		_, _, err := SizeOf(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: set}}, Host{CPUs: 2}, false)
 		require.ErrorIs(t, err, ErrBadBundle, set)
 		require.True(t, strings.Contains(err.Error(), "cpu.cpus"), err.Error())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -27,6 +28,9 @@ type Runtime struct {
 	// binary their VMMs run; NoSeccomp runs them without filters.
 	Kernel, Initrd, Exe string
 	NoSeccomp           bool
+	// SystemdCgroup is runc's --systemd-cgroup: linux.cgroupsPath is
+	// systemd's slice:prefix:name (cgroup.go).
+	SystemdCgroup bool
 	// Log is the engine's --log: create writes there, as warnings, what
 	// config.json asks that the VM does not honour.
 	Log Log
@@ -75,10 +79,14 @@ func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 		return nil, err
 	}
 	var vmm *Spawned
+	var cg *Cgroup
 	defer func() {
 		if err != nil {
 			if vmm != nil {
 				vmm.Kill()
+			}
+			if cg != nil {
+				cg.Remove()
 			}
 			c.TeardownNetwork() // the VMM is gone: undo what it plumbed
 			c.Remove()
@@ -95,6 +103,9 @@ func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 		return nil, err
 	}
 	if err := plan.resolveNetwork(); err != nil {
+		return nil, err
+	}
+	if cg, err = r.hostCgroup(plan, b.Spec.Linux); err != nil {
 		return nil, err
 	}
 	if err := c.SavePlan(plan); err != nil {
@@ -244,7 +255,44 @@ func (r *Runtime) Delete(id string, force bool) error {
 		c.Unlock() // kept: a delete again tries again
 		return fmt.Errorf("delete %s: %w", c.ID, err)
 	}
+	if plan, err := LoadPlan(c.PlanPath()); err == nil && plan.Cgroup != nil {
+		if err := plan.Cgroup.Remove(); err != nil {
+			c.Unlock() // kept: a delete again tries again
+			return fmt.Errorf("delete %s: %w", c.ID, err)
+		}
+	}
 	return c.Remove()
+}
+
+// hostCgroup makes the container's host cgroup for linux.cgroupsPath,
+// writes linux.resources into it, and records it and its notes in plan
+// (cgroup.go). No cgroupsPath: no cgroup. Not root and not allowed to
+// make it: no cgroup either, as runc runs rootless, and plan's size and
+// notes become those of a VM without one.
+func (r *Runtime) hostCgroup(plan *Plan, l *specs.Linux) (*Cgroup, error) {
+	if l == nil || l.CgroupsPath == "" {
+		return nil, nil
+	}
+	cg, err := HostCgroup(l.CgroupsPath, r.SystemdCgroup)
+	if err != nil {
+		return nil, err
+	}
+	if err := cg.Make(); err != nil {
+		cg.Remove()
+		if !errors.Is(err, fs.ErrPermission) || os.Geteuid() == 0 {
+			return nil, err
+		}
+		size, notes, serr := SizeOf(l.Resources, ThisHost(), false)
+		if serr != nil {
+			return nil, serr
+		}
+		plan.Size, plan.Notes = size, append(notes, fmt.Sprintf("linux.cgroupsPath: not honoured: %v (kiln runs as uid %d); the VMM stays in the engine's cgroup", err, os.Geteuid()))
+		return nil, nil
+	}
+	plan.Cgroup = cg
+	notes, err := cg.ApplyLimits(l.Resources)
+	plan.Notes = append(plan.Notes, notes...)
+	return cg, err
 }
 
 // endProcess kills pid, if it is still the process that started at

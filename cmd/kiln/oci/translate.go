@@ -36,6 +36,10 @@ type Plan struct {
 	// size and which of its limits a VM cannot honour; kiln create
 	// writes them to the runtime's log.
 	Notes []string `json:",omitempty"`
+	// Cgroup is the container's cgroup on the host, which kiln create
+	// made for linux.cgroupsPath with the limits written in it; the VMM
+	// moves itself in before its VM first runs. nil: no cgroupsPath.
+	Cgroup *Cgroup `json:",omitempty"`
 	// Ignored lists, once each, what config.json asks that a VM does not
 	// do (docs/oci.md says why for each).
 	Ignored []string
@@ -262,14 +266,13 @@ func (t *translator) linux(l *specs.Linux, devTmpfs bool) error {
 	if l.Seccomp != nil {
 		t.ignore("seccomp: the guest kernel has no seccomp; the VM is the boundary")
 	}
-	size, notes, err := SizeOf(l.Resources, t.host)
+	// With a cgroupsPath, kiln create makes that cgroup on the host and
+	// writes the limits there (cgroup.go).
+	size, notes, err := SizeOf(l.Resources, t.host, l.CgroupsPath != "")
 	if err != nil {
 		return err
 	}
 	t.plan.Size, t.plan.Notes = size, notes
-	if l.CgroupsPath != "" {
-		t.ignore("cgroupsPath: the VM is the container's bound, and the guest kernel has no cgroups")
-	}
 	if l.RootfsPropagation != "" {
 		if !contract.Propagations[l.RootfsPropagation] {
 			return fmt.Errorf("%w: linux.rootfsPropagation %q (shared, slave, private, unbindable or their r- forms)", ErrBadBundle, l.RootfsPropagation)

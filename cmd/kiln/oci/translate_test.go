@@ -266,24 +266,39 @@ func TestTranslateRootPropagation(t *testing.T) {
 }
 
 // TestTranslateResources: podman run --memory 256m --cpus 2 gives a VM of
-// 256 MiB and 2 vCPUs; podman's default pids limit and device rules are
-// noted, not dropped.
+// 2 vCPUs and 256 MiB less what its VMM keeps under the host cgroup's
+// limit; without a cgroupsPath the VM is the whole 256 MiB, and podman's
+// default pids limit and device rules, which no host cgroup then takes,
+// are noted, not dropped.
 func TestTranslateResources(t *testing.T) {
-	bundle, _ := podmanBundle(t, func(s *specs.Spec) {
-		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(256 << 20), Swap: i64(512 << 20)}
-		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: i64(200000), Period: u64(100000)}
-	})
-	b, err := LoadBundle(bundle)
-	require.NoError(t, err)
-	p, err := TranslateOn(b, "/empty", Host{CPUs: 2, Memory: 4 << 30})
-	require.NoError(t, err)
-	require.Equal(t, Size{CPUs: 2, Memory: 256 << 20}, p.Size)
-	notes := strings.Join(p.Notes, "\n")
-	for _, want := range []string{"memory.swap", "pids.limit", "devices"} {
-		require.Contains(t, notes, want)
+	for _, c := range []struct {
+		cgroupsPath string
+		mem         uint64
+		notes       []string
+	}{
+		{"/libpod_parent/libpod-c1", 256<<20 - VMMReserve, nil},
+		{"", 256 << 20, []string{"memory.swap", "pids.limit", "devices"}},
+	} {
+		bundle, _ := podmanBundle(t, func(s *specs.Spec) {
+			s.Linux.CgroupsPath = c.cgroupsPath
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(256 << 20), Swap: i64(512 << 20)}
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: i64(200000), Period: u64(100000)}
+		})
+		b, err := LoadBundle(bundle)
+		require.NoError(t, err)
+		p, err := TranslateOn(b, "/empty", Host{CPUs: 2, Memory: 4 << 30})
+		require.NoError(t, err)
+		require.Equal(t, Size{CPUs: 2, Memory: c.mem}, p.Size, "cgroupsPath %q", c.cgroupsPath)
+		notes := strings.Join(p.Notes, "\n")
+		for _, want := range c.notes {
+			require.Contains(t, notes, want)
+		}
+		if c.notes == nil {
+			require.Empty(t, p.Notes, "every limit is the host cgroup's")
+		}
 	}
 
-	p, err = translateBundle(t, writeResourcesBundle(t, nil))
+	p, err := translateBundle(t, writeResourcesBundle(t, nil))
 	require.NoError(t, err)
 	require.Equal(t, DefaultSize, p.Size, "no limits: the default VM")
 	require.Empty(t, p.Notes)

@@ -235,6 +235,15 @@ func (v *VMM) setUp() (err error) {
 	if aborted {
 		return ErrCreateGone
 	}
+	// Into the container's host cgroup (cgroup.go), now that the VM is
+	// built and before it first runs: the guest's RAM, its vCPUs' time and
+	// its I/O are the cgroup's from here on, and kiln's seccomp filter,
+	// set when the VM runs, would not let this process open the file.
+	if plan.Cgroup != nil {
+		if err := plan.Cgroup.Join(os.Getpid()); err != nil {
+			return err
+		}
+	}
 	// The control socket is made now: once the VM runs, kiln's seccomp
 	// filter lets this process accept connections, not make sockets.
 	if v.ctl, err = net.Listen("unix", c.ControlPath()); err != nil {
