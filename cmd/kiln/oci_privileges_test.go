@@ -168,12 +168,13 @@ func TestOCIMountPropagation(t *testing.T) {
 
 	// Field 5 is the mount point; the optional fields run from field 7
 	// to the "-" (proc(5)).
-	fields := map[string][]string{}
+	fields, roots := map[string][]string{}, map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 7 {
 			continue
 		}
+		roots[f[4]] = f[3]
 		var opt []string
 		for _, x := range f[6:] {
 			if x == "-" {
@@ -197,4 +198,9 @@ func TestOCIMountPropagation(t *testing.T) {
 		require.True(t, ok, "%s is in the container's mountinfo", mnt)
 		require.Equal(t, want, got, "%s's propagation fields", mnt)
 	}
+	// Field 4 is the mount's root in its file system. A bind of a host
+	// directory gives its name there, as runc's bind does (the check
+	// runtime-tools' mounts program makes).
+	require.Equal(t, "/"+filepath.Base(vol1), roots["/tmp/slave"])
+	require.Equal(t, "/"+filepath.Base(vol2), roots["/tmp/rshared"])
 }

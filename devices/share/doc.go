@@ -22,6 +22,7 @@
 // # Who does what
 //
 //	share.go     Share: the root directory, limits, Attach (a p9.Attacher)
+//	view.go      a view: a root of kiln's holding only the bound directory or files
 //	resolve.go   how every name is resolved beneath the root (openat2)
 //	file.go      file: one host file held by an O_PATH descriptor (a p9.File)
 //	attr.go      stat(2) results as 9P attributes and qids

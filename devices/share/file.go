@@ -166,9 +166,20 @@ func (f *file) GetAttr(req p9.AttrMask) (p9.QID, p9.AttrMask, p9.Attr, error) {
 
 // StatFS reports the host file system holding the file.
 func (f *file) StatFS() (p9.FSStat, error) {
+	var st p9.FSStat
+	err := f.with(func(fd int) error {
+		var err error
+		st, err = statFS(fd)
+		return err
+	})
+	return st, err
+}
+
+// statFS reports the host file system holding the file fd.
+func statFS(fd int) (p9.FSStat, error) {
 	var st unix.Statfs_t
-	if err := f.with(func(fd int) error { return unix.Fstatfs(fd, &st) }); err != nil {
-		return p9.FSStat{}, err
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return p9.FSStat{}, errno(err)
 	}
 	return p9.FSStat{
 		Type:            uint32(st.Type),

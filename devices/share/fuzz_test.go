@@ -52,14 +52,16 @@ func splitMessages(data []byte) [][]byte {
 	return out
 }
 
-func fuzzSeeds(f *testing.F) {
-	cat := func(ms ...[]byte) []byte {
-		var b []byte
-		for _, m := range ms {
-			b = append(b, m...)
-		}
-		return b
+// cat joins messages into one fuzz input.
+func cat(ms ...[]byte) []byte {
+	var b []byte
+	for _, m := range ms {
+		b = append(b, m...)
 	}
+	return b
+}
+
+func fuzzSeeds(f *testing.F) {
 	f.Add(enc(tRead, 1, 1, uint64(0), 100))
 	f.Add(enc(tReaddir, 1, 4, uint64(0), 1000))
 	f.Add(cat(enc(tWalk, 1, 0, 9, []string{"sub"}), enc(tLcreate, 2, 9, "new", oRDWR, 0o644, 0), enc(tWrite, 3, 9, uint64(0), 3, []byte("abc"))))
@@ -85,15 +87,59 @@ func FuzzMessages(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, r := fuzzSetup(t)
-		for _, m := range splitMessages(data) {
-			room := 8192
-			resp := r.srv.Handle(append([]byte(nil), m...), room)
-			require.GreaterOrEqual(t, len(resp), hdrLen)
-			require.LessOrEqual(t, len(resp), room)
-			require.EqualValues(t, len(resp), binary.LittleEndian.Uint32(resp))
-			require.Equal(t, tagOf(m), binary.LittleEndian.Uint16(resp[5:]))
-		}
-		require.Zero(t, r.strays(), "a library reply matched no request")
-		e.check(t)
+		sendFuzz(t, e, r, data)
 	})
+}
+
+// FuzzViewMessages is FuzzMessages on a view that holds the tree's root
+// under one name: fid 0 is the view's root, fids 1, 2 and 4 as in
+// fuzzSetup but reached through the view.
+func FuzzViewMessages(f *testing.F) {
+	viewSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzView(t, View{Name: "root"}, []string{"root"}, data) })
+}
+
+// FuzzFilesViewMessages is FuzzViewMessages on a view that holds only two
+// names of the tree's root.
+func FuzzFilesViewMessages(f *testing.F) {
+	viewSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzView(t, View{Files: []string{"file", "sub"}}, nil, data) })
+}
+
+func viewSeeds(f *testing.F) {
+	fuzzSeeds(f)
+	f.Add(enc(tWalk, 1, 0, 9, []string{"root", "rel-link"}))
+	f.Add(cat(enc(tUnlinkat, 1, 0, "root", 0x200), enc(tReaddir, 2, 4, uint64(1), 1000)))
+	f.Add(enc(tXattrwalk, 1, 0, 9, "user.x"))
+	f.Add(enc(tGetlock, 1, 4, uint8(1), uint64(0), uint64(0), 1, "c"))
+	f.Add(enc(tRenameat, 1, 2, "x", 0, "x"))
+}
+
+func fuzzView(t *testing.T, v View, in []string, data []byte) {
+	e := newEscapeTree(t)
+	sh, err := NewView(e.root, v, false)
+	require.NoError(t, err)
+	r := newRawShare(t, sh)
+	r.ok(tWalk, 0, 1, append(in, "file"))
+	r.ok(tLopen, 1, oRDWR)
+	r.ok(tWalk, 0, 2, append(in, "sub"))
+	r.ok(tWalk, 0, 4, []string{})
+	r.ok(tLopen, 4, 0)
+	sendFuzz(t, e, r, data)
+}
+
+// sendFuzz sends a fuzz input's messages: every reply must carry its
+// request's tag and fit the room, every library reply must match a
+// request, and nothing outside the tree's root may be touched.
+func sendFuzz(t *testing.T, e *escapeTree, r *raw, data []byte) {
+	for _, m := range splitMessages(data) {
+		room := 8192
+		resp := r.srv.Handle(append([]byte(nil), m...), room)
+		require.GreaterOrEqual(t, len(resp), hdrLen)
+		require.LessOrEqual(t, len(resp), room)
+		require.EqualValues(t, len(resp), binary.LittleEndian.Uint32(resp))
+		require.Equal(t, tagOf(m), binary.LittleEndian.Uint16(resp[5:]))
+	}
+	require.Zero(t, r.strays(), "a library reply matched no request")
+	e.check(t)
 }

@@ -47,6 +47,12 @@ func newClient(t *testing.T, dir string, ro bool) (p9.File, *Server) {
 	t.Helper()
 	sh, err := New(dir, ro)
 	require.NoError(t, err)
+	return serveShare(t, sh)
+}
+
+// serveShare serves sh through the library's own client.
+func serveShare(t *testing.T, sh *Share) (p9.File, *Server) {
+	t.Helper()
 	srv := NewServer(sh)
 	c, s := net.Pipe()
 	go serveConn(srv, s)
@@ -111,6 +117,12 @@ func newRaw(t *testing.T, dir string, ro bool) *raw {
 	t.Helper()
 	sh, err := New(dir, ro)
 	require.NoError(t, err)
+	return newRawShare(t, sh)
+}
+
+// newRawShare is newRaw for a share already made.
+func newRawShare(t *testing.T, sh *Share) *raw {
+	t.Helper()
 	srv := NewServer(sh)
 	t.Cleanup(func() { srv.Reset(); sh.Close() })
 	r := &raw{t: t, srv: srv}

@@ -1,6 +1,7 @@
 package share
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 
@@ -28,6 +29,7 @@ type probes struct {
 	mu   sync.Mutex
 	next uint64
 	got  map[string]*file
+	view map[string]bool // probes that found a view's root (view.go)
 }
 
 const probePrefix = "\x00kiln-probe-"
@@ -56,14 +58,38 @@ func (p *probes) found(name string, f *file) bool {
 	return true
 }
 
-// take ends a probe and returns the file it found, if any.
-func (p *probes) take(name string) *file {
+// foundView is the view root's GetXattr check: if name is a probe in
+// flight, it records that the fid holds the root of a view.
+func (p *probes) foundView(name string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	f := p.got[name]
-	delete(p.got, name)
-	return f
+	if _, ok := p.got[name]; !ok {
+		return false
+	}
+	if p.view == nil {
+		p.view = map[string]bool{}
+	}
+	p.view[name] = true
+	return true
 }
+
+// take ends a probe and returns the file it found, if any, or
+// errViewRoot if it found a view's root.
+func (p *probes) take(name string) (*file, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f, view := p.got[name], p.view[name]
+	delete(p.got, name)
+	delete(p.view, name)
+	if view {
+		return nil, errViewRoot
+	}
+	return f, nil
+}
+
+// errViewRoot is lookup's answer for the root of a view: a directory of
+// kiln's own, with no host file behind it.
+var errViewRoot = errors.New("the root of a view")
 
 // lookup finds the file behind the guest's fid through the library, which
 // also applies its checks (an unknown fid is EBADF, a removed file EINVAL).
@@ -75,8 +101,8 @@ func (s *session) lookup(fid uint32) (*file, error) {
 	le.PutUint16(b[hdrLen+8:], uint16(len(name)))
 	copy(b[hdrLen+10:], name)
 	r := s.roundTrip(b, noTag, rlerrorLen+64)
-	if f := s.share.probes.take(name); f != nil {
-		return f, nil
+	if f, err := s.share.probes.take(name); f != nil || err != nil {
+		return f, err
 	}
 	if r[4] == rLerror && len(r) >= rlerrorLen {
 		return nil, linux.Errno(le.Uint32(r[hdrLen:]))
@@ -93,6 +119,9 @@ func (s *session) unlinkable(dfid uint32, name string) error {
 		return err
 	}
 	f, err := s.lookup(dfid)
+	if err == errViewRoot {
+		return linux.EROFS // and the library's path tree learns no name
+	}
 	if err != nil {
 		return err
 	}
@@ -122,6 +151,9 @@ func (s *session) xattrWalk(m *msg, room int) []byte {
 		return rlerror(m.tag, linux.ENFILE)
 	}
 	f, err := s.lookup(fid)
+	if err == errViewRoot {
+		return rlerror(m.tag, linux.EOPNOTSUPP) // kiln's directory has no attributes
+	}
 	if err != nil {
 		return rlerror(m.tag, err)
 	}
@@ -174,6 +206,9 @@ func (s *session) getLock(m *msg, room int) []byte {
 		return rlerror(m.tag, linux.ERANGE)
 	}
 	f, err := s.lookup(m.u32(0))
+	if err == errViewRoot {
+		return rlerror(m.tag, linux.ENOLCK) // kiln's directory takes no locks
+	}
 	if err != nil {
 		return rlerror(m.tag, err)
 	}

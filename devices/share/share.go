@@ -24,7 +24,8 @@ type Share struct {
 	rootIno  uint64
 	rootDev  uint64
 	readOnly bool
-	isRoot   bool // kiln runs as root: it can give files to guest users
+	isRoot   bool  // kiln runs as root: it can give files to guest users
+	view     *View // what the guest's root holds, if not the directory (view.go)
 
 	maxFDs int64        // host descriptors the share's files may hold
 	fds    atomic.Int64 // host descriptors they hold now
@@ -134,8 +135,17 @@ func (s *Share) Path() string { return s.path }
 // ReadOnly reports whether the share refuses changes.
 func (s *Share) ReadOnly() bool { return s.readOnly }
 
-// Attach returns the root of the share as a new file (p9.Attacher).
+// Attach returns the root of the share as a new file (p9.Attacher): the
+// shared directory, or the root of its view.
 func (s *Share) Attach() (p9.File, error) {
+	if s.view != nil {
+		return &viewRoot{share: s}, nil
+	}
+	return s.rootFile()
+}
+
+// rootFile returns the shared directory as a new file.
+func (s *Share) rootFile() (*file, error) {
 	if err := s.takeFDs(1); err != nil {
 		return nil, err
 	}

@@ -73,6 +73,17 @@ type Share struct {
 	GuestDir string `json:"guest_dir" snap:"each"` // where init mounts it
 	Tag      string `json:"tag"`                   // the 9P mount tag the guest sees
 	ReadOnly bool   `json:"ro,omitempty" snap:"each"`
+	// View, if set, is what the share's root holds instead of HostDir
+	// itself: HostDir under the one name View.Name, or only the files
+	// View.Files of it (devices/share/view.go). OCI bind mounts are
+	// shared so.
+	View *ShareView `json:"view,omitempty" snap:"each"`
+}
+
+// ShareView is a share's view (devices/share.View).
+type ShareView struct {
+	Name  string   `json:"name,omitempty"`
+	Files []string `json:"files,omitempty"`
 }
 
 // ShareTag is the mount tag of the i-th share when none is given.

@@ -78,6 +78,7 @@ func (s Shape) Attach(own Shape) (Shape, error) {
 		// The tag is the device's: the guest read it before the
 		// snapshot was taken.
 		out.Shares[i].HostDir, out.Shares[i].GuestDir, out.Shares[i].ReadOnly = sh.HostDir, sh.GuestDir, sh.ReadOnly
+		out.Shares[i].View = sh.View
 	}
 	for i, n := range own.Nets {
 		out.Nets[i] = n

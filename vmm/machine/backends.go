@@ -58,7 +58,7 @@ func openBackends(cfg *config.Config, taps []*tap.Tap) (_ backends, err error) {
 		bs = append(bs, b)
 	}
 	for _, s := range cfg.Shares {
-		sh, err := share.New(s.HostDir, s.ReadOnly)
+		sh, err := openShare(s)
 		if err != nil {
 			return nil, err
 		}
@@ -80,6 +80,14 @@ func openBackends(cfg *config.Config, taps []*tap.Tap) (_ backends, err error) {
 		bs = append(bs, backend{virtio.NewRNG(), nil})
 	}
 	return bs, nil
+}
+
+// openShare opens the host directory of s, through its view if it has one.
+func openShare(s config.Share) (*share.Share, error) {
+	if v := s.View; v != nil {
+		return share.NewView(s.HostDir, share.View{Name: v.Name, Files: v.Files}, s.ReadOnly)
+	}
+	return share.New(s.HostDir, s.ReadOnly)
 }
 
 // openNet makes the network device n on its tap: one of taps, given

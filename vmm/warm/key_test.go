@@ -26,7 +26,7 @@ func aShape(t *testing.T) config.Shape {
 		Disks:  []config.Disk{{Path: file("disk")}},
 		Nets:   []config.Net{{Tap: "tap0"}},
 		Vsock:  &config.Vsock{CID: 3, Path: "/tmp/v"},
-		Shares: []config.Share{{HostDir: dir, GuestDir: "/mnt/x", Tag: "kiln0"}},
+		Shares: []config.Share{{HostDir: dir, GuestDir: "/mnt/x", Tag: "kiln0", View: &config.ShareView{Name: "x", Files: []string{"f"}}}},
 	}
 }
 

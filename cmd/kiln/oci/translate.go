@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -63,7 +64,7 @@ func TranslateOn(b *Bundle, empty string, h Host) (*Plan, error) {
 	}
 	p := t.plan
 	for i, d := range t.dirs {
-		p.Shares = append(p.Shares, config.Share{HostDir: d.dir, GuestDir: path.Join("/kiln/slots", SlotTag(i)), Tag: SlotTag(i), ReadOnly: d.ro})
+		p.Shares = append(p.Shares, config.Share{HostDir: d.dir, GuestDir: path.Join("/kiln/slots", SlotTag(i)), Tag: SlotTag(i), ReadOnly: d.ro, View: d.view})
 	}
 	for i := len(p.Shares); i < Slots; i++ {
 		p.Shares = append(p.Shares, emptySlot(empty, i))
@@ -84,8 +85,9 @@ type translator struct {
 
 // sharedDir is a host directory given a slot.
 type sharedDir struct {
-	dir string
-	ro  bool // every bind from it is read-only
+	dir  string
+	ro   bool              // every bind from it is read-only
+	view *config.ShareView // what the guest sees of it; nil: all of it
 }
 
 func (t *translator) ignore(what string) { t.ignored[what] = true }
@@ -96,7 +98,7 @@ func (t *translator) translate(b *Bundle) error {
 	// The root: slot 0, shared writable, so that init can make the mount
 	// points config.json needs; a read-only root is remounted read-only
 	// in the guest once they are made, as runc does.
-	t.dirs = append(t.dirs, sharedDir{dir: b.Rootfs})
+	t.dirs = append(t.dirs, sharedDir{dir: b.Rootfs}) // all of it: no view
 	c.Root = contract.ContainerRoot{Tag: SlotTag(0), ReadOnly: s.Root.Readonly}
 	c.ControlPort = ControlPort
 	c.Hostname = s.Hostname
@@ -362,29 +364,50 @@ func (t *translator) bind(m specs.Mount, cm *contract.ContainerMount) (*contract
 	if err != nil {
 		return nil, fmt.Errorf("%w: bind mount on %s: %v", ErrBadBundle, m.Destination, err)
 	}
-	dir := m.Source
 	switch {
+	case st.IsDir() && filepath.Clean(m.Source) == "/":
+		cm.Tag = t.share(sharedDir{dir: "/", ro: cm.ReadOnly})
 	case st.IsDir():
+		// The directory, as the one entry of a root of kiln's: the guest
+		// binds that entry, so its mountinfo gives the mount's root as
+		// /NAME, as the host's does for runc's bind of the same.
+		dir := filepath.Clean(m.Source)
+		cm.Path = filepath.Base(dir)
+		cm.Tag = t.share(sharedDir{dir: dir, ro: cm.ReadOnly, view: &config.ShareView{Name: cm.Path}})
 	case st.Mode().IsRegular():
-		// A file: its directory is shared, and the guest binds the file.
-		dir, cm.Path = filepath.Split(filepath.Clean(m.Source))
-		dir = filepath.Clean(dir)
+		// A file: its directory is shared, with only the files bound
+		// from it in view, and the guest binds the file.
+		dir, name := filepath.Split(filepath.Clean(m.Source))
+		cm.Path = name
+		cm.Tag = t.share(sharedDir{dir: filepath.Clean(dir), ro: cm.ReadOnly, view: &config.ShareView{Files: []string{name}}})
 	default:
 		return nil, fmt.Errorf("%w: bind mount of %s on %s: only directories and regular files reach a VM (a device, socket or FIFO of the host does not)", ErrUnsupported, m.Source, m.Destination)
 	}
-	cm.Tag = t.share(dir, cm.ReadOnly)
 	return cm, nil
 }
 
-// share gives the host directory dir a slot, or finds the one it has.
-func (t *translator) share(dir string, ro bool) string {
+// share gives d a slot, or finds the one that shares its directory the
+// same way: files bound from one directory share one slot, each adding
+// itself to its view.
+func (t *translator) share(d sharedDir) string {
 	for i := range t.dirs {
-		if t.dirs[i].dir == dir {
-			t.dirs[i].ro = t.dirs[i].ro && ro
-			return SlotTag(i)
+		o := &t.dirs[i]
+		if o.dir != d.dir || (o.view == nil) != (d.view == nil) {
+			continue
 		}
+		switch {
+		case d.view == nil, d.view.Name != "" && o.view.Name == d.view.Name:
+		case len(d.view.Files) > 0 && len(o.view.Files) > 0:
+			if !slices.Contains(o.view.Files, d.view.Files[0]) {
+				o.view.Files = append(o.view.Files, d.view.Files[0])
+			}
+		default:
+			continue
+		}
+		o.ro = o.ro && d.ro
+		return SlotTag(i)
 	}
-	t.dirs = append(t.dirs, sharedDir{dir: dir, ro: ro})
+	t.dirs = append(t.dirs, d)
 	return SlotTag(len(t.dirs) - 1)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-vmm/kiln/guest/contract"
+	"github.com/kiln-vmm/kiln/vmm/config"
 )
 
 // podmanBundle writes a bundle with the config.json podman 4.3 wrote for
@@ -107,10 +108,18 @@ func TestTranslatePodman(t *testing.T) {
 	require.Equal(t, contract.ContainerMount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", NoSuid: true, NoDev: true, CopyUp: true, Propagation: []string{"rprivate"}}, mounts["/tmp"])
 	require.Equal(t, contract.ContainerMount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", NoSuid: true, NoExec: true, Data: []string{"mode=755", "size=65536k"}}, mounts["/dev"])
 	require.Equal(t, []string{"newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}, mounts["/dev/pts"].Data)
-	require.Equal(t, contract.ContainerMount{Destination: "/data", Type: "bind", Tag: "kiln1", Recursive: true, Propagation: []string{"rprivate"}}, mounts["/data"])
+	// A bound directory is the one entry of its share's view; bound files
+	// are the only ones of theirs.
+	require.Equal(t, contract.ContainerMount{Destination: "/data", Type: "bind", Tag: "kiln1", Path: "x", Recursive: true, Propagation: []string{"rprivate"}}, mounts["/data"])
+	require.Equal(t, &config.ShareView{Name: "x"}, p.Shares[1].View)
+	require.Nil(t, p.Shares[0].View, "the root is shared whole")
 	require.Equal(t, contract.ContainerMount{Destination: "/etc/group", Type: "bind", Tag: "kiln2", Path: "group", ReadOnly: true, NoSuid: true, NoDev: true, NoExec: true, Propagation: []string{"rprivate"}}, mounts["/etc/group"])
 	require.Equal(t, "kiln3", mounts["/etc/hosts"].Tag)
 	require.Equal(t, "hosts", mounts["/etc/hosts"].Path)
+	require.NotNil(t, p.Shares[3].View)
+	require.Empty(t, p.Shares[3].View.Name)
+	require.Contains(t, p.Shares[3].View.Files, "hosts")
+	require.NotContains(t, p.Shares[3].View.Files, "group", "group is another directory's")
 	require.Equal(t, "tmpfs", mounts["/dev/shm"].Type, "podman's /dev/shm becomes a tmpfs in the guest")
 	require.True(t, mounts["/sys"].ReadOnly)
 
