@@ -279,18 +279,18 @@ func eventsCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 }
 
 func updateCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
-	resources := fs.StringP("resources", "r", "", "a JSON file of the new linux.resources (- for stdin)")
-	for _, name := range []string{"memory", "memory-reservation", "memory-swap", "kernel-memory", "cpuset-cpus", "cpuset-mems", "cpu-quota", "cpu-period", "cpu-rt-period", "cpu-rt-runtime", "cpu-share", "blkio-weight", "pids-limit", "l3-cache-schema", "mem-bw-schema"} {
-		fs.String(name, "", "refused: see kiln update --help")
+	resources := fs.StringP("resources", "r", "", "a JSON file of the new linux.resources (- for stdin), applied over the flags")
+	for _, name := range oci.UpdateFlagNames {
+		fs.String(name, "", "as runc update's: written to the container's host cgroup (memory: only the limit it has; see docs/oci.md)")
 	}
 	return func(r *oci.Runtime, args []string) error {
-		var changed []string
+		flags := oci.UpdateFlags{}
 		fs.Visit(func(f *pflag.Flag) {
-			if f.Name != "help" {
-				changed = append(changed, "--"+f.Name)
+			if f.Name != "help" && f.Name != "resources" {
+				flags[f.Name] = f.Value.String()
 			}
 		})
-		return r.Update(args[0], changed, *resources)
+		return r.Update(args[0], flags, *resources)
 	}
 }
 

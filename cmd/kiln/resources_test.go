@@ -185,7 +185,26 @@ func TestOCIHostCgroup(t *testing.T) {
 	require.Greater(t, used, int64(1<<20), "the guest's memory is charged to the cgroup")
 	memDir := dirOf("memory")
 
-	r := o.run("start", "g1")
+	// kiln update writes the CPU and process limits into the cgroup, and
+	// takes an unchanged memory limit as no change, as engines send it;
+	// a new one it refuses: the VM's memory is fixed.
+	r := o.run("update", "--cpu-share", "256", "--pids-limit", "50", "g1")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "50", read("pids", "pids.max", "pids.max"))
+	if !v2 {
+		require.Equal(t, "256", read("cpu", "cpu.shares", "cpu.weight"))
+	}
+	resFile := filepath.Join(t.TempDir(), "resources.json")
+	require.NoError(t, os.WriteFile(resFile, []byte(fmt.Sprintf(`{"memory":{"limit":%d},"pids":{"limit":60}}`, limit)), 0o644))
+	r = o.run("update", "--resources", resFile, "g1")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "60", read("pids", "pids.max", "pids.max"))
+	r = o.run("update", "--memory", "512m", "g1")
+	require.Equal(t, 1, r.code, "a new memory limit is refused")
+	require.Contains(t, r.stderr, "memory.limit")
+	require.Equal(t, strconv.FormatInt(limit, 10), read("memory", "memory.limit_in_bytes", "memory.max"), "and not written")
+
+	r = o.run("start", "g1")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Eventually(t, func() bool { out, _ := o.output("g1"); return strings.Contains(out, "MemTotal") }, bootDeadline, 100*time.Millisecond)
 	out, _ := o.output("g1")

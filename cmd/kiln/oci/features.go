@@ -10,7 +10,7 @@ import (
 // Features is what kiln features prints: the parts of the runtime
 // specification kiln recognizes (runtime-spec's features.md).
 func Features() features.Features {
-	f := false
+	f, t := false, true
 	caps := make([]string, 0, len(capabilities))
 	for name := range capabilities {
 		caps = append(caps, name)
@@ -19,7 +19,7 @@ func Features() features.Features {
 	return features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
-		Hooks:         []string{}, // refused: see docs/oci.md
+		Hooks:         []string{"prestart", "createRuntime", "poststart", "poststop"}, // on the host (hooks.go)
 		MountOptions: []string{
 			"bind", "rbind", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "tmpcopyup",
 			"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
@@ -30,10 +30,14 @@ func Features() features.Features {
 			// except the network's: the VM takes the interface there.
 			Namespaces:   []string{"pid", "network", "ipc", "uts", "mount", "cgroup", "time"},
 			Capabilities: caps,
-			Cgroup:       &features.Cgroup{V1: &f, V2: &f, Systemd: &f, SystemdUser: &f},
-			Seccomp:      &features.Seccomp{Enabled: &f},
-			Apparmor:     &features.Apparmor{Enabled: &f},
-			Selinux:      &features.Selinux{Enabled: &f},
+			// The VMM's host cgroup (cgroup.go), v1 or v2. With
+			// --systemd-cgroup a slice:prefix:name path is made in the
+			// cgroup file system, not as a systemd unit: no systemd
+			// cgroup manager.
+			Cgroup:   &features.Cgroup{V1: &t, V2: &t, Systemd: &f, SystemdUser: &f},
+			Seccomp:  &features.Seccomp{Enabled: &f},
+			Apparmor: &features.Apparmor{Enabled: &f},
+			Selinux:  &features.Selinux{Enabled: &f},
 		},
 		Annotations: map[string]string{
 			"org.kiln-vmm.isolation": "microvm",

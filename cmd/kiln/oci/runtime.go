@@ -1,20 +1,15 @@
 package oci
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"sort"
-	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-vmm/kiln/vmm/config"
 	"github.com/kiln-vmm/kiln/vmm/ipc"
 )
 
@@ -140,6 +135,20 @@ func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 	if err := c.Save(); err != nil {
 		return nil, err
 	}
+	if h := plan.Hooks; h != nil {
+		// The VM exists and its process waits for kiln start.
+		for _, k := range []struct {
+			kind  string
+			hooks []specs.Hook
+		}{{"prestart", h.Prestart}, {"createRuntime", h.CreateRuntime}} {
+			if err := runHooks(k.kind, k.hooks, c.State().State); err != nil {
+				vmm.Kill()
+				vmm = nil
+				r.poststop(c, h)
+				return nil, err
+			}
+		}
+	}
 	if o.PidFile != "" {
 		if err := WritePidFile(o.PidFile, c.Pid); err != nil {
 			return nil, err
@@ -183,7 +192,28 @@ func (r *Runtime) Start(id string) error {
 		return fmt.Errorf("start %s: %w", c.ID, err)
 	}
 	c.Started = true
-	return c.Save()
+	if err := c.Save(); err != nil {
+		return err
+	}
+	if plan, err := LoadPlan(c.PlanPath()); err == nil && plan.Hooks != nil {
+		if err := runHooks("poststart", plan.Hooks.Poststart, c.State().State); err != nil {
+			r.Log.Warn(c.ID + ": " + err.Error()) // the process runs: a warning, as runc's
+		}
+	}
+	return nil
+}
+
+// poststop runs the poststop hooks of a container that is gone; a
+// failure is a warning in the log.
+func (r *Runtime) poststop(c *Container, h *Hooks) {
+	if h == nil || len(h.Poststop) == 0 {
+		return
+	}
+	st := c.State().State
+	st.Status, st.Pid = specs.StateStopped, 0
+	if err := runHooks("poststop", h.Poststop, st); err != nil {
+		r.Log.Warn(c.ID + ": " + err.Error())
+	}
 }
 
 // State is the container's OCI state.
@@ -255,13 +285,20 @@ func (r *Runtime) Delete(id string, force bool) error {
 		c.Unlock() // kept: a delete again tries again
 		return fmt.Errorf("delete %s: %w", c.ID, err)
 	}
-	if plan, err := LoadPlan(c.PlanPath()); err == nil && plan.Cgroup != nil {
+	plan, _ := LoadPlan(c.PlanPath())
+	if plan != nil && plan.Cgroup != nil {
 		if err := plan.Cgroup.Remove(); err != nil {
 			c.Unlock() // kept: a delete again tries again
 			return fmt.Errorf("delete %s: %w", c.ID, err)
 		}
 	}
-	return c.Remove()
+	if err := c.Remove(); err != nil {
+		return err
+	}
+	if plan != nil {
+		r.poststop(c, plan.Hooks)
+	}
+	return nil
 }
 
 // hostCgroup makes the container's host cgroup for linux.cgroupsPath,
@@ -323,51 +360,4 @@ func (r *Runtime) Pids(id string) ([]int, error) {
 		pids = append(pids, c.Pid)
 	}
 	return pids, nil
-}
-
-// Update would change a running container's resources (runc update's
-// flags, named in flags, or a linux.resources JSON file, "-" for stdin).
-// A kiln container's memory and vCPUs are its VM's, fixed when it is
-// created from config.json's linux.resources (resources.go; no memory
-// balloon, no vCPU hotplug), and it has no cgroup of its own inside the
-// guest: so every change is refused, each by name, with the VM's size. A
-// resources file that asks for nothing is no change, and no error.
-func (r *Runtime) Update(id string, flags []string, resources string) error {
-	c, err := r.Store.Open(id, false)
-	if err != nil {
-		return err
-	}
-	if !live(c.Status()) {
-		return fmt.Errorf("%w: %s", ErrNotRunning, id)
-	}
-	asked := append([]string(nil), flags...)
-	if resources != "" {
-		var data []byte
-		if resources == "-" {
-			data, err = io.ReadAll(os.Stdin)
-		} else {
-			data, err = os.ReadFile(resources)
-		}
-		if err != nil {
-			return fmt.Errorf("update: %w", err)
-		}
-		var res map[string]json.RawMessage
-		if err := json.Unmarshal(data, &res); err != nil {
-			return fmt.Errorf("update: %s: %v", resources, err)
-		}
-		for k, v := range res {
-			if s := strings.TrimSpace(string(v)); s != "null" && s != "{}" && s != "[]" {
-				asked = append(asked, "linux.resources."+k)
-			}
-		}
-	}
-	if len(asked) == 0 {
-		return nil
-	}
-	sort.Strings(asked)
-	size := DefaultSize
-	if plan, err := LoadPlan(c.PlanPath()); err == nil {
-		size = plan.VMSize()
-	}
-	return fmt.Errorf("update %s: %w: %s: a running VM cannot change: its memory (%s) and vCPUs (%d) were fixed by linux.resources when it was created (no balloon, no hotplug), and the guest has no cgroup to limit", id, ErrUnsupported, strings.Join(asked, ", "), config.FormatSize(size.Memory), size.CPUs)
 }

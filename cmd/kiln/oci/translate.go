@@ -41,6 +41,8 @@ type Plan struct {
 	// made for linux.cgroupsPath with the limits written in it; the VMM
 	// moves itself in before its VM first runs. nil: no cgroupsPath.
 	Cgroup *Cgroup `json:",omitempty"`
+	// Hooks are config.json's hooks that run on the host (hooks.go).
+	Hooks *Hooks `json:",omitempty"`
 	// Ignored lists, once each, what config.json asks that a VM does not
 	// do (docs/oci.md says why for each).
 	Ignored []string
@@ -102,9 +104,11 @@ func (t *translator) translate(b *Bundle) error {
 	c.Root = contract.ContainerRoot{Tag: SlotTag(0), ReadOnly: s.Root.Readonly}
 	c.ControlPort = ControlPort
 	c.Hostname = s.Hostname
-	if s.Hooks != nil && (len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime)+len(s.Hooks.CreateContainer)+len(s.Hooks.StartContainer)+len(s.Hooks.Poststart)+len(s.Hooks.Poststop) > 0) {
-		return fmt.Errorf("%w: OCI hooks: they expect to run in the container's namespaces on the host", ErrUnsupported)
+	hooks, err := translateHooks(s.Hooks)
+	if err != nil {
+		return err
 	}
+	t.plan.Hooks = hooks
 	if s.Windows != nil || s.Solaris != nil || s.ZOS != nil {
 		return fmt.Errorf("%w: a bundle for another operating system", ErrUnsupported)
 	}

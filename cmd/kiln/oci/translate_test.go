@@ -173,9 +173,9 @@ func TestTranslateRefuses(t *testing.T) {
 			s.Linux.Namespaces = ns // podman --network host
 		}, "a VM cannot share the host's network stack"},
 		{"no linux section", func(s *specs.Spec) { s.Linux = nil }, "a VM cannot share the host's network stack"},
-		{"hooks", func(s *specs.Spec) {
-			s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}}
-		}, "hooks"},
+		{"hooks in the container's namespaces", func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/true"}}}
+		}, "hooks.createContainer"},
 		{"a host device bound", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/x", Type: "bind", Source: "/dev/null", Options: []string{"bind"}})
 		}, "only directories and regular files"},
