@@ -32,8 +32,18 @@ func main() {
 		fail("socket", err)
 	}
 	if os.Args[1] == "connect" {
-		if err := unix.Connect(fd, &unix.SockaddrVM{CID: hostCID, Port: uint32(port)}); err != nil {
-			fail("connect", err)
+		// A signal (the Go runtime's preemption, SIGURG) interrupts a
+		// vsock connect and cancels it (the socket is unconnected
+		// again): connect again.
+		for {
+			err := unix.Connect(fd, &unix.SockaddrVM{CID: hostCID, Port: uint32(port)})
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				fail("connect", err)
+			}
+			break
 		}
 	} else {
 		if err := unix.Bind(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_ANY, Port: uint32(port)}); err != nil {
@@ -43,6 +53,9 @@ func main() {
 			fail("listen", err)
 		}
 		c, _, err := unix.Accept(fd)
+		for err == unix.EINTR {
+			c, _, err = unix.Accept(fd)
+		}
 		if err != nil {
 			fail("accept", err)
 		}
