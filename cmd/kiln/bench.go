@@ -29,7 +29,7 @@ func cmdBench(args []string) int {
 	warmup := fs.Int("warmup", 1, "rounds run first and not counted")
 	mem := fs.String("memory", "128M", "guest memory for the VMs")
 	density := fs.String("density", "1,4,16", "numbers of kiln VMs to start at once, comma-separated; \"\" for none")
-	restoreDensity := fs.String("restore-density", "8", "numbers of kiln VMs to restore at once from the kiln-restore snapshot, comma-separated; \"\" for none")
+	restoreDensity := fs.String("restore-density", "8", "numbers of kiln VMs to restore at once from one snapshot, comma-separated; \"\" for none (boot: kiln-restore's; http: clones of the ready-app snapshot, 32 unless told)")
 	only := fs.StringSlice("only", nil, "run only these methods: "+strings.Join(bench.MethodNames, ", "))
 	timeout := fs.Duration("timeout", 5*time.Minute, "longest a single start may take")
 	workload := fs.String("workload", "boot", "boot: COMMAND started to its exit; http: the image's httpd served by each method (first HTTP 200, a burst, memory, density)")
@@ -51,6 +51,9 @@ func cmdBench(args []string) int {
 	size, err := config.ParseSize(*mem)
 	if err != nil {
 		return usageErr("--memory: %s", strings.TrimPrefix(err.Error(), "usage: "))
+	}
+	if *workload == "http" && !fs.Changed("restore-density") {
+		*restoreDensity = "32"
 	}
 	rks, err := bench.ParseDensity(*restoreDensity)
 	if err != nil {

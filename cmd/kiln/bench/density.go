@@ -116,6 +116,9 @@ func describeDensity(d Density) string {
 		if d.TotalOverhead > 0 {
 			s += ", VMM overhead " + FormatKiB(d.TotalOverhead)
 		}
+		if d.PerSecond > 0 {
+			s += fmt.Sprintf("; %.1f restored and serving per second (%.1f per host core)", d.PerSecond, d.PerCoreSecond)
+		}
 		if d.Err != "" {
 			s += "; failed: " + d.Err
 		}

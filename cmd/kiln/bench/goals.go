@@ -172,5 +172,50 @@ func CheckHTTPGoals(r *Results) []Goal {
 		}
 		goals = append(goals, g)
 	}
-	return goals
+	return append(goals, cloneGoals(r)...)
+}
+
+// ClonePSSGoal is issue 21's memory goal for clones: K VMs restored from
+// one ready-app snapshot, serving at once, take at most this many times
+// the PSS of one cold-booted VM serving the same (their unchanged pages
+// are the snapshot's, shared in the page cache).
+const ClonePSSGoal = 1.5
+
+// cloneGoals are the clone runs' goals: the memory of the largest run
+// of kiln-restore-ready clones in which every one answered, against the
+// kiln row's median PSS (one cold-booted VM serving), and the clone rate
+// of that run, reported.
+func cloneGoals(r *Results) []Goal {
+	var clones *Density
+	for i := range r.Density {
+		d := &r.Density[i]
+		if d.Method == "kiln-restore-ready" && d.Err == "" && (clones == nil || d.VMs > clones.VMs) {
+			clones = d
+		}
+	}
+	cold := r.Find("kiln")
+	var coldPSS uint64
+	if cold != nil {
+		if v := cold.MemoryKiB(func(m Memory) uint64 { return m.PSS }); len(v) > 0 {
+			coldPSS = MedianKiB(v)
+		}
+	}
+	mem := Goal{Name: "ready-app clones' memory", Target: fmt.Sprintf("K clones of one ready-app snapshot serving at once (--restore-density): total PSS ≤ %.1f × one cold-booted VM's (the kiln row's median)", ClonePSSGoal)}
+	rate := Goal{Name: "clone rate", Target: "reported, not a target: ready-app clones restored and answering 200 per second, per host core"}
+	switch {
+	case clones == nil:
+		why := "needs a kiln-restore-ready density run in which every clone answered (--restore-density 32)" + unavailableNote(r.Find("kiln-restore-ready"))
+		mem.Note, rate.Note = why, why
+	default:
+		rate.Known, rate.Met = true, true
+		rate.Value = fmt.Sprintf("%.1f per second, %.1f per host core (%d clones all answered after %s)", clones.PerSecond, clones.PerCoreSecond, clones.VMs, FormatDuration(clones.AllServing))
+		if coldPSS == 0 {
+			mem.Note = "needs the kiln row's memory samples (one cold-booted VM serving)" + unavailableNote(cold)
+			break
+		}
+		ratio := float64(clones.TotalPSS) / float64(coldPSS)
+		mem.Known, mem.Met = true, ratio <= ClonePSSGoal
+		mem.Value = fmt.Sprintf("%.2f × (%d clones %s, 1 booted %s)", ratio, clones.VMs, FormatKiB(clones.TotalPSS), FormatKiB(coldPSS))
+	}
+	return []Goal{mem, rate}
 }

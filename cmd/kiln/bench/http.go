@@ -30,9 +30,15 @@ import (
 // HTTPMethodNames are the HTTP workload's methods, in table order.
 var HTTPMethodNames = []string{"podman+runc", "podman+kiln", "ctr+runc", "ctr+kiln", "kiln", "kiln-restore", "kiln-restore-ready"}
 
-// httpDensityMethods are the methods the density runs start, those
-// available.
+// httpDensityMethods are the methods the density runs start, K at once
+// for each K of --density, those available.
 var httpDensityMethods = []string{"podman+runc", "kiln", "kiln-restore"}
+
+// httpCloneMethods are those whose density runs are clones of one
+// snapshot, K at once for each K of --restore-density (32 unless told):
+// issue 21's clones of a ready-app snapshot serving at once, and the
+// clone rate.
+var httpCloneMethods = []string{"kiln-restore-ready"}
 
 // servicePort is the port httpd listens on in every instance.
 const servicePort = 8080
@@ -117,7 +123,19 @@ func (b *bench) runHTTP(ctx context.Context) (*Results, error) {
 	for _, r := range runners {
 		res.Methods = append(res.Methods, r.Method)
 	}
+	type densityRun struct {
+		name string
+		ks   []int
+	}
+	var runs []densityRun
 	for _, name := range httpDensityMethods {
+		runs = append(runs, densityRun{name, b.opt.Density})
+	}
+	for _, name := range httpCloneMethods {
+		runs = append(runs, densityRun{name, b.opt.RestoreDensity})
+	}
+	for _, run := range runs {
+		name := run.name
 		var r *httpRunner
 		for i := range runners {
 			if runners[i].Name == name && runners[i].Unavailable == "" {
@@ -127,7 +145,7 @@ func (b *bench) runHTTP(ctx context.Context) (*Results, error) {
 		if r == nil {
 			continue
 		}
-		for _, k := range b.opt.Density {
+		for _, k := range run.ks {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
@@ -182,7 +200,7 @@ func (b *bench) serveOnce(ctx context.Context, r *httpRunner, n int) Sample {
 // httpDensity starts k instances of r at once and measures the time
 // until every one answered 200, and their memory then.
 func (b *bench) httpDensity(ctx context.Context, r *httpRunner, k int, seq *int) Density {
-	d := Density{VMs: k, Method: r.Name, Restored: r.Name == "kiln-restore"}
+	d := Density{VMs: k, Method: r.Name, Restored: r.Name == "kiln-restore" || r.Name == "kiln-restore-ready"}
 	cpus := max(b.opt.Host.CPUs, 1)
 	ctx, cancel := context.WithTimeout(ctx, b.opt.Timeout*time.Duration((k+cpus-1)/cpus+1))
 	defer cancel()
@@ -220,6 +238,12 @@ func (b *bench) httpDensity(ctx context.Context, r *httpRunner, k int, seq *int)
 	}
 	wg.Wait()
 	d.AllServing = time.Since(start)
+	if d.Restored && len(d.Each) == k {
+		// The clone rate, as Firecracker counts VMs created per host core
+		// per second: here to serving, not only to created.
+		d.PerSecond = float64(k) / d.AllServing.Seconds()
+		d.PerCoreSecond = d.PerSecond / float64(cpus)
+	}
 	for _, inst := range insts {
 		pids, vmm, err := inst.procs()
 		if err == nil {

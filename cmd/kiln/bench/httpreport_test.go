@@ -95,7 +95,7 @@ func TestHTTPReport(t *testing.T) {
 func TestHTTPGoals(t *testing.T) {
 	r := httpResults()
 	r.Goals = CheckHTTPGoals(r)
-	require.Len(t, r.Goals, 3)
+	require.Len(t, r.Goals, 5)
 	ready, cold := r.Goals[0], r.Goals[2]
 	require.False(t, ready.Known)
 	require.Contains(t, ready.Note, "kiln-restore-ready unavailable: this kiln's snapshot has no --ready-port")
@@ -111,6 +111,33 @@ func TestHTTPGoals(t *testing.T) {
 	g := CheckHTTPGoals(r)[0]
 	require.True(t, g.Known && g.Met, "%+v", g)
 	require.Equal(t, "0.58 × (kiln-restore-ready 200 ms, podman+runc 345 ms)", g.Value)
+}
+
+func TestHTTPCloneGoals(t *testing.T) {
+	r := httpResults()
+	goals := CheckHTTPGoals(r)
+	mem, rate := goals[3], goals[4]
+	require.False(t, mem.Known || rate.Known, "no clone run: unknown")
+	require.Contains(t, mem.Note, "kiln-restore-ready unavailable")
+
+	// 16 clones all answering in 4 s on 2 cores: 4 a second, 2 per core;
+	// their PSS against the kiln row's median, 36000 KiB. The 32-clone
+	// run in which one never answered decides nothing.
+	r.Density = append(r.Density,
+		Density{VMs: 32, Method: "kiln-restore-ready", Restored: true, AllServing: 5 * time.Second, Err: "1 of 32: never answered 200"},
+		Density{VMs: 16, Method: "kiln-restore-ready", Restored: true, AllServing: 4 * time.Second, TotalPSS: 50000, PerSecond: 4, PerCoreSecond: 2},
+	)
+	goals = CheckHTTPGoals(r)
+	mem, rate = goals[3], goals[4]
+	require.True(t, mem.Known && mem.Met, "%+v", mem)
+	require.Equal(t, "1.39 × (16 clones 48.8 MiB, 1 booted 35.2 MiB)", mem.Value, "the largest run in which all answered")
+	require.Equal(t, "4.0 per second, 2.0 per host core (16 clones all answered after 4.00 s)", rate.Value)
+	r.Density[len(r.Density)-1].TotalPSS = 60000
+	require.False(t, CheckHTTPGoals(r)[3].Met, "1.67 × misses")
+
+	var b bytes.Buffer
+	WriteReport(&b, r)
+	require.Contains(t, b.String(), "16 × kiln-restore-ready: all answered 200 after 4.00 s; total PSS 58.6 MiB, RSS 0 KiB; 4.0 restored and serving per second (2.0 per host core)")
 }
 
 // fmtRatio is the value as CheckHTTPGoals writes it with the ratio

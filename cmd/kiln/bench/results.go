@@ -133,7 +133,12 @@ type Density struct {
 	TotalRSS      uint64 `json:"total_rss_kib"`
 	TotalPSS      uint64 `json:"total_pss_kib"`
 	TotalOverhead uint64 `json:"total_overhead_kib"`
-	Err           string `json:"error,omitempty"`
+	// PerSecond is the clone rate of a restored HTTP density run in which
+	// every instance answered: instances restored and serving per second,
+	// K over AllServing; PerCoreSecond is that per host core.
+	PerSecond     float64 `json:"serving_per_second,omitempty"`
+	PerCoreSecond float64 `json:"serving_per_core_second,omitempty"`
+	Err           string  `json:"error,omitempty"`
 }
 
 // Goal is one of the targets kiln sets itself, checked against this run.
