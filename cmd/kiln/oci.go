@@ -51,7 +51,7 @@ var ociCommands = map[string]*ociCommand{
 	"ps":     {"[--format table|json] ID", "list the container's host processes: its VMM", 1, 1 << 20, psCommand},
 	"list":   {"[--format table|json] [--quiet]", "list the containers under the root", 0, 0, listCommand},
 	"events": {"[--stats] [--interval D] ID", "print the container's resource use as JSON, once with --stats, else every interval until it stops", 1, 1, eventsCommand},
-	"update": {"[resource flags] [-r FILE] ID", "change a running container's resources: refused, a VM's size is fixed when it is created", 1, 1, updateCommand},
+	"update": {"[resource flags] [-r FILE] ID", "change a running container's limits in its host cgroup (CPU, cpuset, pids, I/O); its VM's memory is fixed", 1, 1, updateCommand},
 	"spec":   {"[--bundle DIR]", "write an example config.json", 0, 0, specCommand},
 	"pause":  {"ID", "stop the container's VM: its vCPUs leave the guest and wait for resume", 1, 1, simple((*oci.Runtime).Pause)},
 	"resume": {"ID", "let a paused container's VM go on where it was", 1, 1, simple((*oci.Runtime).Resume)},
