@@ -319,7 +319,7 @@ wait:
 	require.Positive(t, took["guest's job"])
 	require.Positive(t, steps[oci.StepStarted].Took["exec"], "the guest timed the exec")
 	require.Positive(t, took["exec"])
-	t.Logf("c2's phases, kiln create to delete: %v", spans)
+	t.Logf("c2's phases, kiln create to delete: %v; the guest's timings: %v %v", spans, steps[oci.StepReady].Took, steps[oci.StepStarted].Took)
 
 	// c3: running, deleted: refused without --force.
 	pid3 := o.createOK("c3", b1)

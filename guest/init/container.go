@@ -36,7 +36,9 @@ const drainTimeout = 60 * time.Second
 
 // runContainer sets up and runs the container; it does not return.
 func runContainer(c *contract.Container, quiet bool) {
+	began := time.Now()
 	ctl, err := dialControl(c.ControlPort)
+	dialed := time.Since(began)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: %v\n", err)
 		end(125, quiet)
@@ -77,7 +79,9 @@ func runContainer(c *contract.Container, quiet bool) {
 			}
 		}
 	})
-	ready := contract.Control{Op: contract.ControlReady, Took: map[string]int64{"mounts": int64(ct.mounts)}}
+	ready := contract.Control{Op: contract.ControlReady, Took: map[string]int64{
+		"job": int64(timings.job), "apply": int64(timings.apply), "control": int64(dialed), "mounts": int64(ct.mounts), "stdio": int64(ct.stdio), "setup": int64(time.Since(began)),
+	}}
 	if err := ctl.send(ready); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: report ready: %v\n", err)
 		end(125, quiet)
@@ -102,6 +106,7 @@ type container struct {
 	// mounts, devices, masked and read-only paths (for kiln's phase
 	// marks).
 	mounts time.Duration
+	stdio  time.Duration // connecting the stdio streams to the host
 }
 
 // setupContainer does everything before the process runs.
@@ -178,9 +183,11 @@ func setupContainer(c *contract.Container) (*container, error) {
 			return nil, fmt.Errorf("make the root read-only: %w", err)
 		}
 	}
+	t := time.Now()
 	if err := ct.connectStdio(root); err != nil {
 		return nil, err
 	}
+	ct.stdio = time.Since(t)
 	return ct, nil
 }
 

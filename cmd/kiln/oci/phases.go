@@ -32,10 +32,13 @@ const PhasesEnv = "KILN_PHASES"
 
 // The steps a container's kiln processes mark.
 const (
-	StepCreate  = "create"  // kiln create started
-	StepVMM     = "vmm"     // the VMM process started
-	StepBuilt   = "built"   // the VMM's VM is restored from the warm snapshot, about to run
-	StepReady   = "ready"   // the guest set the container up (Took: "mounts", as the guest timed them)
+	StepCreate = "create" // kiln create started
+	StepVMM    = "vmm"    // the VMM process started
+	StepBuilt  = "built"  // the VMM's VM is restored from the warm snapshot, about to run
+	// StepReady: the guest set the container up. Took, as the guest timed
+	// them: "control" (its control connection), "mounts", "stdio" (the
+	// streams' connections) and "setup" (all of it, from the job's start).
+	StepReady   = "ready"
 	StepCreated = "created" // kiln create is about to return
 	StepStart   = "start"   // kiln start started
 	StepStarted = "started" // the guest's exec of the process succeeded (Took: "exec", the guest's own time)
