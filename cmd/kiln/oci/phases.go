@@ -137,7 +137,8 @@ var PhaseNames = []string{"engine", "kiln create", "restore", "guest's job", "mo
 //   - mounts: the guest's own time for the container's mounts;
 //   - exec: start → started, kiln start to the process's exec done;
 //   - workload: started → exited;
-//   - teardown: exited → end, the VMM ending, and delete → deleted;
+//   - teardown: exited → end, the VMM ending, and delete → deleted if
+//     it came before exit (podman run --rm deletes after it exits);
 //   - engine: the rest, the engine's own work before, between and after.
 func Breakdown(marks []Mark, launch, exit time.Time) ([]Span, error) {
 	if len(marks) == 0 {
@@ -157,12 +158,20 @@ func Breakdown(marks []Mark, launch, exit time.Time) ([]Span, error) {
 			took[k] = v
 		}
 	}
-	for _, s := range []string{StepCreate, StepVMM, StepBuilt, StepReady, StepCreated, StepStart, StepStarted, StepExited, StepEnd, StepDelete, StepDeleted} {
+	for _, s := range []string{StepCreate, StepVMM, StepBuilt, StepReady, StepCreated, StepStart, StepStarted, StepExited, StepEnd} {
 		if _, ok := at[s]; !ok {
 			return nil, fmt.Errorf("container %s: no %q mark", id, s)
 		}
 	}
 	span := func(from, to string) time.Duration { return at[to].Sub(at[from]) }
+	// The delete, if the engine's command waited for it: podman run --rm
+	// leaves it to conmon's cleanup, after it exits.
+	var deleting time.Duration
+	del, ok1 := at[StepDelete]
+	deleted, ok2 := at[StepDeleted]
+	if ok1 && ok2 && !deleted.After(exit) {
+		deleting = deleted.Sub(del)
+	}
 	mounts := time.Duration(took["mounts"])
 	p := []Span{
 		{"kiln create", span(StepCreate, StepVMM) + span(StepReady, StepCreated)},
@@ -171,7 +180,7 @@ func Breakdown(marks []Mark, launch, exit time.Time) ([]Span, error) {
 		{"mounts", mounts},
 		{"exec", span(StepStart, StepStarted)},
 		{"workload", span(StepStarted, StepExited)},
-		{"teardown", span(StepExited, StepEnd) + span(StepDelete, StepDeleted)},
+		{"teardown", span(StepExited, StepEnd) + deleting},
 	}
 	var kiln time.Duration
 	for _, x := range p {

@@ -86,6 +86,15 @@ func TestBreakdown(t *testing.T) {
 	}, got)
 	require.Equal(t, 3*time.Second, sum, "the phases add up to launch → exit")
 
+	// A delete after the engine's exit, or none, is not in its time.
+	p, err = Breakdown(marks, t0, t0.Add(2920*time.Millisecond))
+	require.NoError(t, err)
+	require.Equal(t, Span{"teardown", ms2(90)}, p[len(p)-1])
+	delete(ms, StepDelete)
+	p, err = Breakdown(marksAt(t0, "c1", ms, nil), t0, t0.Add(3*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, Span{"teardown", ms2(90)}, p[len(p)-1])
+
 	// A missing step, marks out of order, or kiln's phases longer than
 	// the engine's whole run are errors, not a breakdown.
 	delete(ms, StepStarted)
