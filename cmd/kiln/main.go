@@ -45,13 +45,13 @@ func Main(args []string, start time.Time) int {
 	switch args[0] {
 	case "run":
 		if isOCIRun(args[1:]) {
-			return cmdOCI(args) // runc's run (oci.go)
+			return cmdOCI(args, start) // runc's run (oci.go)
 		}
 		return cmdRun(args[1:], start)
 	case warm.SnapshotCommand:
 		return cmdSnapshotChild(start) // a warm snapshot's child (vmm/warm)
 	case "_oci-vmm":
-		return cmdOCIVMM(args[1:]) // a container's VMM, started by kiln create
+		return cmdOCIVMM(args[1:], start) // a container's VMM, started by kiln create
 	case oci.ExecCommand:
 		return oci.RunExecProcess(os.NewFile(3, "kiln exec")) // a detached exec, started by kiln exec
 	case "snapshot":
@@ -68,7 +68,7 @@ func Main(args []string, start time.Time) int {
 		return 0
 	}
 	if ociCommands[args[0]] != nil || strings.HasPrefix(args[0], "-") {
-		return cmdOCI(args) // kiln as an OCI runtime (oci.go)
+		return cmdOCI(args, start) // kiln as an OCI runtime (oci.go)
 	}
 	fmt.Fprintf(os.Stderr, "kiln: unknown command %q (try kiln --help)\n", args[0])
 	return ExitUsage

@@ -66,19 +66,19 @@ var ociCommands = map[string]*ociCommand{
 // ociGlobals are the flags before an OCI subcommand.
 type ociGlobals struct {
 	root, logPath, logFormat string
-	kernel, initrd           string
+	kernel, initrd, phases   string
 	noSeccomp, systemdCgroup bool
 }
 
 func (g *ociGlobals) log() oci.Log { return oci.Log{Path: g.logPath, Format: g.logFormat} }
 
 // runtime is the OCI runtime the global flags describe.
-func (g *ociGlobals) runtime() (*oci.Runtime, error) {
+func (g *ociGlobals) runtime(start time.Time) (*oci.Runtime, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the kiln binary: %w", err)
 	}
-	return &oci.Runtime{Store: oci.Store{Root: g.root}, Kernel: g.kernel, Initrd: g.initrd, Exe: exe, NoSeccomp: g.noSeccomp, SystemdCgroup: g.systemdCgroup, Log: g.log()}, nil
+	return &oci.Runtime{Store: oci.Store{Root: g.root}, Kernel: g.kernel, Initrd: g.initrd, Exe: exe, NoSeccomp: g.noSeccomp, SystemdCgroup: g.systemdCgroup, Log: g.log(), Began: start}, nil
 }
 
 // isOCIRun tells runc's run (`kiln run --bundle DIR ID`, or `kiln run ID`
@@ -103,7 +103,7 @@ func isOCIRun(args []string) bool {
 }
 
 // cmdOCI runs an OCI command: global flags, then the subcommand.
-func cmdOCI(args []string) int {
+func cmdOCI(args []string, start time.Time) int {
 	g := &ociGlobals{}
 	fs := pflag.NewFlagSet("kiln", pflag.ContinueOnError)
 	fs.SetInterspersed(false)
@@ -113,6 +113,7 @@ func cmdOCI(args []string) int {
 	fs.StringVar(&g.kernel, "kernel", vmflags.DefaultPath("KILN_KERNEL", "vmlinux"), "guest kernel of the containers' VMs")
 	fs.StringVar(&g.initrd, "initrd", vmflags.DefaultPath("KILN_INITRD", "initramfs.cpio"), "initramfs of the containers' VMs (kiln's)")
 	fs.BoolVar(&g.noSeccomp, "no-seccomp", false, "run the containers' VMMs without kiln's seccomp filters (for debugging; docs/seccomp.md)")
+	fs.StringVar(&g.phases, "phases", os.Getenv(oci.PhasesEnv), "append the containers' phase marks to this file, for kiln bench (KILN_PHASES; cmd/kiln/oci/phases.go)")
 	fs.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "linux.cgroupsPath is systemd's slice:prefix:name (the VMM's host cgroup, docs/oci.md)")
 	fs.Bool("debug", false, "accepted for runc's callers")
 	fs.String("rootless", "auto", "accepted for runc's callers")
@@ -120,6 +121,9 @@ func cmdOCI(args []string) int {
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		return ociFail(g, fmt.Errorf("%v (see kiln --help)", err))
+	}
+	if g.phases != "" {
+		os.Setenv(oci.PhasesEnv, g.phases) // for this process and its VMM
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -147,7 +151,7 @@ func cmdOCI(args []string) int {
 	if n := cfs.NArg(); n < c.min || n > c.max {
 		return ociFail(g, fmt.Errorf("%s takes %s, not %d arguments (see kiln %s --help)", name, argsWanted(c), n, name))
 	}
-	r, err := g.runtime()
+	r, err := g.runtime(start)
 	if err == nil {
 		err = run(r, cfs.Args())
 	}

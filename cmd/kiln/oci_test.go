@@ -283,7 +283,12 @@ wait:
 	require.Equal(t, 0, r.code, r.stderr)
 	o.requireGone("c1", pid1)
 
-	// c2: stdout, stderr and the exit status, from a restored VM.
+	// c2: stdout, stderr and the exit status, from a restored VM; and
+	// the phase marks of each of its kiln processes, the guest's timings
+	// among them (cmd/kiln/oci/phases.go).
+	phases := filepath.Join(t.TempDir(), "phases")
+	env := o.env
+	o.env = append(append([]string{}, env...), oci.PhasesEnv+"="+phases)
 	pid2 := o.createOK("c2", writeBundle(t, rootfs, "sh", "-c", "echo out; echo err >&2; cat /proc/sys/kernel/hostname; exit 7"))
 	r = o.run("start", "c2")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -295,6 +300,26 @@ wait:
 	r = o.run("delete", "c2")
 	require.Equal(t, 0, r.code, r.stderr)
 	o.requireGone("c2", pid2)
+	o.env = env
+	marks, err := oci.ReadMarks(phases)
+	require.NoError(t, err)
+	steps := map[string]oci.Mark{}
+	for _, m := range marks {
+		require.Equal(t, "c2", m.ID)
+		steps[m.Step] = m
+	}
+	launch, exit := time.Unix(0, steps[oci.StepCreate].At), time.Unix(0, steps[oci.StepDeleted].At)
+	spans, err := oci.Breakdown(marks, launch, exit)
+	require.NoError(t, err, "every step marked, in order: %+v", marks)
+	took := map[string]time.Duration{}
+	for _, x := range spans {
+		took[x.Name] = x.Took
+	}
+	require.Positive(t, took["mounts"], "the guest timed its mounts")
+	require.Positive(t, took["guest's job"])
+	require.Positive(t, steps[oci.StepStarted].Took["exec"], "the guest timed the exec")
+	require.Positive(t, took["exec"])
+	t.Logf("c2's phases, kiln create to delete: %v; the guest's timings: %v %v", spans, steps[oci.StepReady].Took, steps[oci.StepStarted].Took)
 
 	// c3: running, deleted: refused without --force.
 	pid3 := o.createOK("c3", b1)
@@ -314,7 +339,7 @@ wait:
 	// c4: the guest cannot set it up: create fails with the guest's
 	// words, and leaves no process and no state.
 	create = o.create("c4", writeBundle(t, rootfs, "no-such-command"))
-	err := create.Run()
+	err = create.Run()
 	_, errs = o.output("c4")
 	require.Error(t, err)
 	require.Contains(t, errs, "executable file not found")

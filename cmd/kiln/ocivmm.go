@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -15,7 +16,7 @@ import (
 // cmdOCIVMM is `kiln _oci-vmm STATEDIR`: a container's VMM (oci.VMM),
 // started by kiln create (oci.Spawn), which it reports to on fd 3. It
 // exits with the container's status.
-func cmdOCIVMM(args []string) int {
+func cmdOCIVMM(args []string, start time.Time) int {
 	fs := pflag.NewFlagSet(oci.VMMCommand, pflag.ContinueOnError)
 	kernel := fs.String("kernel", "", "")
 	initrd := fs.String("initrd", "", "")
@@ -40,7 +41,7 @@ func cmdOCIVMM(args []string) int {
 	v := &oci.VMM{
 		Dir: fs.Arg(0), Kernel: *kernel, Initrd: *initrd,
 		Build:   oci.WarmBuilder(warm.DefaultCache(), child),
-		Options: machine.Options{KVMPath: os.Getenv("KILN_KVM"), Seccomp: mode, Stderr: os.Stderr},
+		Options: machine.Options{KVMPath: os.Getenv("KILN_KVM"), Seccomp: mode, Stderr: os.Stderr, Start: start},
 		Stdin:   os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 	}
 	exit, err := v.Run(os.NewFile(3, "create"))

@@ -222,6 +222,10 @@ type Control struct {
 	ID string `json:"id,omitempty"`
 	// Exec is the process to run, for ControlExec.
 	Exec *Exec `json:"exec,omitempty"`
+	// Took are durations init measured, in nanoseconds of its own clock,
+	// for kiln's phase marks (cmd/kiln/oci/phases.go): "mounts" with
+	// ControlReady, "exec" with ControlStarted.
+	Took map[string]int64 `json:"took,omitempty"`
 }
 
 // ControlOp names a control message.

@@ -34,6 +34,8 @@ func TestInterfaceJSON(t *testing.T) {
 func TestInterfaceValidate(t *testing.T) {
 	ok := Interface{Name: "eth0"}
 	require.NoError(t, ok.Validate(), "only a name: the interface is taken down and brought up bare")
+	down := Interface{Name: "eth0", MAC: "02:00:00:00:00:01", Down: true}
+	require.NoError(t, down.Validate(), "left down with its MAC address: no network yet")
 	for _, c := range []struct {
 		ifc  Interface
 		want string
@@ -49,6 +51,7 @@ func TestInterfaceValidate(t *testing.T) {
 		{Interface{Name: "eth0", Addrs: []netip.Prefix{{}}}, "not ADDR/PREFIX"},
 		{Interface{Name: "eth0", Routes: []Route{{Via: netip.MustParseAddr("10.0.0.1")}}}, "no destination"},
 		{Interface{Name: "eth0", Routes: []Route{{Dst: netip.MustParsePrefix("::/0"), Via: netip.MustParseAddr("10.0.0.1")}}}, "another family"},
+		{Interface{Name: "eth0", Down: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}, "left down"},
 	} {
 		require.ErrorContains(t, c.ifc.Validate(), c.want, "%+v", c.ifc)
 	}

@@ -36,7 +36,9 @@ const drainTimeout = 60 * time.Second
 
 // runContainer sets up and runs the container; it does not return.
 func runContainer(c *contract.Container, quiet bool) {
+	began := time.Now()
 	ctl, err := dialControl(c.ControlPort)
+	dialed := time.Since(began)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: %v\n", err)
 		end(125, quiet)
@@ -77,7 +79,10 @@ func runContainer(c *contract.Container, quiet bool) {
 			}
 		}
 	})
-	if err := ctl.send(contract.Control{Op: contract.ControlReady}); err != nil {
+	ready := contract.Control{Op: contract.ControlReady, Took: map[string]int64{
+		"job": int64(timings.job), "apply": int64(timings.apply), "control": int64(dialed), "mounts": int64(ct.mounts), "stdio": int64(ct.stdio), "setup": int64(time.Since(began)),
+	}}
+	if err := ctl.send(ready); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: report ready: %v\n", err)
 		end(125, quiet)
 	}
@@ -96,10 +101,17 @@ type container struct {
 
 	reaper reaper // of the process, the execs and the orphans
 	execs  execs  // the execs running (exec.go)
+
+	// mounts is how long the container's file tree took to build: its
+	// mounts, devices, masked and read-only paths (for kiln's phase
+	// marks).
+	mounts time.Duration
+	stdio  time.Duration // connecting the stdio streams to the host
 }
 
 // setupContainer does everything before the process runs.
 func setupContainer(c *contract.Container) (*container, error) {
+	began := time.Now()
 	if err := mountShareAt(c.Root.Tag, containerRoot, contract.RootMountOptions); err != nil {
 		return nil, fmt.Errorf("root file system: %w", err)
 	}
@@ -151,12 +163,13 @@ func setupContainer(c *contract.Container) (*container, error) {
 	if err := readonlyPaths(root, c.ReadonlyPaths); err != nil {
 		return nil, err
 	}
+	mounts := time.Since(began)
 	if fd, err := mkdirAllIn(root, c.Cwd); err != nil {
 		return nil, fmt.Errorf("working directory: %w", err)
 	} else {
 		unix.Close(fd)
 	}
-	ct := &container{c: c}
+	ct := &container{c: c, mounts: mounts}
 	if ct.exe, err = lookPathIn(root, c.Args[0], c.Cwd, c.Env); err != nil {
 		return nil, err
 	}
@@ -170,9 +183,11 @@ func setupContainer(c *contract.Container) (*container, error) {
 			return nil, fmt.Errorf("make the root read-only: %w", err)
 		}
 	}
+	t := time.Now()
 	if err := ct.connectStdio(root); err != nil {
 		return nil, err
 	}
+	ct.stdio = time.Since(t)
 	return ct, nil
 }
 
@@ -248,6 +263,7 @@ func inContainer(dir string, env []string, std [3]*os.File, u contract.Container
 // reports the start (once the exec succeeded) and the exit on ctl, and
 // returns the exit status for the host (128+N for a death by signal N).
 func (ct *container) run(ctl *control) int {
+	began := time.Now()
 	c := ct.c
 	if err := ct.limit(); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: %v\n", err)
@@ -264,7 +280,8 @@ func (ct *container) run(ctl *control) int {
 	// ForkExec returns once the exec succeeded: the process exists, and
 	// the host delivers the signals it held for it.
 	ct.proc.started(pid)
-	if err := ctl.send(contract.Control{Op: contract.ControlStarted, Pid: pid}); err != nil {
+	took := map[string]int64{"exec": int64(time.Since(began))}
+	if err := ctl.send(contract.Control{Op: contract.ControlStarted, Pid: pid, Took: took}); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: report the start: %v\n", err)
 	}
 	relayed := make(chan struct{})

@@ -25,6 +25,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -53,7 +54,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "kiln init: %v\n", err)
 		end(125, false)
 	}
+	t := time.Now()
 	apply(job)
+	timings.apply = time.Since(t)
 	if job.Container != nil {
 		runContainer(job.Container, job.Quiet) // container.go
 	}

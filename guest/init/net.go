@@ -96,6 +96,9 @@ func configure(ifc contract.Interface) error {
 			return fmt.Errorf("set %s's MTU to %d: %w", ifc.Name, ifc.MTU, err)
 		}
 	}
+	if ifc.Down {
+		return nil // no network yet: a later configure brings it up
+	}
 
 	var errs []error
 	for _, p := range ifc.Addrs {

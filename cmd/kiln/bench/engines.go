@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
 )
 
 // Container engines with runc and with kiln as their OCI runtime: the same
@@ -51,9 +53,12 @@ func (b *bench) engineMethods() []runner {
 		podRunc.run = b.timed("podman", append(append(append([]string{}, base...), "--runtime", runc, benchImage), b.opt.Command...), nil)
 	}
 	// kiln's guest: --kernel and --initrd as global flags of every call.
+	// And the file of kiln's phase marks, for the breakdown.
+	podPhases := filepath.Join(b.work, "podman+kiln.phases")
 	kilnArgs := append(append([]string{}, base...), "--runtime", kiln,
-		"--runtime-flag", "kernel="+kernel, "--runtime-flag", "initrd="+initrd, benchImage)
-	podKiln.run = b.timed("podman", append(kilnArgs, b.opt.Command...), nil)
+		"--runtime-flag", "kernel="+kernel, "--runtime-flag", "initrd="+initrd,
+		"--runtime-flag", "phases="+podPhases, benchImage)
+	podKiln.run = b.timedSteps(podKiln.Name, b.timed("podman", append(kilnArgs, b.opt.Command...), nil), podPhases)
 
 	if !b.selected("ctr+runc") && !b.selected("ctr+kiln") {
 		return rows()
@@ -67,7 +72,7 @@ func (b *bench) engineMethods() []runner {
 	if ctrRunc.Unavailable == "" {
 		ctrRunc.run = b.ctrRun(c, runc)
 	}
-	ctrKiln.run = b.ctrRun(c, kiln)
+	ctrKiln.run = b.timedSteps(ctrKiln.Name, b.ctrRun(c, kiln), c.phases)
 	return rows()
 }
 
@@ -121,7 +126,7 @@ func (b *bench) timed(name string, argv []string, env []string) func(context.Con
 	return func(ctx context.Context) Sample {
 		l := launch{argv: argv, env: env, timeout: b.opt.Timeout}
 		o, err := l.run(ctx)
-		s := Sample{Exit: o.exit}
+		s := Sample{Exit: o.exit, launched: o.t0}
 		switch {
 		case err != nil:
 			s.Err = err.Error()
@@ -169,8 +174,9 @@ func (p *benchPodman) close() {
 // benchContainerd is a containerd of the bench's own: its own root, state
 // and socket, so it neither needs nor touches the host's.
 type benchContainerd struct {
-	sock string
-	cmd  *exec.Cmd
+	sock   string
+	cmd    *exec.Cmd
+	phases string // the file of kiln's phase marks (ctr+kiln)
 }
 
 func (b *bench) newBenchContainerd(p *benchPodman, kernel, initrd string) (*benchContainerd, error) {
@@ -189,11 +195,11 @@ func (b *bench) newBenchContainerd(p *benchPodman, kernel, initrd string) (*benc
 	if err := os.WriteFile(conf, []byte("version = 2\n"), 0o600); err != nil {
 		return nil, err
 	}
-	c := &benchContainerd{sock: filepath.Join(dir, "sock")}
+	c := &benchContainerd{sock: filepath.Join(dir, "sock"), phases: filepath.Join(b.work, "ctr+kiln.phases")}
 	c.cmd = exec.Command(bin, "--config", conf, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--address", c.sock)
 	// The runc shim passes containerd's environment to the runtime: kiln
 	// finds its guest here.
-	c.cmd.Env = append(os.Environ(), "KILN_KERNEL="+kernel, "KILN_INITRD="+initrd)
+	c.cmd.Env = append(os.Environ(), "KILN_KERNEL="+kernel, "KILN_INITRD="+initrd, oci.PhasesEnv+"="+c.phases)
 	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
 	if err != nil {
 		return nil, err
@@ -305,4 +311,34 @@ func absPath(p string) string {
 func lastLine(out []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1]
+}
+
+// timedSteps runs an engine's sample with kiln as its runtime, kiln's
+// phase marks going to the file phases (emptied before each start), and
+// splits the sample's launch → exit into the phases of the marks
+// (oci.Breakdown). A sample whose marks cannot be split keeps its time,
+// with no steps, and the progress says why.
+func (b *bench) timedSteps(method string, run func(context.Context) Sample, phases string) func(context.Context) Sample {
+	return func(ctx context.Context) Sample {
+		if err := os.WriteFile(phases, nil, 0o600); err != nil {
+			return Sample{Err: fmt.Sprintf("the phase marks' file: %v", err)}
+		}
+		s := run(ctx)
+		if !s.OK() {
+			return s
+		}
+		marks, err := oci.ReadMarks(phases)
+		var spans []oci.Span
+		if err == nil {
+			spans, err = oci.Breakdown(marks, s.launched, s.launched.Add(s.Exit))
+		}
+		if err != nil {
+			b.progress("%s: no phase breakdown: %v", method, err)
+			return s
+		}
+		for _, x := range spans {
+			s.Steps = append(s.Steps, Step{Name: x.Name, Took: x.Took})
+		}
+		return s
+	}
 }

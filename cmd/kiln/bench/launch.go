@@ -56,6 +56,7 @@ type outcome struct {
 	peakRSS uint64        // KiB, the largest VmHWM seen (pollHWM)
 	lines   []string      // the last lines the program printed, for errors
 	events  []trace.Event // kiln's report (launch.report)
+	t0      time.Time     // the launch
 }
 
 // reportArgs are the flags that make kiln run write its report where a
@@ -188,6 +189,7 @@ func (l launch) run(ctx context.Context) (outcome, error) {
 		start = (*exec.Cmd).Start
 	}
 	t0 = time.Now()
+	o.t0 = t0
 	err = start(cmd)
 	outW.Close()
 	errW.Close()

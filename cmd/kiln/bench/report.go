@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 	"unicode/utf8"
 )
 
@@ -69,6 +70,16 @@ func WriteReport(w io.Writer, r *Results) {
 			n, FormatDuration(p.VMMSetup), FormatDuration(p.Kernel), FormatDuration(p.UserSpace))
 	}
 
+	for _, m := range r.Methods {
+		if steps, n := medianSteps(&m); n > 0 {
+			parts := make([]string, len(steps))
+			for i, s := range steps {
+				parts[i] = s.Name + " " + FormatDuration(s.Took)
+			}
+			fmt.Fprintf(w, "\n%s launch → exit, where it goes (medians of %d; cmd/kiln/oci/phases.go): %s\n", m.Name, n, strings.Join(parts, ", "))
+		}
+	}
+
 	if len(r.Density) > 0 {
 		fmt.Fprintln(w, "\ndensity (kiln VMs started at once):")
 		for _, d := range r.Density {
@@ -124,4 +135,29 @@ func memoryCell(m Method) string {
 		return "-"
 	}
 	return "peak RSS " + FormatKiB(MedianKiB(peak))
+}
+
+// medianSteps is the median of each of the steps over a method's counted
+// samples that have them, in the samples' order of steps.
+func medianSteps(m *Method) ([]Step, int) {
+	var names []string
+	took := map[string][]time.Duration{}
+	n := 0
+	for _, s := range m.Samples {
+		if s.Warmup || !s.OK() || len(s.Steps) == 0 {
+			continue
+		}
+		n++
+		for _, st := range s.Steps {
+			if _, ok := took[st.Name]; !ok {
+				names = append(names, st.Name)
+			}
+			took[st.Name] = append(took[st.Name], st.Took)
+		}
+	}
+	steps := make([]Step, len(names))
+	for i, name := range names {
+		steps[i] = Step{Name: name, Took: Summarize(took[name]).Median}
+	}
+	return steps, n
 }

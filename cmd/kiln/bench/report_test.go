@@ -99,6 +99,27 @@ func TestWriteReport(t *testing.T) {
 	require.False(t, strings.Contains(out, "\t"), "no tabs left in the table")
 }
 
+// TestReportSteps: an engine row's samples with kiln's phase marks split
+// into steps give the medians of each, counted samples only.
+func TestReportSteps(t *testing.T) {
+	r := reportResults()
+	steps := func(engine, exec time.Duration) []Step {
+		return []Step{{"engine", engine}, {"kiln create", 20 * time.Millisecond}, {"restore", 5 * time.Millisecond},
+			{"guest's job", 400 * time.Millisecond}, {"mounts", 300 * time.Millisecond}, {"exec", exec},
+			{"workload", 10 * time.Millisecond}, {"teardown", 100 * time.Millisecond}}
+	}
+	r.Methods = append(r.Methods, Method{Name: "podman+kiln", Kind: "container", Samples: []Sample{
+		{Round: 1, Warmup: true, Exit: time.Minute, Steps: steps(time.Minute, time.Minute)},
+		{Round: 2, Exit: 3 * time.Second, Steps: steps(time.Second, 2*time.Second)},
+		{Round: 3, Exit: 5 * time.Second, Steps: steps(2*time.Second, 3*time.Second)},
+		{Round: 4, Exit: 4 * time.Second}, // no marks: no steps, counted in the row only
+	}})
+	var b bytes.Buffer
+	WriteReport(&b, r)
+	require.Contains(t, b.String(), "podman+kiln launch → exit, where it goes (medians of 2; cmd/kiln/oci/phases.go): engine 1.50 s, kiln create 20.0 ms, restore 5.00 ms, guest's job 400 ms, mounts 300 ms, exec 2.50 s, workload 10.0 ms, teardown 100 ms")
+	require.NotRegexp(t, `(?m)^(kiln|crun) launch → exit, where`, b.String(), "no row without steps has the line")
+}
+
 func TestJSONRoundTrip(t *testing.T) {
 	r := reportResults()
 	var b bytes.Buffer

@@ -66,6 +66,13 @@ type Sample struct {
 	Memory *Memory `json:"memory,omitempty"`
 	// Phases split a kiln boot (kiln only): VMM setup, kernel, user space.
 	Phases *Phases `json:"phases,omitempty"`
+	// Steps split an engine's launch → exit with kiln as its runtime
+	// (podman+kiln, ctr+kiln) into the phases of kiln's marks
+	// (cmd/kiln/oci/phases.go): the engine, kiln create, the restore,
+	// the guest's job, its mounts, the exec, the workload, the teardown.
+	Steps []Step `json:"steps,omitempty"`
+	// launched is when the sample's command started (Steps' launch).
+	launched time.Time
 	// Err says why the sample failed; failed samples are not summarized.
 	Err string `json:"error,omitempty"`
 
@@ -98,6 +105,12 @@ type Memory struct {
 	// Processes is how many processes RSS and PSS sum over (the HTTP
 	// workload: an instance's monitor, runtime and service, or its VMM).
 	Processes int `json:"processes,omitempty"`
+}
+
+// Step is one named part of a sample's launch → exit.
+type Step struct {
+	Name string        `json:"name"`
+	Took time.Duration `json:"took_ns"`
 }
 
 // Phases is where a kiln boot's time went, as kiln --stats reports it.

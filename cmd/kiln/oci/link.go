@@ -113,7 +113,7 @@ var ErrGuestSetup = errors.New("container setup in the VM")
 // failure, or the VM ends (ended closes), or timeout passes. commandStarted
 // closes if the guest's init starts a command instead (an init that does
 // not know container jobs).
-func (l *Link) Ready(ended, commandStarted <-chan struct{}, timeout time.Duration) error {
+func (l *Link) Ready(ended, commandStarted <-chan struct{}, timeout time.Duration) (contract.Control, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
@@ -124,16 +124,16 @@ func (l *Link) Ready(ended, commandStarted <-chan struct{}, timeout time.Duratio
 				if l.streams != nil {
 					l.streams.started() // stdio.go
 				}
-				return nil
+				return m, nil
 			case contract.ControlError:
-				return fmt.Errorf("%w: %s", ErrGuestSetup, m.Error)
+				return m, fmt.Errorf("%w: %s", ErrGuestSetup, m.Error)
 			}
 		case <-ended:
-			return errors.New("the VM ended before the container was set up")
+			return contract.Control{}, errors.New("the VM ended before the container was set up")
 		case <-commandStarted:
-			return errors.New("the guest's init started a command, not the container: is the initramfs kiln's, of this version?")
+			return contract.Control{}, errors.New("the guest's init started a command, not the container: is the initramfs kiln's, of this version?")
 		case <-t.C:
-			return fmt.Errorf("the container was not set up within %v", timeout)
+			return contract.Control{}, fmt.Errorf("the container was not set up within %v", timeout)
 		}
 	}
 }

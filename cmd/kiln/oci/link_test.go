@@ -40,7 +40,8 @@ func TestLinkStreams(t *testing.T) {
 	out := guestDial(t, vsock, ControlPort+contract.PortStdout)
 	errc := guestDial(t, vsock, ControlPort+contract.PortStderr)
 	ctl.Write(contract.MarshalControl(contract.Control{Op: contract.ControlReady}))
-	require.NoError(t, l.Ready(nil, nil, 10*time.Second))
+	_, err = l.Ready(nil, nil, 10*time.Second)
+	require.NoError(t, err)
 
 	require.NoError(t, l.Send(contract.Control{Op: contract.ControlStart}))
 	line, err := bufio.NewReader(ctl).ReadBytes('\n')
@@ -77,13 +78,14 @@ func TestLinkSetupError(t *testing.T) {
 	defer l.Close()
 	ctl := guestDial(t, vsock, ControlPort)
 	ctl.Write(contract.MarshalControl(contract.Control{Op: contract.ControlError, Error: `exec: "nope": executable file not found in $PATH`}))
-	err = l.Ready(nil, nil, 10*time.Second)
+	_, err = l.Ready(nil, nil, 10*time.Second)
 	require.ErrorIs(t, err, ErrGuestSetup)
 	require.Contains(t, err.Error(), "executable file not found")
 
 	ended := make(chan struct{})
 	close(ended)
-	require.Error(t, l.Ready(ended, nil, time.Minute), "the VM ended")
+	_, err = l.Ready(ended, nil, time.Minute)
+	require.Error(t, err, "the VM ended")
 }
 
 func TestConsoleSocket(t *testing.T) {
@@ -143,7 +145,8 @@ func TestLinkStrayConnections(t *testing.T) {
 	// The guest reports ready after its streams connected: the input
 	// flows from then on.
 	ctl.Write(contract.MarshalControl(contract.Control{Op: contract.ControlReady}))
-	require.NoError(t, l.Ready(nil, nil, 10*time.Second))
+	_, err = l.Ready(nil, nil, 10*time.Second)
+	require.NoError(t, err)
 	in, out, errc := std[0], std[1], std[2]
 	in.SetReadDeadline(time.Now().Add(10 * time.Second))
 	b, err := io.ReadAll(in)
@@ -181,7 +184,8 @@ func TestLinkStrayTerminal(t *testing.T) {
 	guestDial(t, vsock, ControlPort+contract.PortStdin).Close()
 	term := guestDial(t, vsock, ControlPort+contract.PortStdin)
 	ctl.Write(contract.MarshalControl(contract.Control{Op: contract.ControlReady}))
-	require.NoError(t, l.Ready(nil, nil, 10*time.Second))
+	_, err = l.Ready(nil, nil, 10*time.Second)
+	require.NoError(t, err)
 	go typed.Write([]byte("ls\r"))
 	got := make([]byte, 3)
 	term.SetReadDeadline(time.Now().Add(10 * time.Second))

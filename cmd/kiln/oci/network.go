@@ -170,6 +170,9 @@ func newNetnsTap(cfg *config.Config) (*tap.Tap, error) {
 		return nil, fmt.Errorf("the container's network: %w", err)
 	}
 	cfg.Nets = []config.Net{{Tap: t.Name, MAC: config.DefaultMAC(t.Name)}}
+	// Down until kiln start brings a network, if the engine made one
+	// (contract.Interface's Down says why).
+	cfg.Interfaces = []contract.Interface{{Name: config.NetName(0), MAC: cfg.Nets[0].Address().String(), Down: true}}
 	return t, nil
 }
 

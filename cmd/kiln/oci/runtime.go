@@ -29,6 +29,9 @@ type Runtime struct {
 	// Log is the engine's --log: create writes there, as warnings, what
 	// config.json asks that the VM does not honour.
 	Log Log
+	// Began is when this kiln process started: the first phase mark
+	// (phases.go).
+	Began time.Time
 }
 
 // CreateOptions are create's (and run's) flags.
@@ -46,12 +49,27 @@ type CreateOptions struct {
 	Stdio [3]*os.File
 }
 
+// firstMark is the time of this process's first phase mark, its start;
+// a later one (kiln run's start, after its create) is the time it is
+// made.
+func (r *Runtime) firstMark() time.Time {
+	t := r.Began
+	r.Began = time.Time{}
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
 // Create creates the container and returns its VMM process. On any
 // failure it leaves no process and no state behind.
 func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 	if err := ValidID(o.ID); err != nil {
 		return nil, err
 	}
+	marks := OpenPhaseLog(o.ID)
+	defer marks.Close()
+	marks.MarkAt(StepCreate, r.firstMark(), nil)
 	b, err := LoadBundle(o.Bundle)
 	if err != nil {
 		return nil, err
@@ -169,11 +187,15 @@ func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 			break // the log is the engine's; the container runs regardless
 		}
 	}
+	marks.Mark(StepCreated, nil)
 	return vmm, nil
 }
 
 // Start lets a created container's process run.
 func (r *Runtime) Start(id string) error {
+	marks := OpenPhaseLog(id)
+	defer marks.Close()
+	marks.MarkAt(StepStart, r.firstMark(), nil)
 	c, err := r.Store.Open(id, true)
 	if err != nil {
 		return err
@@ -260,7 +282,15 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 // engine's network namespace, however the VMM ended (SIGKILL included).
 // With force, a container that does not exist is no error (runc's
 // answer, which podman's cleanup counts on).
-func (r *Runtime) Delete(id string, force bool) error {
+func (r *Runtime) Delete(id string, force bool) (err error) {
+	marks := OpenPhaseLog(id)
+	defer marks.Close()
+	marks.MarkAt(StepDelete, r.firstMark(), nil)
+	defer func() {
+		if err == nil {
+			marks.Mark(StepDeleted, nil)
+		}
+	}()
 	c, err := r.Store.Open(id, true)
 	if errors.Is(err, ErrNotExist) && force {
 		return nil

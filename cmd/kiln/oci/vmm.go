@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -95,6 +96,8 @@ type VMM struct {
 
 	stopSig  atomic.Int32 // the signal that ended a container before its start
 	finished atomic.Bool
+
+	marks *PhaseLog // KILN_PHASES's (phases.go); nil without
 }
 
 // readyTimeout bounds the guest's setup of a container after the VM
@@ -117,6 +120,10 @@ var ErrCreateGone = errors.New("kiln create ended before it recorded the contain
 // error is one before the container was created, which create was told
 // (when it could be); after, Exit says how the container ended.
 func (v *VMM) Run(create *os.File) (Exit, error) {
+	v.marks = OpenPhaseLog(filepath.Base(v.Dir))
+	v.marks.MarkAt(StepVMM, v.Options.Start, nil)
+	defer v.marks.Close()
+	defer v.marks.Mark(StepEnd, nil) // after closeAll: the VM is gone
 	defer v.closeAll()
 	created, adopted := v.watchCreate(create)
 	if err := v.setUp(); err != nil {
@@ -189,7 +196,10 @@ func (v *VMM) isAborted() bool {
 // setUp builds the VM and runs it until the guest reports the container
 // set up.
 func (v *VMM) setUp() (err error) {
-	start := time.Now()
+	start := v.Options.Start // the process's
+	if start.IsZero() {
+		start = time.Now()
+	}
 	c := &Container{Dir: v.Dir}
 	plan, err := LoadPlan(c.PlanPath())
 	if err != nil {
@@ -228,6 +238,7 @@ func (v *VMM) setUp() (err error) {
 	if err != nil {
 		return err
 	}
+	v.marks.Mark(StepBuilt, nil)
 	v.mu.Lock()
 	v.vm = vm
 	aborted := v.aborted
@@ -259,7 +270,8 @@ func (v *VMM) setUp() (err error) {
 	if timeout == 0 {
 		timeout = readyTimeout
 	}
-	if err := v.link.Ready(v.ended, vm.CommandStarted(), timeout); err != nil {
+	ready, err := v.link.Ready(v.ended, vm.CommandStarted(), timeout)
+	if err != nil {
 		vm.Stop()
 		<-v.ended
 		if v.isAborted() {
@@ -267,6 +279,7 @@ func (v *VMM) setUp() (err error) {
 		}
 		return err
 	}
+	v.marks.Mark(StepReady, ready.Took)
 	return nil
 }
 
@@ -356,6 +369,7 @@ func (v *VMM) follow() {
 		case m := <-v.link.Messages():
 			switch m.Op {
 			case contract.ControlStarted:
+				v.marks.Mark(StepStarted, m.Took)
 				if err := v.proc.Started(); err != nil {
 					fmt.Fprintf(v.Options.Stderr, "kiln: %v\n", err)
 				}
@@ -364,6 +378,7 @@ func (v *VMM) follow() {
 					t.TrimStartup()
 				}
 			case contract.ControlExited:
+				v.marks.Mark(StepExited, nil)
 				v.proc.Exited()
 			case contract.ControlExecStarted, contract.ControlExecExited:
 				v.execs.deliver(m)
