@@ -82,6 +82,9 @@ func runContainer(c *contract.Container, quiet bool) {
 	ready := contract.Control{Op: contract.ControlReady, Took: map[string]int64{
 		"job": int64(timings.job), "apply": int64(timings.apply), "control": int64(dialed), "mounts": int64(ct.mounts), "stdio": int64(ct.stdio), "setup": int64(time.Since(began)),
 	}}
+	for part, ns := range ct.mountLaps {
+		ready.Took["mounts: "+part] = ns
+	}
 	if err := ctl.send(ready); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: report ready: %v\n", err)
 		end(125, quiet)
@@ -107,14 +110,34 @@ type container struct {
 	// marks).
 	mounts time.Duration
 	stdio  time.Duration // connecting the stdio streams to the host
+	// mountLaps are the mounts' parts, each timed (laps).
+	mountLaps map[string]int64
+}
+
+// laps times the parts of a piece of init's work, one after another,
+// for kiln's phase marks: each lap is the time since the last.
+type laps struct {
+	last time.Time
+	took map[string]int64 // nanoseconds, by part
+}
+
+func newLaps() *laps { return &laps{last: time.Now(), took: map[string]int64{}} }
+
+// lap ends the part called name.
+func (l *laps) lap(name string) {
+	now := time.Now()
+	l.took[name] += int64(now.Sub(l.last))
+	l.last = now
 }
 
 // setupContainer does everything before the process runs.
 func setupContainer(c *contract.Container) (*container, error) {
 	began := time.Now()
+	l := newLaps()
 	if err := mountShareAt(c.Root.Tag, containerRoot, contract.RootMountOptions); err != nil {
 		return nil, fmt.Errorf("root file system: %w", err)
 	}
+	l.lap("root")
 	mounted := map[string]bool{}
 	for _, m := range c.Mounts {
 		if m.Type == "bind" && !mounted[m.Tag] {
@@ -135,7 +158,8 @@ func setupContainer(c *contract.Container) (*container, error) {
 		return nil, fmt.Errorf("root file system: %w", err)
 	}
 	defer unix.Close(root)
-	if err := setupMounts(root, c.Mounts); err != nil {
+	l.lap("shares")
+	if err := setupMounts(root, c.Mounts, l); err != nil {
 		return nil, err
 	}
 	if len(c.Devices) > 0 {
@@ -143,6 +167,7 @@ func setupContainer(c *contract.Container) (*container, error) {
 			return nil, err
 		}
 	}
+	l.lap("devices")
 	if c.Hostname != "" {
 		if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 			return nil, fmt.Errorf("set the host name: %w", err)
@@ -157,19 +182,22 @@ func setupContainer(c *contract.Container) (*container, error) {
 			return nil, fmt.Errorf("sysctl %s=%s: %w", k, v, err)
 		}
 	}
+	l.lap("hostname, sysctl")
 	if err := maskPaths(root, c.MaskedPaths); err != nil {
 		return nil, err
 	}
+	l.lap("masked paths")
 	if err := readonlyPaths(root, c.ReadonlyPaths); err != nil {
 		return nil, err
 	}
+	l.lap("read-only paths")
 	mounts := time.Since(began)
 	if fd, err := mkdirAllIn(root, c.Cwd); err != nil {
 		return nil, fmt.Errorf("working directory: %w", err)
 	} else {
 		unix.Close(fd)
 	}
-	ct := &container{c: c, mounts: mounts}
+	ct := &container{c: c, mounts: mounts, mountLaps: l.took}
 	if ct.exe, err = lookPathIn(root, c.Args[0], c.Cwd, c.Env); err != nil {
 		return nil, err
 	}

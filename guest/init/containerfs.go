@@ -54,8 +54,9 @@ func mountAttrs(m contract.ContainerMount) uint64 {
 	return a
 }
 
-// setupMounts mounts each of the container's mounts in order.
-func setupMounts(root int, mounts []contract.ContainerMount) error {
+// setupMounts mounts each of the container's mounts in order, timing
+// each in l.
+func setupMounts(root int, mounts []contract.ContainerMount, l *laps) error {
 	for _, m := range mounts {
 		var err error
 		if m.Type == "bind" {
@@ -69,6 +70,7 @@ func setupMounts(root int, mounts []contract.ContainerMount) error {
 		if err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
 		}
+		l.lap("mount " + m.Destination)
 	}
 	return nil
 }
