@@ -76,52 +76,33 @@ func (r *viewRoot) names() []string {
 	return r.share.view.Files
 }
 
-// entry opens the root's entry name as a file of the share.
-func (r *viewRoot) entry(name string) (*file, error) {
-	if err := checkName(name); err != nil {
-		return nil, err
-	}
-	if !slices.Contains(r.names(), name) {
-		return nil, linux.ENOENT
-	}
-	if r.share.view.Name != "" {
-		return r.share.rootFile()
-	}
-	if err := r.share.takeFDs(1); err != nil {
-		return nil, err
-	}
-	fd, err := resolve(r.share.root, name, unix.O_PATH, 0)
-	if err != nil {
-		r.share.fds.Add(-1)
-		return nil, err
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		r.share.closeFD(fd)
-		return nil, errno(err)
-	}
-	return r.share.newFile(fd, -1, st.Mode), nil
-}
-
 // Walk walks into an entry and on below it; no names clones the root.
+// The entries are the shared directory itself (View.Name) or files in it
+// (View.Files), so every step past the root is the shared directory's
+// own walk (file.Walk), resolved and confined as any other.
 func (r *viewRoot) Walk(names []string) ([]p9.QID, p9.File, error) {
 	if len(names) == 0 {
 		return nil, &viewRoot{share: r.share}, nil
 	}
-	child, err := r.entry(names[0])
+	if err := checkName(names[0]); err != nil {
+		return nil, nil, err
+	}
+	if !slices.Contains(r.names(), names[0]) {
+		return nil, nil, linux.ENOENT
+	}
+	dir, err := r.share.rootFile()
 	if err != nil {
 		return nil, nil, err
 	}
-	qid, _, _, err := child.GetAttr(p9.AttrMask{})
+	defer dir.Close()
+	if r.share.view.Name == "" {
+		return dir.Walk(names) // a file of the directory
+	}
+	qid, _, _, err := dir.GetAttr(p9.AttrMask{})
 	if err != nil {
-		child.Close()
 		return nil, nil, err
 	}
-	if len(names) == 1 {
-		return []p9.QID{qid}, child, nil
-	}
-	qids, f, err := child.Walk(names[1:])
-	child.Close()
+	qids, f, err := dir.Walk(names[1:]) // the directory, and on below it
 	if err != nil {
 		return nil, nil, err
 	}
@@ -163,18 +144,15 @@ func (r *viewRoot) Readdir(offset uint64, count uint32) (p9.Dirents, error) {
 		if used+direntSize(name) > int(count) {
 			break
 		}
-		f, err := r.entry(name)
+		qids, f, err := r.Walk([]string{name})
 		if err == linux.ENOENT {
 			continue // a file bound from the directory was removed since
 		}
 		if err != nil {
 			return nil, err
 		}
-		qid, _, _, err := f.GetAttr(p9.AttrMask{})
 		f.Close()
-		if err != nil {
-			continue
-		}
+		qid := qids[0]
 		out = append(out, p9.Dirent{QID: qid, Offset: uint64(i + 1), Type: qid.Type, Name: name})
 		used += direntSize(name)
 	}
