@@ -181,21 +181,7 @@ func hostMemory() uint64 {
 // T (powers of 1024; "MiB", "MB" and "M" all mean MiB). A bare number is
 // MiB, as in QEMU's -m.
 func ParseSize(s string) (uint64, error) {
-	t := strings.TrimSpace(strings.ToUpper(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	shift := 20
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			shift, t = 10, t[:n-1]
-		case 'M':
-			shift, t = 20, t[:n-1]
-		case 'G':
-			shift, t = 30, t[:n-1]
-		case 'T':
-			shift, t = 40, t[:n-1]
-		}
-	}
+	t, shift := SplitSize(s, 20)
 	v, err := strconv.ParseUint(t, 10, 64)
 	if err != nil || t == "" {
 		return 0, fmt.Errorf("%w: bad size %q (want e.g. 512M or 2G)", ErrUsage, s)
@@ -204,6 +190,20 @@ func ParseSize(s string) (uint64, error) {
 		return 0, fmt.Errorf("%w: size %q is out of range", ErrUsage, s)
 	}
 	return v << shift, nil
+}
+
+// SplitSize splits a size into its digits and the power of two of its
+// unit, K, M, G or T (powers of 1024; "MiB", "MB" and "M" all mean MiB),
+// or bare for a number without one.
+func SplitSize(s string, bare int) (digits string, shift int) {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
+			return t[:n-1], 10 * (i + 1)
+		}
+	}
+	return t, bare
 }
 
 // FormatSize prints a byte count in the largest whole binary unit.

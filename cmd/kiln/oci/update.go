@@ -133,17 +133,10 @@ func (f UpdateFlags) apply(res *specs.LinuxResources) error {
 // with a k, m, g or t suffix (powers of 1024, "kb", "mib" alike); -1 is
 // no limit.
 func parseBytes(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	if t == "-1" {
+	if strings.TrimSpace(s) == "-1" {
 		return -1, nil
 	}
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "b"), "i")
-	shift := 0
-	if n := len(t); n > 0 {
-		if i := strings.IndexByte("kmgt", t[n-1]); i >= 0 {
-			shift, t = 10*(i+1), t[:n-1]
-		}
-	}
+	t, shift := config.SplitSize(s, 0)
 	v, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || v < 0 || v > (1<<62)>>shift {
 		return 0, fmt.Errorf("not a size in bytes")
