@@ -80,7 +80,7 @@ func runContainer(c *contract.Container, quiet bool) {
 		}
 	})
 	ready := contract.Control{Op: contract.ControlReady, Took: map[string]int64{
-		"job": int64(timings.job), "apply": int64(timings.apply), "control": int64(dialed), "mounts": int64(ct.mounts), "stdio": int64(ct.stdio), "setup": int64(time.Since(began)),
+		"job": int64(timings.job), "apply": int64(timings.apply), "control": int64(dialed), "mounts": ct.mounts(), "stdio": int64(ct.stdio), "setup": int64(time.Since(began)),
 	}}
 	for part, ns := range ct.mountLaps {
 		ready.Took["mounts: "+part] = ns
@@ -105,13 +105,20 @@ type container struct {
 	reaper reaper // of the process, the execs and the orphans
 	execs  execs  // the execs running (exec.go)
 
-	// mounts is how long the container's file tree took to build: its
-	// mounts, devices, masked and read-only paths (for kiln's phase
-	// marks).
-	mounts time.Duration
-	stdio  time.Duration // connecting the stdio streams to the host
-	// mountLaps are the mounts' parts, each timed (laps).
+	stdio time.Duration // connecting the stdio streams to the host
+	// mountLaps are the parts of building the container's file tree,
+	// each timed (laps): its mounts, devices, masked and read-only paths
+	// (for kiln's phase marks).
 	mountLaps map[string]int64
+}
+
+// mounts is how long the container's file tree took to build.
+func (ct *container) mounts() int64 {
+	var n int64
+	for _, ns := range ct.mountLaps {
+		n += ns
+	}
+	return n
 }
 
 // laps times the parts of a piece of init's work, one after another,
@@ -132,7 +139,6 @@ func (l *laps) lap(name string) {
 
 // setupContainer does everything before the process runs.
 func setupContainer(c *contract.Container) (*container, error) {
-	began := time.Now()
 	l := newLaps()
 	if err := mountShareAt(c.Root.Tag, containerRoot, contract.RootMountOptions); err != nil {
 		return nil, fmt.Errorf("root file system: %w", err)
@@ -191,13 +197,12 @@ func setupContainer(c *contract.Container) (*container, error) {
 		return nil, err
 	}
 	l.lap("read-only paths")
-	mounts := time.Since(began)
 	if fd, err := mkdirAllIn(root, c.Cwd); err != nil {
 		return nil, fmt.Errorf("working directory: %w", err)
 	} else {
 		unix.Close(fd)
 	}
-	ct := &container{c: c, mounts: mounts, mountLaps: l.took}
+	ct := &container{c: c, mountLaps: l.took}
 	if ct.exe, err = lookPathIn(root, c.Args[0], c.Cwd, c.Env); err != nil {
 		return nil, err
 	}

@@ -205,7 +205,8 @@ func (r *Runtime) Start(id string) error {
 		return fmt.Errorf("cannot start a container that is %s", st)
 	}
 	req := ipc.Request{Op: ipc.OpStart}
-	if plan, err := LoadPlan(c.PlanPath()); err == nil && plan.NewNetns {
+	plan, _ := LoadPlan(c.PlanPath())
+	if plan != nil && plan.NewNetns {
 		if req.Net, err = c.lateNetwork(); err != nil {
 			return fmt.Errorf("start %s: %w", c.ID, err)
 		}
@@ -217,7 +218,7 @@ func (r *Runtime) Start(id string) error {
 	if err := c.Save(); err != nil {
 		return err
 	}
-	if plan, err := LoadPlan(c.PlanPath()); err == nil && plan.Hooks != nil {
+	if plan != nil && plan.Hooks != nil {
 		if err := runHooks("poststart", plan.Hooks.Poststart, c.State().State); err != nil {
 			r.Log.Warn(c.ID + ": " + err.Error()) // the process runs: a warning, as runc's
 		}
