@@ -27,7 +27,7 @@ const (
 	ExitGuestCrash  = 71 // the guest crashed: triple fault, panic, init died
 	ExitCantCreate  = 73 // EX_CANTCREAT: an output file (kiln bench --json/--svg) cannot be written
 	ExitNotReady    = 75 // EX_TEMPFAIL: kiln snapshot's app did not become ready (--ready-*)
-	ExitWrongState  = 75 // EX_TEMPFAIL: kiln pause of a container not running, resume of one not paused
+	ExitWrongState  = 75 // EX_TEMPFAIL: kiln pause of a container not running, resume of one not paused; a snapshot of a VM whose state it cannot hold now
 	ExitInterrupted = 130
 	// ExitSeccomp: a seccomp filter refused one of kiln's system calls
 	// (vmm/seccomp): 128 + SIGSYS, as a shell shows a process SIGSYS
@@ -52,6 +52,8 @@ func exitCode(err error) int {
 		return ExitNoInput
 	case errors.Is(err, machine.ErrNotReady):
 		return ExitNotReady
+	case errors.Is(err, share.ErrUnsaveable):
+		return ExitWrongState
 	case errors.Is(err, machine.ErrSnapshot):
 		return ExitBadInput
 	case errors.Is(err, machine.ErrGuestCrash):

@@ -200,7 +200,6 @@ func TestReadyRefusals(t *testing.T) {
 		{[]string{"--ready-port", "70000", "--", "true"}, "port 70000 is out of range"},
 		{[]string{"--ready-file", "rel", "--", "true"}, `"rel" is not an absolute path`},
 		{[]string{"--ready-after", "10s", "--ready-timeout", "5s", "--", "true"}, "--ready-timeout 5s must be longer than --ready-after 10s"},
-		{[]string{"--ready-after", "1s", "--share", dir, "--", "true"}, "cannot hold a share"},
 		{[]string{"--", "true"}, "unless it waits for the command to be ready"},
 	} {
 		r := kiln(t, "", append(append([]string{}, base...), c.args...)...)
@@ -209,4 +208,49 @@ func TestReadyRefusals(t *testing.T) {
 		require.True(t, strings.HasPrefix(r.stderr, "kiln: "), r.stderr)
 		require.NotContains(t, r.stderr, "booting")
 	}
+}
+
+// TestReadyShare: an app that works in a share (its current directory
+// there, a log file its shell holds open for appending) is snapshotted and restored
+// onto a copy of the directory: the fids its kernel held are opened again
+// on the copy by their paths, so the app appends to the copy's log and
+// reads, from its current directory, a file written there after the
+// snapshot. An app that holds open a file it removed from the share
+// cannot be snapshotted: one line names the file, and nothing is left.
+func TestReadyShare(t *testing.T) {
+	dir := t.TempDir()
+	snap, stderr := readySnapshot(t, nil, "--share", dir+":/mnt/d", "--ready-file", "/tmp/ready", "--",
+		"sh", "-c", "cd /mnt/d; { echo before; echo x > /tmp/ready; sleep 4; echo after; } >> log; cat note; exit 3")
+	require.Contains(t, stderr, "was ready (/tmp/ready written)")
+
+	copyDir := t.TempDir()
+	require.NoError(t, os.CopyFS(copyDir, os.DirFS(dir)))
+	require.NoError(t, os.WriteFile(filepath.Join(copyDir, "note"), []byte("written after the snapshot\n"), 0o644))
+	r := kiln(t, "", "run", "--restore", snap, "--share", copyDir+":/mnt/d")
+	logConsole(t, r)
+	require.Equal(t, 3, r.code, r.stderr)
+	require.Equal(t, "written after the snapshot", strings.TrimSpace(r.stdout))
+	log, err := os.ReadFile(filepath.Join(copyDir, "log"))
+	require.NoError(t, err)
+	require.Equal(t, "before\nafter\n", string(log), "the restored app appends to the copy's log, through the file it held open")
+
+	k, i := guestFiles(t)
+	parent := t.TempDir()
+	out := filepath.Join(parent, "snap")
+	r = kiln(t, "", "snapshot", "--out", out, "--kernel", k, "--initrd", i, "--share", dir+":/mnt/d", "--ready-file", "/tmp/ready", "--",
+		"sh", "-c", "{ rm /mnt/d/scratch; echo x > /tmp/ready; sleep 600; } > /mnt/d/scratch")
+	require.Equal(t, ExitWrongState, r.code, r.stderr)
+	var kilnLines []string
+	for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		if strings.HasPrefix(l, "kiln: snapshot: ") {
+			kilnLines = append(kilnLines, l)
+		}
+	}
+	require.Len(t, kilnLines, 1, r.stderr)
+	require.Contains(t, kilnLines[0], "holds /scratch open, a file it removed")
+	t.Logf("refused: %s", kilnLines[0])
+	require.NotContains(t, r.stderr, "goroutine")
+	entries, err := os.ReadDir(parent)
+	require.NoError(t, err)
+	require.Empty(t, entries, "nothing left behind in %s", parent)
 }

@@ -187,6 +187,20 @@ func (m *msg) str(i int) string {
 	return string(m.b[o+2 : o+2+int(le.Uint16(m.b[o:]))])
 }
 
+// names is walk field i's names.
+func (m *msg) names(i int) []string {
+	o := m.at[i]
+	n := int(le.Uint16(m.b[o:]))
+	names := make([]string, 0, n)
+	o += 2
+	for range n {
+		l := int(le.Uint16(m.b[o:]))
+		names = append(names, string(m.b[o+2:o+2+l]))
+		o += 2 + l
+	}
+	return names
+}
+
 // newMsg makes a message of type typ with room for an n-byte body.
 func newMsg(typ byte, tag uint16, n int) []byte {
 	b := make([]byte, hdrLen+n)

@@ -7,12 +7,20 @@ import (
 // What kiln adds to a request before the library sees it, and learns from
 // the reply. The library keeps the real fid table; kiln keeps, per fid,
 // the little it needs itself: who attached it (for ownership of new
-// files), and the xattrs it serves or the library buffers on it.
+// files), the xattrs it serves or the library buffers on it, and what a
+// snapshot needs to make the fid again in a restored VM (snapshot.go):
+// the names walked from its root, and the flags it was opened with.
 type fidState struct {
 	uid     uint32 // Tattach's n_uname; noUID if unknown
 	xattr   []byte // a Txattrwalk's value, served by kiln (local.go)
 	isXattr bool
 	pending int64 // a Txattrcreate's size the library buffers for it
+
+	aname   string   // the attach name of the root it was walked from
+	path    []string // the names from that root to the file
+	opened  bool     // by Tlopen or Tlcreate, with flags
+	flags   uint32   // the open's flags, Linux's O_ values
+	removed bool     // the guest unlinked the file (or a directory above it)
 }
 
 // maxPending bounds what Txattrcreates may make the library buffer, over
@@ -91,7 +99,7 @@ func (s *session) serve(m *msg, room int) []byte {
 	if uid != noUID {
 		r[4] = m.typ + 1 // Rucreate is Rlcreate, and so on
 	}
-	s.learn(m)
+	s.learn(m, r)
 	return r
 }
 
@@ -105,19 +113,50 @@ func (s *session) clampCount(m *msg, field, room, msize int) {
 	}
 }
 
-// learn records what a successful reply did to the guest's fids.
-func (s *session) learn(m *msg) {
+// learn records what a successful reply r did to the guest's fids.
+func (s *session) learn(m *msg, r []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch m.typ {
 	case tAttach:
-		s.setFidLocked(m.u32(0), &fidState{uid: m.u32(4)})
+		s.setFidLocked(m.u32(0), &fidState{uid: m.u32(4), aname: m.str(3)})
 	case tWalk:
+		names := m.names(2)
+		if len(r) < hdrLen+2 || int(le.Uint16(r[hdrLen:])) != len(names) {
+			return // a walk that stopped short makes no fid (9P: walk(5))
+		}
 		st := &fidState{uid: noUID}
 		if from := s.fids[m.u32(0)]; from != nil {
-			st.uid = from.uid
+			st.uid, st.aname, st.removed = from.uid, from.aname, from.removed
+			st.path = append(append([]string(nil), from.path...), names...)
 		}
 		s.setFidLocked(m.u32(1), st)
+	case tLopen:
+		if st := s.fids[m.u32(0)]; st != nil {
+			st.opened, st.flags = true, m.u32(1)
+		}
+	case tLcreate:
+		// The fid, a directory's, is now the new file's, open.
+		if st := s.fids[m.u32(0)]; st != nil {
+			st.path = append(append([]string(nil), st.path...), m.str(1))
+			st.opened, st.flags = true, m.u32(2)
+		}
+	case tRenameat:
+		s.renamedLocked(s.fids[m.u32(0)], m.str(1), s.fids[m.u32(2)], m.str(3))
+	case tRename:
+		if st, dir := s.fids[m.u32(0)], s.fids[m.u32(1)]; st != nil && len(st.path) > 0 {
+			parent := &fidState{aname: st.aname, path: st.path[:len(st.path)-1]}
+			s.renamedLocked(parent, st.path[len(st.path)-1], dir, m.str(2))
+		}
+	case tUnlinkat:
+		if dir := s.fids[m.u32(0)]; dir != nil {
+			gone := append(append([]string(nil), dir.path...), m.str(1))
+			for _, st := range s.fids {
+				if st.aname == dir.aname && hasPrefix(st.path, gone) {
+					st.removed = true
+				}
+			}
+		}
 	case tXattrcreate:
 		// The library now buffers this value for the fid, in place of
 		// any earlier one.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 )
 
 // P9 is a 9P transport device (virtio-9p, device type 9), which carries a
@@ -44,6 +45,9 @@ type P9 struct {
 	// until the server returns, so resetting in a loop cannot start more
 	// than p9MaxInFlight requests at once.
 	slots chan struct{}
+	// session is a snapshot's 9P session, started again when the
+	// restored device is activated.
+	session json.RawMessage
 }
 
 // P9Server answers 9P messages for a P9 device (*share.Server is one). It
@@ -60,6 +64,12 @@ type P9Server interface {
 	// InSession reports whether the guest has a session: it mounted the
 	// share.
 	InSession() bool
+	// SaveSession returns the session, for a snapshot: nil if there is
+	// none. No request is in flight when it is called.
+	SaveSession() (json.RawMessage, error)
+	// RestoreSession starts a session SaveSession returned, before the
+	// restored guest sends anything.
+	RestoreSession(json.RawMessage) error
 }
 
 // virtio-9p constants.
@@ -120,6 +130,16 @@ func (p *P9) Activate(a *Activation) error {
 	if p.run != nil {
 		p.stop()
 	}
+	if sess := p.session; sess != nil {
+		// Restored: the guest's fids are made again before its first
+		// request is taken, and it hears of the replies the snapshot
+		// put in the used ring (SaveState) by an interrupt.
+		p.session = nil
+		if err := p.server.RestoreSession(sess); err != nil {
+			return fmt.Errorf("9P share %q: %w", p.tag, err)
+		}
+		defer a.Interrupt()
+	}
 	r := &p9Run{server: p.server, a: a, q: q, kick: kick, slots: p.slots}
 	p.run = r
 	p.workers.Go(r.pump)
@@ -137,7 +157,7 @@ func (p *P9) Reset() {
 }
 
 // Pause implements Pauser: the pump stops and the session stays (a
-// snapshot refuses it, SaveState says why). Requests the server is still
+// snapshot saves it, SaveState). Requests the server is still
 // working on go on; their replies are held, out of guest memory, until
 // the device is activated again (Transport.Resume) or reset.
 func (p *P9) Pause() {
@@ -162,24 +182,62 @@ func (p *P9) stop() {
 }
 
 // p9State is what a snapshot keeps of a 9P device: its tag, which the
-// guest's driver read, and which the restored device must have.
+// guest's driver read, and which the restored device must have; and the
+// guest's 9P session if it mounted the share (devices/share/snapshot.go:
+// the fids, made again in the restored VM by the requests that made
+// them).
 type p9State struct {
-	Tag string `json:"tag"`
+	Tag     string          `json:"tag"`
+	Session json.RawMessage `json:"session,omitempty"`
 }
 
-// SaveState implements Snapshotter. A share the guest has mounted has a
-// session whose fids are open host files, which a snapshot cannot hold:
-// kiln's snapshots are taken before init mounts anything, and the share
-// behind the tag can be another host directory in each restored VM.
+// p9DrainTimeout bounds how long a snapshot waits for the requests the
+// host is still working on. One blocked longer (on a FIFO the guest
+// opened, a lock) would leave a fid half made: the snapshot is refused.
+const p9DrainTimeout = 5 * time.Second
+
+// SaveState implements Snapshotter. The device is paused: its pump takes
+// no new request. A mounted share's session is saved once the requests
+// in flight are answered; their replies, held by the pause, go into the
+// guest's used ring now, so that the snapshot's memory holds them.
 func (p *P9) SaveState() (json.RawMessage, error) {
+	s := p9State{Tag: p.tag}
 	if p.server.InSession() {
-		return nil, fmt.Errorf("the guest has mounted the share %q: a snapshot cannot hold its open files", p.tag)
+		if err := p.drain(); err != nil {
+			return nil, err
+		}
+		sess, err := p.server.SaveSession()
+		if err != nil {
+			return nil, fmt.Errorf("9P share %q: %w", p.tag, err)
+		}
+		s.Session = sess
 	}
-	return json.Marshal(p9State{Tag: p.tag})
+	return json.Marshal(s)
+}
+
+// drain waits until no request is in flight, then puts the held replies
+// in the used ring.
+func (p *P9) drain() error {
+	deadline := time.Now().Add(p9DrainTimeout)
+	for len(p.slots) > 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("9P share %q: %d requests of the guest still running on the host after %v", p.tag, len(p.slots), p9DrainTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r := p.run; r != nil {
+		r.mu.Lock()
+		for _, h := range r.held {
+			r.reply(h.c, h.resp)
+		}
+		r.held = nil
+		r.mu.Unlock()
+	}
+	return nil
 }
 
 // RestoreState implements Snapshotter: the tag must be the one the guest
-// knows.
+// knows. A saved session starts when the device is activated.
 func (p *P9) RestoreState(data json.RawMessage) error {
 	var s p9State
 	if err := json.Unmarshal(data, &s); err != nil {
@@ -188,6 +246,7 @@ func (p *P9) RestoreState(data json.RawMessage) error {
 	if s.Tag != p.tag {
 		return fmt.Errorf("9P device with tag %q, the snapshot's had %q", p.tag, s.Tag)
 	}
+	p.session = s.Session
 	return nil
 }
 

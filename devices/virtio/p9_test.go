@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -190,6 +191,9 @@ func (f *fakeP9) Handle(req []byte, room int) []byte {
 
 func (f *fakeP9) Reset()          { f.resets.Add(1) }
 func (f *fakeP9) InSession() bool { return false }
+
+func (f *fakeP9) SaveSession() (json.RawMessage, error) { return nil, nil }
+func (f *fakeP9) RestoreSession(json.RawMessage) error  { return nil }
 
 func TestP9SlowRequestDoesNotBlockOthers(t *testing.T) {
 	srv := &fakeP9{block: make(chan struct{})}

@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -225,6 +226,9 @@ type errorServer struct{}
 
 func (errorServer) Reset()          {}
 func (errorServer) InSession() bool { return false }
+
+func (errorServer) SaveSession() (json.RawMessage, error) { return nil, nil }
+func (errorServer) RestoreSession(json.RawMessage) error  { return nil }
 
 func (errorServer) Handle(req []byte, room int) []byte {
 	r := []byte{11, 0, 0, 0, 7, 0xff, 0xff, 5, 0, 0, 0} // size, Rlerror, tag, EIO

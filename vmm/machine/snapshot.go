@@ -104,10 +104,10 @@ var ErrGuestCrash = errors.New("guest crashed")
 // restored VM's own (config.Net), given when it is restored.
 //
 // A ready-app snapshot (cfg.Ready) runs its command before the pause: it
-// needs one, a condition init can wait for, a timeout beyond a
-// --ready-after time, and no shares, whose 9P files the guest would hold
-// open across the snapshot while the host's side of them would not be in
-// it.
+// needs one, a condition init can wait for, and a timeout beyond a
+// --ready-after time. Its shares are mounted, and the app may hold their
+// files open: the snapshot keeps each 9P fid's path and open flags, and a
+// restored VM opens them again (devices/share/snapshot.go).
 func CheckSnapshottable(cfg *config.Config) error {
 	r := cfg.Ready
 	switch {
@@ -117,8 +117,6 @@ func CheckSnapshottable(cfg *config.Config) error {
 		return nil
 	case len(cfg.Command) == 0:
 		return fmt.Errorf("%w: --ready-%s: a ready-app snapshot needs the app's command after --", config.ErrUsage, readyFlag(*r))
-	case len(cfg.Shares) > 0:
-		return fmt.Errorf("%w: a ready-app snapshot cannot hold a share (--share): the app's open 9P files would not survive the restore", config.ErrUsage)
 	}
 	if err := r.Check(); err != nil {
 		return fmt.Errorf("%w: %w", config.ErrUsage, err)
