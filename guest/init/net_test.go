@@ -84,7 +84,10 @@ func look(t *testing.T, ns, name string) seen {
 			}
 			s.Routes = append(s.Routes, dst)
 		}
-		b, err := os.ReadFile("/proc/sys/net/ipv4/conf/" + name + "/arp_notify")
+		// init sets arp_notify for every interface at boot
+		// (setupNetwork): the kernel takes the larger of all's and
+		// the interface's own.
+		b, err := os.ReadFile("/proc/sys/net/ipv4/conf/all/arp_notify")
 		if err != nil {
 			return err
 		}
@@ -104,8 +107,17 @@ func look(t *testing.T, ns, name string) seen {
 func TestConfigure(t *testing.T) {
 	const name = "kilnt0" // not a name the host has, whatever happens
 	ns := guestNamespace(t, name)
+	// What init does at boot, before any job.
+	require.NoError(t, hostnet.InNamespace(ns, func() error { return setupNetwork("") }))
 	apply := func(ifc contract.Interface) error {
-		return hostnet.InNamespace(ns, func() error { return configure(ifc) })
+		return hostnet.InNamespace(ns, func() error {
+			h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			return configure(h, ifc)
+		})
 	}
 
 	first := contract.Interface{
