@@ -59,8 +59,8 @@ var ociCommands = map[string]*ociCommand{
 		return func(*oci.Runtime, []string) error { return printJSON(oci.Features(), "    ") }
 	}},
 	"exec":       {"[flags] ID [COMMAND...]", "run another process in a running container's VM, and exit with its status", 1, 1 << 20, execCommand},
-	"checkpoint": {"[flags] ID", "checkpoint a container (not yet)", 0, 1 << 20, unsupported("checkpoint is not supported by kiln (docs/oci.md)")},
-	"restore":    {"[flags] ID", "restore a container (not yet)", 0, 1 << 20, unsupported("restore is not supported by kiln (docs/oci.md)")},
+	"checkpoint": {"[--image-path DIR] [--work-path DIR] [--leave-running] ID", "save a running container's VM to DIR (a VM snapshot, not CRIU's images), and stop it unless --leave-running", 1, 1, checkpointCommand},
+	"restore":    {"[--image-path DIR] [--bundle DIR] [--detach] [--pid-file F] [--console-socket S] ID", "create a running container from a checkpoint and a bundle: its process goes on where it was", 1, 1, restoreCommand},
 }
 
 // ociGlobals are the flags before an OCI subcommand.
@@ -208,12 +208,6 @@ func simple(do func(*oci.Runtime, string) error) func(*pflag.FlagSet) func(*oci.
 	}
 }
 
-func unsupported(msg string) func(*pflag.FlagSet) func(*oci.Runtime, []string) error {
-	return func(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
-		fs.ParseErrorsWhitelist.UnknownFlags = true
-		return func(*oci.Runtime, []string) error { return errors.New(msg) }
-	}
-}
 
 func printJSON(v any, indent string) error {
 	b, err := json.MarshalIndent(v, "", indent)

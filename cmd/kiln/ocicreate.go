@@ -75,23 +75,77 @@ func ociRunCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
 		if *detach {
 			return vmm.Cmd.Process.Release()
 		}
-		// The signals a terminal sends reach the VMM too (one process
-		// group), which relays them to the container.
-		signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
-		err = vmm.Cmd.Wait()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				code = 128 + int(ws.Signal())
-			}
-		} else if err != nil {
+		return waitAndDelete(r, o.ID, vmm)
+	}
+}
+
+// waitAndDelete waits for a container run in the foreground (run, or
+// restore without --detach), deletes it, and returns its status.
+func waitAndDelete(r *oci.Runtime, id string, vmm *oci.Spawned) error {
+	// The signals a terminal sends reach the VMM too (one process
+	// group), which relays them to the container.
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
+	err := vmm.Cmd.Wait()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	} else if err != nil {
+		return err
+	}
+	if err := r.Delete(id, true); err != nil {
+		return err
+	}
+	return exitStatus(code)
+}
+
+// criuFlags are CRIU's options runc's checkpoint and restore take, which
+// a VM snapshot has no use for: accepted for runc's callers. (TCP
+// connections and file locks in the guest are in the VM's memory, and
+// stay; a connection's peer on the host may have given up meanwhile.)
+func criuFlags(fs *pflag.FlagSet) {
+	for _, b := range []string{"tcp-established", "ext-unix-sk", "shell-job", "file-locks", "lazy-pages", "auto-dedup", "tcp-skip-in-flight", "link-remap"} {
+		fs.Bool(b, false, "accepted for runc's callers")
+	}
+	for _, v := range []string{"manage-cgroups-mode", "empty-ns", "page-server", "status-fd", "lsm-profile", "lsm-mount-context"} {
+		fs.String(v, "", "accepted for runc's callers")
+	}
+}
+
+func checkpointCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
+	var o oci.CheckpointOptions
+	fs.StringVar(&o.ImagePath, "image-path", "", "write the checkpoint to this directory (default: ./checkpoint)")
+	fs.StringVar(&o.WorkPath, "work-path", "", "write dump.log here (default: the image path)")
+	fs.BoolVar(&o.LeaveRunning, "leave-running", false, "let the container go on after the checkpoint")
+	fs.BoolVar(&o.PreDump, "pre-dump", false, "refused: a kiln checkpoint has no incremental dumps")
+	fs.StringVar(&o.ParentPath, "parent-path", "", "refused, as --pre-dump")
+	criuFlags(fs)
+	return func(r *oci.Runtime, args []string) error {
+		o.ID = args[0]
+		return r.Checkpoint(o)
+	}
+}
+
+func restoreCommand(fs *pflag.FlagSet) func(*oci.Runtime, []string) error {
+	var o oci.RestoreOptions
+	createFlags(fs, &o.CreateOptions)
+	fs.StringVar(&o.ImagePath, "image-path", "", "the checkpoint's directory (default: ./checkpoint)")
+	fs.StringVar(&o.WorkPath, "work-path", "", "write restore.log here (default: the image path)")
+	fs.BoolVarP(&o.Detach, "detach", "d", false, "return once the container runs")
+	fs.Bool("no-subreaper", false, "accepted for runc's callers")
+	criuFlags(fs)
+	return func(r *oci.Runtime, args []string) error {
+		o.ID, o.Foreground = args[0], !o.Detach
+		vmm, err := r.Restore(o)
+		if err != nil {
 			return err
 		}
-		if err := r.Delete(o.ID, true); err != nil {
-			return err
+		if o.Detach {
+			return vmm.Cmd.Process.Release()
 		}
-		return exitStatus(code)
+		return waitAndDelete(r, o.ID, vmm)
 	}
 }

@@ -21,6 +21,7 @@ func cmdOCIVMM(args []string, start time.Time) int {
 	kernel := fs.String("kernel", "", "")
 	initrd := fs.String("initrd", "", "")
 	noSeccomp := fs.Bool("no-seccomp", false, "")
+	restore := fs.String("restore", "", "")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		fmt.Fprintf(os.Stderr, "kiln: %s is started by kiln create\n", oci.VMMCommand)
 		return ExitUsage
@@ -43,6 +44,9 @@ func cmdOCIVMM(args []string, start time.Time) int {
 		Build:   oci.WarmBuilder(warm.DefaultCache(), child),
 		Options: machine.Options{KVMPath: os.Getenv("KILN_KVM"), Seccomp: mode, Stderr: os.Stderr, Start: start},
 		Stdin:   os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+	}
+	if *restore != "" {
+		v.Build, v.Restored = oci.CheckpointBuilder(*restore), true
 	}
 	exit, err := v.Run(os.NewFile(3, "create"))
 	if err != nil {

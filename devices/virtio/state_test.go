@@ -99,7 +99,9 @@ func TestSnapshotRefusesAMismatchedDevice(t *testing.T) {
 
 // TestP9SnapshotBeforeAMount: a 9P device is snapshotted before the guest
 // mounts its share, and restored behind another host directory; once the
-// guest has a session, it is refused.
+// guest has a session, a snapshot holds it, and the device restored from
+// it (behind a third directory with the same names) serves the guest's
+// fids: an open file reads on, with no Tversion or Tattach of its own.
 func TestP9SnapshotBeforeAMount(t *testing.T) {
 	first, second := t.TempDir(), t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(second, "only-here"), []byte("x"), 0o644))
@@ -123,10 +125,22 @@ func TestP9SnapshotBeforeAMount(t *testing.T) {
 	r = d.p9rpc(p9msg(p9Twalk, 2, uint32(0), uint32(1), []string{"only-here"}), 8192)
 	require.EqualValues(t, p9Twalk+1, r[4], "a file of the directory given at restore")
 
-	// Now the guest has a session: no snapshot.
-	d.tr.Pause()
-	_, err = d.tr.Save()
-	require.ErrorContains(t, err, "has mounted the share")
+	r = d.p9rpc(p9msg(p9Tlopen, 3, uint32(1), uint32(0)), 8192)
+	require.EqualValues(t, p9Tlopen+1, r[4])
+
+	// Now the guest has a session, with an open file: the snapshot
+	// holds it.
+	third := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(third, "only-here"), []byte("third"), 0o644))
+	sh3, err := share.New(third, false)
+	require.NoError(t, err)
+	t.Cleanup(func() { sh3.Close() })
+	dev3, err := NewP9("kilnshare", share.NewServer(sh3))
+	require.NoError(t, err)
+	restoreInto(t, d, dev3)
+	r = d.p9rpc(p9msg(p9Tread, 4, uint32(1), uint64(0), uint32(100)), 8192)
+	require.EqualValues(t, p9Tread+1, r[4])
+	require.Equal(t, "third", string(r[11:]), "the open fid reads the restored directory's file")
 
 	// A device with another tag is not the one the guest knows.
 	other, err := NewP9("other", share.NewServer(sh2))

@@ -31,6 +31,18 @@ import (
 //     the stdio streams, waits for the host to have read them to their
 //     end, and writes the exit status as after a command (128+N for a
 //     death by signal N).
+//
+// A checkpoint (kiln checkpoint) of a running container: the host sends
+// ControlCheckpoint; init holds its copies of the process's output
+// (guest/init/stdio.go) and answers ControlQuiesced (Error set if it
+// could not). The host pauses the VM, which ends every vsock connection,
+// and saves it. In the VM that goes on (--leave-running) or is restored
+// from the checkpoint (kiln restore), init sees its control connection
+// reset: it connects the control and stdio streams again and sends
+// ControlRestored with the process's pid. The host may send
+// ControlNetwork (a restored container's interfaces), then ControlResume
+// with its wall clock (Time) and fresh Entropy; init sets them and lets
+// the output go on.
 
 // Container is what init needs to run an OCI container's process. Every
 // field is written by kiln's OCI runtime (package oci, from the bundle's
@@ -222,6 +234,10 @@ type Control struct {
 	ID string `json:"id,omitempty"`
 	// Exec is the process to run, for ControlExec.
 	Exec *Exec `json:"exec,omitempty"`
+	// Time is the host's wall clock (Unix nanoseconds) and Entropy
+	// random bytes for the guest's pool, for ControlResume.
+	Time    int64  `json:"time,omitempty"`
+	Entropy []byte `json:"entropy,omitempty"`
 	// Took are durations init measured, in nanoseconds of its own clock,
 	// for kiln's phase marks (cmd/kiln/oci/phases.go): "mounts" with
 	// ControlReady, "exec" with ControlStarted.
@@ -245,6 +261,11 @@ const (
 	// ControlNetwork: configure Net, before a ControlStart (a network an
 	// engine set up after kiln create: ctr run --cni).
 	ControlNetwork ControlOp = "network"
+	// A checkpoint's messages (the package comment).
+	ControlCheckpoint ControlOp = "checkpoint" // host: hold the output, answer ControlQuiesced
+	ControlQuiesced   ControlOp = "quiesced"   // guest: the output is held (or Error)
+	ControlRestored   ControlOp = "restored"   // guest: connected again after the pause; Pid
+	ControlResume     ControlOp = "resume"     // host: set Time and Entropy, let the output go on
 )
 
 // MarshalControl encodes c as one line.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"strings"
@@ -29,6 +28,10 @@ import (
 // container, so its host name, sysctls and limits are the container's,
 // and the chroot only gives the process the container's view of files.
 
+// quiesceTimeout bounds how long a checkpoint waits for a write of the
+// process's output that the host does not take.
+const quiesceTimeout = 10 * time.Second
+
 // drainTimeout bounds how long init waits for the host to read a stream
 // to its end once the process exited: a host that stopped reading must
 // not keep the VM alive.
@@ -49,7 +52,7 @@ func runContainer(c *contract.Container, quiet bool) {
 		end(127, quiet)
 	}
 	started := make(chan struct{})
-	go ctl.serve(func(m contract.Control) {
+	handle := func(m contract.Control) {
 		switch m.Op {
 		case contract.ControlStart:
 			select {
@@ -77,8 +80,41 @@ func runContainer(c *contract.Container, quiet bool) {
 			if m.Exec != nil {
 				go ct.exec(ctl, m.Exec)
 			}
+		case contract.ControlCheckpoint:
+			reply := contract.Control{Op: contract.ControlQuiesced}
+			if !ct.gate.close(quiesceTimeout) {
+				reply.Error = fmt.Sprintf("the container's output was not read for %v", quiesceTimeout)
+			}
+			ctl.send(reply)
+		case contract.ControlResume:
+			if m.Time != 0 {
+				setClock(m.Time)
+			}
+			if len(m.Entropy) > 0 {
+				if err := addEntropy(m.Entropy); err != nil {
+					fmt.Fprintf(os.Stderr, "kiln init: %v\n", err)
+				}
+			}
+			ct.gate.open()
 		}
-	})
+	}
+	go func() {
+		for {
+			ctl.serve(handle)
+			// The connection ended: a checkpoint paused the VM, which
+			// ended every vsock connection (the host's VMM ending ends
+			// the VM too, so nothing else does). Connect again, in the
+			// VM that goes on or the one restored from the checkpoint.
+			if err := ctl.redial(c.ControlPort); err != nil {
+				fmt.Fprintf(os.Stderr, "kiln init: container: after a checkpoint: %v\n", err)
+				return
+			}
+			if err := ct.redial(); err != nil {
+				fmt.Fprintf(os.Stderr, "kiln init: container: after a checkpoint: %v\n", err)
+			}
+			ctl.send(contract.Control{Op: contract.ControlRestored, Pid: ct.proc.getPid()})
+		}
+	}()
 	ready := contract.Control{Op: contract.ControlReady, Took: map[string]int64{
 		"job": int64(timings.job), "apply": int64(timings.apply), "control": int64(dialed), "mounts": ct.mounts(), "stdio": int64(ct.stdio), "setup": int64(time.Since(began)),
 	}}
@@ -98,9 +134,14 @@ type container struct {
 	c    *contract.Container
 	exe  string      // the executable, as the process's root sees it
 	proc process     // the process, once started
-	std  [3]*os.File // the process's stdio: vsock streams, or the terminal
+	std  [3]*os.File // the process's stdio: pipes' ends, or the terminal's slave
 	tty  *os.File    // with a terminal: its master, and the stream to the host
-	term *os.File
+	term *hostStream
+	// Without a terminal: the streams to the host, stdin, stdout and
+	// stderr, and init's ends of the pipes (stdio.go).
+	streams [3]*hostStream
+	pipes   [3]*os.File
+	gate    *gate // holds the copies to the host while checkpointed
 
 	reaper reaper // of the process, the execs and the orphans
 	execs  execs  // the execs running (exec.go)
@@ -225,16 +266,27 @@ func setupContainer(c *contract.Container) (*container, error) {
 }
 
 // connectStdio connects the process's stdio to the host: three streams,
-// or a terminal of the container's devpts relayed over one.
+// or a terminal of the container's devpts relayed over one; init relays
+// them (stdio.go).
 func (ct *container) connectStdio(root int) error {
 	base := ct.c.ControlPort
+	ct.gate = newGate()
 	if !ct.c.Terminal {
 		for i, off := range []uint32{contract.PortStdin, contract.PortStdout, contract.PortStderr} {
-			f, err := dialHost(base + off)
+			s, err := dialStream(base + off)
 			if err != nil {
 				return fmt.Errorf("stdio: %w", err)
 			}
-			ct.std[i] = f
+			ct.streams[i] = s
+			r, w, err := os.Pipe()
+			if err != nil {
+				return fmt.Errorf("stdio: %w", err)
+			}
+			if i == 0 {
+				ct.std[i], ct.pipes[i] = r, w
+			} else {
+				ct.std[i], ct.pipes[i] = w, r
+			}
 		}
 		return nil
 	}
@@ -244,8 +296,21 @@ func (ct *container) connectStdio(root int) error {
 	}
 	ct.tty = master
 	ct.std = [3]*os.File{slave, slave, slave}
-	if ct.term, err = dialHost(base + contract.PortStdin); err != nil {
+	if ct.term, err = dialStream(base + contract.PortStdin); err != nil {
 		return fmt.Errorf("terminal: %w", err)
+	}
+	return nil
+}
+
+// redial connects the stdio streams again after a checkpoint.
+func (ct *container) redial() error {
+	for _, s := range append(ct.streams[:], ct.term) {
+		if s == nil {
+			continue
+		}
+		if err := s.redial(); err != nil {
+			return fmt.Errorf("stdio: %w", err)
+		}
 	}
 	return nil
 }
@@ -317,19 +382,25 @@ func (ct *container) run(ctl *control) int {
 	if err := ctl.send(contract.Control{Op: contract.ControlStarted, Pid: pid, Took: took}); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln init: container: report the start: %v\n", err)
 	}
-	relayed := make(chan struct{})
+	// The process holds its ends of the pipes, or the terminal: init's
+	// copies close, so that the ends are seen.
+	for _, f := range ct.std {
+		f.Close()
+	}
+	var outs []*copier
 	if c.Terminal {
-		ct.std[0].Close() // the process holds the terminal; its master sees the end
-		go func() { io.Copy(ct.tty, ct.term) }()
-		go func() {
-			io.Copy(ct.term, ct.tty) // until the terminal's last holder closed it
-			close(relayed)
-		}()
+		fromHost(ct.term, ct.tty, false)
+		outs = append(outs, toHost(ct.tty, ct.term, ct.gate)) // until the terminal's last holder closed it
+	} else {
+		fromHost(ct.streams[0], ct.pipes[0], true)
+		for i := 1; i < 3; i++ {
+			outs = append(outs, toHost(ct.pipes[i], ct.streams[i], ct.gate))
+		}
 	}
 	status := <-exited
 	ct.proc.exited()
 	ctl.send(contract.Control{Op: contract.ControlExited, Status: status})
-	ct.finish(relayed)
+	ct.finish(outs)
 	return status
 }
 
@@ -376,8 +447,26 @@ func reap(pid int) int {
 // finish ends the stdio streams once the process has exited, and waits
 // until the host has read them to their end: what the process wrote must
 // reach the host before the VM ends.
-func (ct *container) finish(relayed <-chan struct{}) {
-	finishStreams(ct.c.Terminal, ct.std, ct.term, relayed)
+func (ct *container) finish(outs []*copier) {
+	if ct.c.Terminal {
+		select {
+		case <-outs[0].done:
+		case <-time.After(drainTimeout):
+		}
+		f := ct.term.current()
+		unix.Shutdown(int(f.Fd()), unix.SHUT_WR)
+		drain(f, drainTimeout)
+		return
+	}
+	for _, o := range outs {
+		o.drain()
+	}
+	for _, s := range ct.streams[1:] {
+		unix.Shutdown(int(s.current().Fd()), unix.SHUT_WR)
+	}
+	for _, s := range ct.streams[1:] {
+		drain(s.current(), drainTimeout)
+	}
 }
 
 // finishStreams ends a process's stdio streams (std, or with a terminal
@@ -420,6 +509,13 @@ type process struct {
 	pid   int
 	pidfd int // -1 if the kernel gave none
 	live  bool
+}
+
+// getPid is the process's pid, 0 before its start.
+func (p *process) getPid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid
 }
 
 func (p *process) started(pid int) {

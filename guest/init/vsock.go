@@ -119,10 +119,28 @@ func (c *control) send(m contract.Control) error {
 	return err
 }
 
+// redial connects again, after a checkpoint's pause reset the
+// connection.
+func (c *control) redial(port uint32) error {
+	f, err := dialHost(port)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	old := c.f
+	c.f = f
+	c.mu.Unlock()
+	old.Close()
+	return nil
+}
+
 // serve reads the host's messages and calls handle for each, until the
 // connection ends.
 func (c *control) serve(handle func(contract.Control)) {
-	s := bufio.NewScanner(c.f)
+	c.mu.Lock()
+	f := c.f
+	c.mu.Unlock()
+	s := bufio.NewScanner(f)
 	for s.Scan() {
 		m, err := contract.UnmarshalControl(s.Bytes())
 		if err != nil {

@@ -23,6 +23,10 @@ type Request struct {
 	// Rows and Cols are an exec's terminal size, for OpWinsize.
 	Rows uint16 `json:"rows,omitempty"`
 	Cols uint16 `json:"cols,omitempty"`
+	// Dir is where OpCheckpoint writes the VM; LeaveRunning lets the
+	// container go on after it.
+	Dir          string `json:"dir,omitempty"`
+	LeaveRunning bool   `json:"leave_running,omitempty"`
 }
 
 // Op names a request.
@@ -38,6 +42,8 @@ const (
 	OpExec Op = "exec"
 	// OpWinsize resizes an exec's terminal, on an OpExec connection.
 	OpWinsize Op = "winsize"
+	// OpCheckpoint saves the running VM to Dir (kiln checkpoint).
+	OpCheckpoint Op = "checkpoint"
 )
 
 // Reply is the VMM's answer: Error is empty on success. NotRunning says
@@ -56,6 +62,18 @@ var ErrNotRunning = errors.New("container not running")
 // to leave the guest, which is a kick and the exit each was handling).
 const callTimeout = time.Minute
 
+// checkpointTimeout bounds a checkpoint: the guest holds its output, the
+// VM is paused, and its memory written.
+const checkpointTimeout = 5 * time.Minute
+
+// timeout is how long a request may take.
+func (r Request) timeout() time.Duration {
+	if r.Op == OpCheckpoint {
+		return checkpointTimeout
+	}
+	return callTimeout
+}
+
 // Call sends req to the VMM listening at path and waits for its reply.
 func Call(path string, req Request) error {
 	c, err := net.DialTimeout("unix", path, 10*time.Second)
@@ -63,7 +81,7 @@ func Call(path string, req Request) error {
 		return fmt.Errorf("reach the container's VMM: %w", err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(callTimeout))
+	c.SetDeadline(time.Now().Add(req.timeout()))
 	if err := Write(c, req); err != nil {
 		return fmt.Errorf("ask the container's VMM: %w", err)
 	}
@@ -97,15 +115,20 @@ func ServeExec(ln net.Listener, handle func(Request) error, exec func(Request, *
 			var req Request
 			var r Reply
 			rd := NewReader(c)
-			if err := rd.Read(&req); err != nil {
+			err := rd.Read(&req)
+			switch {
+			case err != nil:
 				r.Error = "bad request: " + err.Error()
-			} else if req.Op == OpExec && exec != nil {
+			case req.Op == OpExec && exec != nil:
 				c.SetDeadline(time.Time{}) // as long as the exec runs
 				exec(req, &ExecStream{c: c, r: rd})
 				return
-			} else if err := handle(req); err != nil {
-				r.Error = err.Error()
-				r.NotRunning = errors.Is(err, ErrNotRunning)
+			default:
+				c.SetDeadline(time.Now().Add(req.timeout()))
+				if err := handle(req); err != nil {
+					r.Error = err.Error()
+					r.NotRunning = errors.Is(err, ErrNotRunning)
+				}
 			}
 			Write(c, r)
 		}()

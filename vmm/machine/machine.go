@@ -61,6 +61,7 @@ type Machine struct {
 
 	// Snapshots (snapshot.go, restore.go).
 	snapshotAtReady bool     // pause when init is ready for its job
+	checkpointable  bool     // Options.Checkpointable
 	saveable        bool     // a pause saves the vCPUs' state (pause.go)
 	msrIndices      []uint32 // the MSRs a snapshot saves
 	restored        bool     // built from a snapshot
@@ -94,6 +95,11 @@ type Options struct {
 	// and the caller saves it (SaveSnapshot), then stops it (Stop) or
 	// lets it go on (Resume), when init gets its job.
 	SnapshotAtReady bool
+	// Checkpointable lets a VM run under seccomp filters be paused and
+	// saved while it runs (kiln checkpoint of a container): its vCPUs
+	// save their state at a pause, and the filters allow what a save
+	// does (vmm/seccomp's Needs.Snapshot).
+	Checkpointable bool
 	// Seccomp filters kiln's system calls from the moment Run starts
 	// the vCPUs (seccomp.go). Off, the zero value, lets a process build
 	// many machines; with filters, a process runs one.
@@ -117,7 +123,7 @@ type Options struct {
 func New(cfg *config.Config, opt Options) (_ *Machine, err error) {
 	m := newMachine(cfg, opt)
 	m.snapshotAtReady = opt.SnapshotAtReady
-	m.saveable = opt.SnapshotAtReady || opt.Seccomp == seccomp.Off
+	m.saveable = opt.SnapshotAtReady || opt.Checkpointable || opt.Seccomp == seccomp.Off
 	defer func() {
 		if err != nil {
 			m.Close() // what was built so far
@@ -164,6 +170,7 @@ func newMachine(cfg *config.Config, opt Options) *Machine {
 	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), pauseAtReady: make(chan struct{}, 1)}
 	m.pause.ready = make(chan struct{})
 	m.seccomp, m.verbose, m.stderr = opt.Seccomp, opt.Verbose, opt.Stderr
+	m.checkpointable = opt.Checkpointable
 	if m.stderr == nil {
 		m.stderr = io.Discard
 	}

@@ -42,7 +42,7 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 	}
 	m := newMachine(cfg, opt)
 	m.restored = true
-	m.saveable = opt.Seccomp == seccomp.Off
+	m.saveable = opt.Checkpointable || opt.Seccomp == seccomp.Off
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -102,8 +102,8 @@ func Restore(dir string, cfg *config.Config, opt Options) (_ *Machine, err error
 			return nil, err
 		}
 	}
-	// 7. Without seccomp filters, a restored VM can be paused and saved
-	// again: which MSRs a pause saves.
+	// 7. Without seccomp filters (or with Checkpointable's), a restored
+	// VM can be paused and saved again: which MSRs a pause saves.
 	if m.saveable {
 		if m.msrIndices, err = m.sys.MSRIndexList(); err != nil {
 			return nil, err

@@ -138,6 +138,26 @@ func (l *Link) Ready(ended, commandStarted <-chan struct{}, timeout time.Duratio
 	}
 }
 
+// Restored waits until the guest of a VM restored from a checkpoint has
+// connected again and reports ControlRestored, or the VM ends, or
+// timeout passes.
+func (l *Link) Restored(ended <-chan struct{}, timeout time.Duration) (contract.Control, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case m := <-l.msgs:
+			if m.Op == contract.ControlRestored {
+				return m, nil
+			}
+		case <-ended:
+			return contract.Control{}, errors.New("the restored VM ended before its init connected again")
+		case <-t.C:
+			return contract.Control{}, fmt.Errorf("the restored VM's init did not connect again within %v", timeout)
+		}
+	}
+}
+
 // Messages are the guest's control messages after Ready: ControlStarted
 // and ControlExited. Like every message of the guest's, they are dropped
 // when nobody reads them.

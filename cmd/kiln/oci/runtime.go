@@ -47,6 +47,9 @@ type CreateOptions struct {
 	// Stdio are the container's stdin, stdout and stderr: the engine's,
 	// as kiln was given them.
 	Stdio [3]*os.File
+	// RestoreFrom, for kiln restore, is the checkpoint the VM is
+	// restored from instead of the warm snapshot (checkpoint.go).
+	RestoreFrom string
 }
 
 // firstMark is the time of this process's first phase mark, its start;
@@ -141,6 +144,9 @@ func (r *Runtime) Create(o CreateOptions) (_ *Spawned, err error) {
 	args := []string{VMMCommand, "--kernel", r.Kernel, "--initrd", r.Initrd}
 	if r.NoSeccomp {
 		args = append(args, "--no-seccomp")
+	}
+	if o.RestoreFrom != "" {
+		args = append(args, "--restore", o.RestoreFrom)
 	}
 	if vmm, err = Spawn(r.Exe, append(args, c.Dir), stdio, terminal && o.ConsoleSocket != "", plan.NewNetns); err != nil {
 		return nil, err

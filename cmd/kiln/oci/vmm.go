@@ -58,6 +58,10 @@ type VM interface {
 	// guest's connections stay open (vmm/machine/pause.go).
 	Freeze() error
 	Resume() error
+	// Pause stops the vCPUs and the devices, for a checkpoint's
+	// SaveSnapshot; Resume lets them go on.
+	Pause() error
+	SaveSnapshot(dir, build string) (machine.SnapshotTimes, error)
 	CommandStarted() <-chan struct{}
 	Close() error
 }
@@ -79,6 +83,11 @@ type VMM struct {
 	// ReadyTimeout bounds the guest's setup of the container once the VM
 	// runs; zero is readyTimeout.
 	ReadyTimeout time.Duration
+	// Restored: Build restores the VM from a checkpoint (kiln restore,
+	// checkpoint.go), whose process runs: the VMM waits for the guest to
+	// connect again instead of for its setup, and the container is
+	// running once created.
+	Restored bool
 
 	terminal bool
 	link     *Link
@@ -98,6 +107,15 @@ type VMM struct {
 	finished atomic.Bool
 
 	marks *PhaseLog // KILN_PHASES's (phases.go); nil without
+
+	// A checkpoint's (checkpoint.go): the guest's answers, one at a
+	// time; whether the VM ended because it was checkpointed; the
+	// process's pid in the guest; a restored container's interfaces.
+	ckpt         chan contract.Control
+	ckptMu       sync.Mutex
+	checkpointed atomic.Bool
+	guestPid     atomic.Int64
+	restoredNet  []contract.Interface
 }
 
 // readyTimeout bounds the guest's setup of a container after the VM
@@ -125,6 +143,7 @@ func (v *VMM) Run(create *os.File) (Exit, error) {
 	defer v.marks.Close()
 	defer v.marks.Mark(StepEnd, nil) // after closeAll: the VM is gone
 	defer v.closeAll()
+	v.ckpt = make(chan contract.Control, 4)
 	created, adopted := v.watchCreate(create)
 	if err := v.setUp(); err != nil {
 		ipc.Write(create, ipc.Created{Error: err.Error()})
@@ -143,6 +162,12 @@ func (v *VMM) Run(create *os.File) (Exit, error) {
 		v.vm.Stop() // create is gone: nobody knows of this container
 		<-v.ended
 		return Exit{}, err
+	}
+	if v.Restored {
+		if err := v.resumeRestored(); err != nil {
+			fmt.Fprintf(v.Options.Stderr, "kiln: restore: %v\n", err)
+			v.vm.Stop()
+		}
 	}
 	<-v.ended
 	v.proc.Exited()
@@ -216,6 +241,7 @@ func (v *VMM) setUp() (err error) {
 	cfg.Container = &plan.Container
 	opt := v.Options
 	opt.Console, opt.Start = &capped{w: v.console, left: 1 << 20}, start
+	opt.Checkpointable = true // kiln checkpoint saves it while it runs
 	if plan.Network != nil {
 		// The tap in the engine's namespace, made while this process
 		// may still make one (network.go).
@@ -269,6 +295,23 @@ func (v *VMM) setUp() (err error) {
 	timeout := v.ReadyTimeout
 	if timeout == 0 {
 		timeout = readyTimeout
+	}
+	if v.Restored {
+		// The process runs; the guest's init connects again and waits
+		// for its interfaces and clock (resumeRestored).
+		v.restoredNet = cfg.Job().Net
+		m, err := v.link.Restored(v.ended, timeout)
+		if err != nil {
+			vm.Stop()
+			<-v.ended
+			if v.isAborted() {
+				return ErrCreateGone
+			}
+			return err
+		}
+		v.guestPid.Store(int64(m.Pid))
+		v.marks.Mark(StepReady, nil)
+		return nil
 	}
 	ready, err := v.link.Ready(v.ended, vm.CommandStarted(), timeout)
 	if err != nil {
@@ -354,6 +397,8 @@ func (v *VMM) handle(r ipc.Request) error {
 		})
 	case ipc.OpSignal:
 		return v.proc.Send(Signal{Sig: unix.Signal(r.Signal), All: r.All})
+	case ipc.OpCheckpoint:
+		return v.checkpoint(r.Dir, r.LeaveRunning)
 	case ipc.OpPause:
 		return v.vm.Freeze()
 	case ipc.OpResume:
@@ -368,7 +413,13 @@ func (v *VMM) follow() {
 		select {
 		case m := <-v.link.Messages():
 			switch m.Op {
+			case contract.ControlQuiesced, contract.ControlRestored:
+				select {
+				case v.ckpt <- m: // checkpoint.go waits for it
+				default:
+				}
 			case contract.ControlStarted:
+				v.guestPid.Store(int64(m.Pid))
 				v.marks.Mark(StepStarted, m.Took)
 				if err := v.proc.Started(); err != nil {
 					fmt.Fprintf(v.Options.Stderr, "kiln: %v\n", err)
@@ -428,6 +479,9 @@ func terminalSize(r io.Reader) (rows, cols uint16, ok bool) {
 
 // exit is how the container ended.
 func (v *VMM) exit() Exit {
+	if v.checkpointed.Load() {
+		return Exit{Status: checkpointedStatus, HasStatus: true, Result: v.res}
+	}
 	if sig := v.stopSig.Load(); sig != 0 {
 		return Exit{Status: 128 + int(sig), HasStatus: true, Result: v.res}
 	}

@@ -73,6 +73,13 @@ func (f *fakeVM) Resume() error {
 	f.paused = false
 	return nil
 }
+
+// Pause and SaveSnapshot: the fake cannot be checkpointed.
+func (f *fakeVM) Pause() error { return errors.New("the fake VM cannot be paused for a checkpoint") }
+func (f *fakeVM) SaveSnapshot(string, string) (machine.SnapshotTimes, error) {
+	return machine.SnapshotTimes{}, errors.New("the fake VM cannot be saved")
+}
+
 func (f *fakeVM) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

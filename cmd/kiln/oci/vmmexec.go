@@ -42,6 +42,13 @@ func (e *execs) add(id string) (chan contract.Control, bool) {
 	return ch, true
 }
 
+// count is how many execs run.
+func (e *execs) count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.m)
+}
+
 func (e *execs) remove(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

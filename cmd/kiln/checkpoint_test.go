@@ -1,0 +1,146 @@
+package main
+
+// Checkpoint and restore of running containers (kiln checkpoint, kiln
+// restore; podman container checkpoint and restore), with real guests:
+// a counter the container's shell holds in memory goes on from where it
+// was in the restored VM.
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-vmm/kiln/cmd/kiln/oci"
+)
+
+// counted is the numbers a counter wrote, in order.
+func counted(t *testing.T, out string) []int {
+	t.Helper()
+	var n []int
+	for _, f := range strings.Fields(out) {
+		i, err := strconv.Atoi(f)
+		require.NoError(t, err, "the counter's output: %q", out)
+		n = append(n, i)
+	}
+	return n
+}
+
+// requireCounting checks that nums count up by one from first.
+func requireCounting(t *testing.T, what string, nums []int, first int) {
+	t.Helper()
+	require.NotEmpty(t, nums, what)
+	for i, n := range nums {
+		require.Equal(t, first+i, n, "%s: %v", what, nums)
+	}
+}
+
+// restore runs kiln restore of the checkpoint in image as id, detached,
+// its stdio files as create's, and returns the VMM's pid.
+func (o *ociRuntime) restore(id, bundle, image string) int {
+	o.t.Helper()
+	cmd := exec.Command(kilnBinary, "--root", o.root, "restore", "--image-path", image, "--work-path", filepath.Dir(image),
+		"--bundle", bundle, "--detach", "--pid-file", o.pidFile(id), id)
+	cmd.Env = append(os.Environ(), o.env...)
+	stdout, err := os.Create(filepath.Join(o.files, id+".out"))
+	require.NoError(o.t, err)
+	stderr, err := os.Create(filepath.Join(o.files, id+".err"))
+	require.NoError(o.t, err)
+	o.t.Cleanup(func() { stdout.Close(); stderr.Close() })
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	start := time.Now()
+	err = cmd.Run()
+	out, errs := o.output(id)
+	require.NoError(o.t, err, "restore %s: stdout %q stderr %q", id, out, errs)
+	o.t.Logf("kiln restore %s: %.2f s", id, time.Since(start).Seconds())
+	return o.pid(id)
+}
+
+// TestOCICheckpoint: a running counter is checkpointed (its VM ends, its
+// VMM exits 0, the container is stopped), restored as another container
+// that counts on from the next number, checkpointed again with
+// --leave-running (it goes on counting), and that checkpoint restored
+// beside it, both counting on. A checkpoint of a stopped container and a
+// restore of a directory that holds none are refused with one line.
+func TestOCICheckpoint(t *testing.T) {
+	rootfs := ociGuest(t)
+	o := newOCIRuntime(t, "")
+	t.Cleanup(func() {
+		for _, id := range []string{"k1", "k2", "k3"} {
+			o.run("delete", "--force", id)
+		}
+	})
+	bundle := writeBundle(t, rootfs, counter...)
+	images := t.TempDir()
+	count := func(id string) func() int {
+		return func() int { out, _ := o.output(id); return lines(out) }
+	}
+
+	pid := o.createOK("k1", bundle)
+	require.Equal(t, 0, o.run("start", "k1").code)
+	waitLines(t, "k1 before the checkpoint", 3, count("k1"))
+	first := filepath.Join(images, "first")
+	start := time.Now()
+	r := o.run("checkpoint", "--image-path", first, "--work-path", images, "k1")
+	require.Equal(t, 0, r.code, r.stderr)
+	t.Logf("kiln checkpoint k1: %.2f s", time.Since(start).Seconds())
+	require.Equal(t, 0, waitExit(t, pid), "the checkpointed VM's VMM exits 0")
+	require.Equal(t, specs.StateStopped, o.state("k1").Status)
+	require.FileExists(t, filepath.Join(first, oci.InventoryFile), "podman looks for it before a restore")
+	require.FileExists(t, filepath.Join(first, oci.CheckpointFile))
+	log, err := os.ReadFile(filepath.Join(images, "dump.log"))
+	require.NoError(t, err)
+	require.Contains(t, string(log), "checkpointed k1")
+	out, _ := o.output("k1")
+	before := counted(t, out)
+	requireCounting(t, "k1", before, 1)
+	last := before[len(before)-1]
+	r = o.run("checkpoint", "--image-path", filepath.Join(images, "again"), "k1")
+	require.Equal(t, ExitWrongState, r.code, "a checkpoint of a stopped container: %s", r.stderr)
+	require.Equal(t, 1, lines(r.stderr), r.stderr)
+	require.Equal(t, 0, o.run("delete", "k1").code)
+
+	// Restored as k2: it counts on from the number after the last.
+	pid2 := o.restore("k2", bundle, first)
+	require.Equal(t, specs.StateRunning, o.state("k2").Status)
+	require.Equal(t, pid2, o.state("k2").Pid)
+	waitLines(t, "k2 after the restore", 3, count("k2"))
+	out, _ = o.output("k2")
+	requireCounting(t, "k2, restored", counted(t, out), last+1)
+
+	// --leave-running: k2 goes on, and its checkpoint restored as k3
+	// counts on beside it.
+	second := filepath.Join(images, "second")
+	r = o.run("checkpoint", "--leave-running", "--leave-running", "--image-path", second, "k2")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, specs.StateRunning, o.state("k2").Status)
+	n := lines(func() string { s, _ := o.output("k2"); return s }())
+	waitLines(t, "k2 after --leave-running", n+2, count("k2"))
+	pid3 := o.restore("k3", bundle, second)
+	waitLines(t, "k3 after the restore", 2, count("k3"))
+	out, _ = o.output("k2")
+	k2 := counted(t, out)
+	requireCounting(t, "k2, left running", k2, last+1)
+	out, _ = o.output("k3")
+	k3 := counted(t, out)
+	require.Greater(t, k3[0], last+1, "k3 starts past k2's first number: %v", k3)
+	require.LessOrEqual(t, k3[0], k2[len(k2)-1], "k3 starts no later than k2 is: %v %v", k3, k2)
+	requireCounting(t, "k3", k3, k3[0])
+	t.Logf("k1 counted %v; restored, k2 %v; k3, from k2 left running, %v", before, k2, k3)
+	for _, id := range []string{"k2", "k3"} {
+		require.Equal(t, 0, o.run("kill", id, "KILL").code)
+	}
+	waitExit(t, pid2)
+	waitExit(t, pid3)
+
+	r = o.run("restore", "--image-path", t.TempDir(), "--bundle", bundle, "--detach", "k4")
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Equal(t, 1, lines(r.stderr), r.stderr)
+	require.Contains(t, r.stderr, "holds no kiln checkpoint")
+}
