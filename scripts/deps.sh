@@ -30,6 +30,10 @@ command -v containerd >/dev/null || want+=(containerd)
 # that ctr run --cni runs (Debian's, in /usr/lib/cni).
 [ -x /usr/lib/podman/aardvark-dns ] || want+=(aardvark-dns)
 [ -x /usr/lib/cni/bridge ] || want+=(containernetworking-plugins)
+# podman offers container checkpoint and restore only on a host with a
+# criu binary (it asks criu its version); kiln's checkpoints are VM
+# snapshots and never run it (docs/oci.md, "Checkpoint and restore").
+command -v criu >/dev/null || [ -x /usr/sbin/criu ] || want+=(criu)
 if [ ${#want[@]} -gt 0 ]; then
 	if [ "$(id -u)" -eq 0 ]; then
 		need+=("${want[@]}")

@@ -144,3 +144,64 @@ func TestOCICheckpoint(t *testing.T) {
 	require.Equal(t, 1, lines(r.stderr), r.stderr)
 	require.Contains(t, r.stderr, "holds no kiln checkpoint")
 }
+
+// TestPodmanCheckpoint: podman container checkpoint and restore with
+// kiln as the runtime, on podman's network: a container that counts and
+// serves HTTP is checkpointed (podman says exited), restored (running,
+// counting on from where it was, serving on its address), checkpointed
+// again with --leave-running --export while it goes on, and the export
+// imported under a new name: a second container, its own address, the
+// same count, both running.
+func TestPodmanCheckpoint(t *testing.T) {
+	p := newPodman(t)
+	mustBeRootForNet(t)
+	if _, err := exec.LookPath("criu"); err != nil {
+		t.Skip("SKIPPED: criu is not installed: podman offers checkpoints only with it (make installs it: scripts/deps.sh)")
+	}
+	t.Cleanup(func() { p.run("rm", "--force", "kiln-ck", "kiln-ck2") })
+	script := "httpd -addr :8080 & i=0; while true; do i=$((i+1)); echo $i; sleep 1; done"
+	r := p.runKilnNet("-d", "--name", "kiln-ck", podmanImage, "sh", "-c", script)
+	require.Equal(t, 0, r.code, r.stderr)
+	logs := func(name string) []int { return counted(t, p.run("logs", name).stdout) }
+	waitLines(t, "before the checkpoint", 3, func() int { return len(logs("kiln-ck")) })
+
+	start := time.Now()
+	r = p.run("container", "checkpoint", "kiln-ck")
+	require.Equal(t, 0, r.code, r.stderr)
+	t.Logf("podman container checkpoint: %.2f s", time.Since(start).Seconds())
+	require.Equal(t, "exited", p.inspect("kiln-ck", "{{.State.Status}}"))
+	before := logs("kiln-ck")
+	requireCounting(t, "before the checkpoint", before, 1)
+
+	start = time.Now()
+	r = p.run("container", "restore", "kiln-ck")
+	require.Equal(t, 0, r.code, r.stderr)
+	t.Logf("podman container restore: %.2f s", time.Since(start).Seconds())
+	require.Equal(t, "running", p.inspect("kiln-ck", "{{.State.Status}}"))
+	waitLines(t, "after the restore", len(before)+3, func() int { return len(logs("kiln-ck")) })
+	requireCounting(t, "across the restore", logs("kiln-ck"), 1)
+	ip := p.inspect("kiln-ck", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+	_, body := waitHTTP(t, "", "http://"+ip+":8080/random", time.Now())
+	require.Contains(t, body, `"addr":"`+ip+`:8080"`, "the restored container serves on its address")
+
+	tarball := filepath.Join(t.TempDir(), "kiln-ck.tar.gz")
+	r = p.run("container", "checkpoint", "--leave-running", "--export", tarball, "kiln-ck")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "running", p.inspect("kiln-ck", "{{.State.Status}}"))
+	start = time.Now()
+	r = p.run("container", "restore", "--import", tarball, "--name", "kiln-ck2")
+	require.Equal(t, 0, r.code, r.stderr)
+	t.Logf("podman container restore --import --name: %.2f s", time.Since(start).Seconds())
+	require.Equal(t, "running", p.inspect("kiln-ck2", "{{.State.Status}}"))
+	ip2 := p.inspect("kiln-ck2", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+	require.NotEqual(t, ip, ip2, "the import under a new name has its own address")
+	_, body = waitHTTP(t, "", "http://"+ip2+":8080/random", time.Now())
+	require.Contains(t, body, `"addr":"`+ip2+`:8080"`, "the clone serves on its own address")
+	n1, n2 := len(logs("kiln-ck")), len(logs("kiln-ck2"))
+	waitLines(t, "the original, after the export", n1+2, func() int { return len(logs("kiln-ck")) })
+	waitLines(t, "the clone", n2+2, func() int { return len(logs("kiln-ck2")) })
+	one, two := logs("kiln-ck"), logs("kiln-ck2")
+	requireCounting(t, "the original", one, 1)
+	requireCounting(t, "the clone", two, two[0])
+	t.Logf("kiln-ck counted %v; kiln-ck2, imported, %v", one, two)
+}

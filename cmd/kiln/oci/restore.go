@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -110,6 +111,9 @@ func (r *Runtime) Restore(o RestoreOptions) (*Spawned, error) {
 	if b.Spec.Process.Terminal != ck.Terminal {
 		return nil, fmt.Errorf("restore: the checkpoint's container %s terminal, the bundle's process %s (process.terminal)", hasOrNot(ck.Terminal), hasOrNot(b.Spec.Process.Terminal))
 	}
+	if err := makeMountpoints(b); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 	began := time.Now()
 	o.RestoreFrom = dir
 	vmm, err := r.Create(o.CreateOptions)
@@ -155,4 +159,83 @@ func logLine(dir, name, line string) {
 	}
 	defer f.Close()
 	f.WriteString(line)
+}
+
+// makeMountpoints creates, in the bundle's root file system, the mount
+// points the guest's init made there when it set the container up
+// (guest/init/containerfs.go), as runc creates them: an empty file for a
+// bind of a file, a directory for anything else. The restored guest holds
+// 9P fids for them, which the share opens again by path
+// (devices/share/snapshot.go); an engine's copy of the container's files
+// (podman's export: its rootfs diff leaves mount points out) lacks them.
+// Mounts below another mount's destination are in that mount, not in the
+// root file system.
+func makeMountpoints(b *Bundle) error {
+	root, err := os.OpenRoot(b.Rootfs)
+	if err != nil {
+		return fmt.Errorf("the root file system: %w", err)
+	}
+	defer root.Close()
+	var dests []string
+	for _, m := range b.Spec.Mounts {
+		dests = append(dests, filepath.Clean("/"+m.Destination))
+	}
+	for i, m := range b.Spec.Mounts {
+		dest := dests[i]
+		if dest == "/" || below(dest, dests[:i]) || below(dest, dests[i+1:]) {
+			continue
+		}
+		rel := strings.TrimPrefix(dest, "/")
+		if _, err := root.Lstat(rel); err == nil {
+			continue
+		}
+		file := false
+		if isBind(m) {
+			if st, err := os.Stat(m.Source); err == nil && !st.IsDir() {
+				file = true
+			}
+		}
+		dir := rel
+		if file {
+			dir = filepath.Dir(rel)
+		}
+		if dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("mount point %s: %w", dest, err)
+			}
+		}
+		if file {
+			f, err := root.OpenFile(rel, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if err != nil && !errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("mount point %s: %w", dest, err)
+			}
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	return nil
+}
+
+// below reports whether p is strictly below one of dirs.
+func below(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if d != "/" && d != p && strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// isBind reports whether m is a bind mount.
+func isBind(m specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,47 @@
+package oci
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMakeMountpoints: a restore makes the mount points the guest made in
+// the root file system (a file for a bind of a file, a directory for the
+// rest), but none below another mount, and none through a symlink out of
+// the root.
+func TestMakeMountpoints(t *testing.T) {
+	rootfs, host := t.TempDir(), t.TempDir()
+	hostFile := filepath.Join(host, "containerenv")
+	require.NoError(t, os.WriteFile(hostFile, nil, 0o644))
+	outside := t.TempDir()
+	require.NoError(t, os.Symlink(outside, filepath.Join(rootfs, "escape")))
+	require.NoError(t, os.Mkdir(filepath.Join(rootfs, "etc"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(rootfs, "etc", "hosts"), []byte("kept"), 0o644))
+	b := &Bundle{Rootfs: rootfs, Spec: &specs.Spec{Mounts: []specs.Mount{
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts"},
+		{Destination: "/run/.containerenv", Type: "bind", Source: hostFile, Options: []string{"rbind"}},
+		{Destination: "/data", Source: host, Options: []string{"bind"}},
+		{Destination: "/etc/hosts", Type: "bind", Source: hostFile},
+		{Destination: "/escape/x", Type: "bind", Source: hostFile},
+	}}}
+	err := makeMountpoints(b)
+	require.Error(t, err, "a mount point through a symlink out of the root is refused")
+	st, err := os.Stat(filepath.Join(rootfs, "run", ".containerenv"))
+	require.NoError(t, err)
+	require.True(t, st.Mode().IsRegular())
+	for _, d := range []string{"dev", "data"} {
+		st, err := os.Stat(filepath.Join(rootfs, d))
+		require.NoError(t, err)
+		require.True(t, st.IsDir(), d)
+	}
+	require.NoDirExists(t, filepath.Join(rootfs, "dev", "pts"), "inside the /dev mount, not the root file system")
+	b2, _ := os.ReadFile(filepath.Join(rootfs, "etc", "hosts"))
+	require.Equal(t, "kept", string(b2), "an existing file is left as it is")
+	entries, _ := os.ReadDir(outside)
+	require.Empty(t, entries, "nothing made outside the root")
+}
