@@ -208,7 +208,6 @@ func simple(do func(*oci.Runtime, string) error) func(*pflag.FlagSet) func(*oci.
 	}
 }
 
-
 func printJSON(v any, indent string) error {
 	b, err := json.MarshalIndent(v, "", indent)
 	if err != nil {
