@@ -133,6 +133,19 @@ func TestOCICheckpoint(t *testing.T) {
 	require.LessOrEqual(t, k3[0], k2[len(k2)-1], "k3 starts no later than k2 is: %v %v", k3, k2)
 	requireCounting(t, "k3", k3, k3[0])
 	t.Logf("k1 counted %v; restored, k2 %v; k3, from k2 left running, %v", before, k2, k3)
+
+	// An exec running: its streams are its own vsock connections, which
+	// the pause would end. The checkpoint is refused with one line, and
+	// the container runs on.
+	execCmd := exec.Command(kilnBinary, "--root", o.root, "exec", "--detach", "--pid-file", filepath.Join(o.files, "exec.pid"), "k3", "sleep", "1000")
+	execCmd.Env = append(os.Environ(), o.env...)
+	require.NoError(t, execCmd.Run(), "kiln exec --detach")
+	r = o.run("checkpoint", "--image-path", filepath.Join(images, "refused"), "k3")
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Equal(t, 1, lines(r.stderr), r.stderr)
+	require.Contains(t, r.stderr, "exec process(es) running")
+	require.NoDirExists(t, filepath.Join(images, "refused"))
+	require.Equal(t, specs.StateRunning, o.state("k3").Status)
 	for _, id := range []string{"k2", "k3"} {
 		require.Equal(t, 0, o.run("kill", id, "KILL").code)
 	}

@@ -75,19 +75,19 @@ const quiesceTimeout = time.Minute
 // checkpoint saves the running VM to dir (ipc.OpCheckpoint).
 func (v *VMM) checkpoint(dir string, leaveRunning bool) error {
 	if dir == "" || !filepath.IsAbs(dir) {
-		return fmt.Errorf("checkpoint: the image path %q is not absolute", dir)
+		return fmt.Errorf("the image path %q is not absolute", dir)
 	}
 	if ph := v.proc.Phase(); ph != PhaseRunning {
-		return fmt.Errorf("checkpoint: %w (its process is %v)", ErrNotRunning, ph)
+		return fmt.Errorf("%w (its process is %v)", ErrNotRunning, ph)
 	}
 	if n := v.execs.count(); n > 0 {
-		return fmt.Errorf("checkpoint: the container has %d exec process(es) running (kiln exec): their streams would not survive the pause; let them end first", n)
+		return fmt.Errorf("the container has %d exec process(es) running (kiln exec): their streams would not survive the pause; let them end first", n)
 	}
 	v.ckptMu.Lock()
 	defer v.ckptMu.Unlock()
 	drainCkpt(v.ckpt)
 	if err := v.link.Send(contract.Control{Op: contract.ControlCheckpoint}); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return err
 	}
 	m, err := v.awaitGuest(contract.ControlQuiesced, quiesceTimeout)
 	if err == nil && m.Error != "" {
@@ -95,21 +95,21 @@ func (v *VMM) checkpoint(dir string, leaveRunning bool) error {
 	}
 	if err != nil {
 		v.link.Send(contract.Control{Op: contract.ControlResume})
-		return fmt.Errorf("checkpoint: the guest did not hold the container's output: %w", err)
+		return fmt.Errorf("the guest did not hold the container's output: %w", err)
 	}
 	if err := v.vm.Pause(); err != nil {
 		v.link.Send(contract.Control{Op: contract.ControlResume})
-		return fmt.Errorf("checkpoint: %w", err)
+		return err
 	}
-	saveErr := v.save(dir, m)
+	saveErr := v.save(dir)
 	if saveErr != nil || leaveRunning {
 		// The VM goes on: its init connects again (the pause ended its
 		// connections), and its output goes on once told.
 		if err := v.vm.Resume(); err != nil {
-			return fmt.Errorf("checkpoint: resume the VM: %w", err)
+			return fmt.Errorf("resume the VM: %w", err)
 		}
 		if err := v.afterPause(false); err != nil && saveErr == nil {
-			return fmt.Errorf("checkpoint: after the pause: %w", err)
+			return fmt.Errorf("after the pause: %w", err)
 		}
 		return saveErr
 	}
@@ -119,18 +119,18 @@ func (v *VMM) checkpoint(dir string, leaveRunning bool) error {
 }
 
 // save writes the paused VM and the checkpoint's record to dir.
-func (v *VMM) save(dir string, _ contract.Control) error {
+func (v *VMM) save(dir string) error {
 	build, err := machine.BuildID()
 	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return err
 	}
 	if _, err := v.vm.SaveSnapshot(dir, build); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return fmt.Errorf("save the VM: %w", err)
 	}
 	rec := Checkpoint{ID: filepath.Base(v.Dir), Pid: int(v.guestPid.Load()), Terminal: v.terminal, Network: v.tap != nil, Taken: time.Now().UTC()}
 	b, _ := json.MarshalIndent(rec, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, CheckpointFile), append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return fmt.Errorf("write the checkpoint's record: %w", err)
 	}
 	return nil
 }

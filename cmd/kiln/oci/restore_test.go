@@ -45,3 +45,26 @@ func TestMakeMountpoints(t *testing.T) {
 	entries, _ := os.ReadDir(outside)
 	require.Empty(t, entries, "nothing made outside the root")
 }
+
+// TestCheckpointRecord: a checkpoint's directory is a snapshot with the
+// checkpoint's record beside it; one without the record is no checkpoint,
+// and incremental dumps are refused before any container is looked at.
+func TestCheckpointRecord(t *testing.T) {
+	dir := t.TempDir()
+	_, err := ReadCheckpoint(dir)
+	require.ErrorContains(t, err, "holds no kiln checkpoint (no kiln-checkpoint.json)")
+	rec := `{"id":"c1","pid":7,"terminal":true,"network":false,"taken":"2026-12-04T20:00:00Z"}`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, CheckpointFile), []byte(rec), 0o600))
+	c, err := ReadCheckpoint(dir)
+	require.NoError(t, err)
+	require.Equal(t, Checkpoint{ID: "c1", Pid: 7, Terminal: true, Taken: c.Taken}, *c)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, CheckpointFile), []byte("{"), 0o600))
+	_, err = ReadCheckpoint(dir)
+	require.Error(t, err)
+
+	r := &Runtime{Store: Store{Root: t.TempDir()}}
+	err = r.Checkpoint(CheckpointOptions{ID: "none", PreDump: true})
+	require.ErrorIs(t, err, ErrUnsupported)
+	err = r.Checkpoint(CheckpointOptions{ID: "none", ImagePath: dir})
+	require.Error(t, err, "no such container")
+}
