@@ -173,6 +173,18 @@ func TestPodmanCheckpoint(t *testing.T) {
 		t.Skip("SKIPPED: criu is not installed: podman offers checkpoints only with it (make installs it: scripts/deps.sh)")
 	}
 	t.Cleanup(func() { p.run("rm", "--force", "kiln-ck", "kiln-ck2") })
+	t.Cleanup(func() {
+		// On a failure, what each container's guest said on its console
+		// (kiln's state directory for it, under podman's default root).
+		if !t.Failed() {
+			return
+		}
+		for _, name := range []string{"kiln-ck", "kiln-ck2", "kiln-ck-tty"} {
+			id := strings.TrimSpace(p.run("inspect", "--format", "{{.Id}}", name).stdout)
+			b, _ := os.ReadFile(filepath.Join(oci.DefaultRoot, id, "console"))
+			t.Logf("%s (%s): %s; its guest's console:\n%s", name, id, p.run("inspect", "--format", "{{.State.Status}} {{.State.Pid}}", name).stdout, b)
+		}
+	})
 	script := "httpd -addr :8080 & i=0; while true; do i=$((i+1)); echo $i; sleep 1; done"
 	r := p.runKilnNet("-d", "--name", "kiln-ck", podmanImage, "sh", "-c", script)
 	require.Equal(t, 0, r.code, r.stderr)
