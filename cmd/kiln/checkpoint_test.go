@@ -164,8 +164,7 @@ func TestOCICheckpoint(t *testing.T) {
 // counting on from where it was, serving on its address), checkpointed
 // again with --leave-running --export while it goes on, and the export
 // imported under a new name: a second container, its own address, the
-// same count, both running. Then a container with a terminal, through a
-// checkpoint and a restore.
+// same count, both running.
 func TestPodmanCheckpoint(t *testing.T) {
 	p := newPodman(t)
 	mustBeRootForNet(t)
@@ -179,7 +178,7 @@ func TestPodmanCheckpoint(t *testing.T) {
 		if !t.Failed() {
 			return
 		}
-		for _, name := range []string{"kiln-ck", "kiln-ck2", "kiln-ck-tty"} {
+		for _, name := range []string{"kiln-ck", "kiln-ck2"} {
 			id := strings.TrimSpace(p.run("inspect", "--format", "{{.Id}}", name).stdout)
 			b, _ := os.ReadFile(filepath.Join(oci.DefaultRoot, id, "console"))
 			t.Logf("%s (%s): %s; its guest's console:\n%s", name, id, p.run("inspect", "--format", "{{.State.Status}} {{.State.Pid}}", name).stdout, b)
@@ -231,20 +230,4 @@ func TestPodmanCheckpoint(t *testing.T) {
 	requireCounting(t, "the clone", two, two[0])
 	t.Logf("kiln-ck counted %v; kiln-ck2, imported, %v", one, two)
 
-	// A container with a terminal (podman run -t): init relays the
-	// terminal's master through the same hold, and the restored
-	// container's terminal is the new one conmon made.
-	t.Cleanup(func() { p.run("rm", "--force", "kiln-ck-tty") })
-	r = p.runKiln(append([]string{"-d", "-t", "--name", "kiln-ck-tty", podmanImage}, counter...)...)
-	require.Equal(t, 0, r.code, r.stderr)
-	waitLines(t, "the terminal's, before", 2, func() int { return len(logs("kiln-ck-tty")) })
-	r = p.run("container", "checkpoint", "kiln-ck-tty")
-	require.Equal(t, 0, r.code, r.stderr)
-	n := len(logs("kiln-ck-tty"))
-	r = p.run("container", "restore", "kiln-ck-tty")
-	require.Equal(t, 0, r.code, r.stderr)
-	waitLines(t, "the terminal's, after", n+2, func() int { return len(logs("kiln-ck-tty")) })
-	tty := logs("kiln-ck-tty")
-	requireCounting(t, "the terminal's, across the restore", tty, 1)
-	t.Logf("kiln-ck-tty counted %v", tty)
 }

@@ -32,23 +32,18 @@ import (
 // hostStream is a connection to one host vsock port that init makes
 // again when the VM was checkpointed.
 type hostStream struct {
-	dial func() (*os.File, error)
+	port uint32
 	mu   sync.Mutex
 	cond *sync.Cond
 	f    *os.File
 }
 
 func dialStream(port uint32) (*hostStream, error) {
-	return newStream(func() (*os.File, error) { return dialHost(port) })
-}
-
-// newStream makes a stream that connects with dial.
-func newStream(dial func() (*os.File, error)) (*hostStream, error) {
-	f, err := dial()
+	f, err := dialHost(port)
 	if err != nil {
 		return nil, err
 	}
-	s := &hostStream{dial: dial, f: f}
+	s := &hostStream{port: port, f: f}
 	s.cond = sync.NewCond(&s.mu)
 	return s, nil
 }
@@ -73,7 +68,7 @@ func (s *hostStream) next(old *os.File) *os.File {
 // redial connects again; the old connection, reset by the device, is
 // closed once every copy has moved on from it.
 func (s *hostStream) redial() error {
-	f, err := s.dial()
+	f, err := dialHost(s.port)
 	if err != nil {
 		return err
 	}
@@ -203,23 +198,13 @@ func sendAll(b []byte, s *hostStream, g *gate) {
 		if err == nil {
 			continue
 		}
-		if cur := s.current(); cur != f {
-			f = cur // connected again meanwhile (the old one closed)
-			continue
-		}
-		if !isReset(err) {
+		if !errors.Is(err, unix.ECONNRESET) && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ENOTCONN) {
 			return // the host is gone for good: nothing to write to
 		}
 		g.leave() // a checkpoint waits for this write: let it through
 		f = s.next(f)
 		g.enter()
 	}
-}
-
-// isReset reports whether err is a connection's end by a reset: the
-// vsock device's after a checkpoint's pause.
-func isReset(err error) bool {
-	return errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ENOTCONN)
 }
 
 // fromHost copies the host's input on s to w (a pipe's write end, or a
@@ -244,11 +229,7 @@ func fromHost(s *hostStream, w *os.File, closeAtEnd bool) {
 				return
 			}
 			if err != nil {
-				if cur := s.current(); cur != f {
-					f = cur // connected again meanwhile
-					continue
-				}
-				if !isReset(err) {
+				if !errors.Is(err, unix.ECONNRESET) && !errors.Is(err, unix.ENOTCONN) {
 					return
 				}
 				f = s.next(f)
