@@ -45,17 +45,10 @@ func requireCounting(t *testing.T, what string, nums []int, first int) {
 // its stdio files as create's, and returns the VMM's pid.
 func (o *ociRuntime) restore(id, bundle, image string) int {
 	o.t.Helper()
-	cmd := exec.Command(kilnBinary, "--root", o.root, "restore", "--image-path", image, "--work-path", filepath.Dir(image),
+	cmd := o.command(id, "restore", "--image-path", image, "--work-path", filepath.Dir(image),
 		"--bundle", bundle, "--detach", "--pid-file", o.pidFile(id), id)
-	cmd.Env = append(os.Environ(), o.env...)
-	stdout, err := os.Create(filepath.Join(o.files, id+".out"))
-	require.NoError(o.t, err)
-	stderr, err := os.Create(filepath.Join(o.files, id+".err"))
-	require.NoError(o.t, err)
-	o.t.Cleanup(func() { stdout.Close(); stderr.Close() })
-	cmd.Stdout, cmd.Stderr = stdout, stderr
 	start := time.Now()
-	err = cmd.Run()
+	err := cmd.Run()
 	out, errs := o.output(id)
 	require.NoError(o.t, err, "restore %s: stdout %q stderr %q", id, out, errs)
 	o.t.Logf("kiln restore %s: %.2f s", id, time.Since(start).Seconds())
@@ -181,7 +174,7 @@ func TestPodmanCheckpoint(t *testing.T) {
 		for _, name := range []string{"kiln-ck", "kiln-ck2"} {
 			id := strings.TrimSpace(p.run("inspect", "--format", "{{.Id}}", name).stdout)
 			b, _ := os.ReadFile(filepath.Join(oci.DefaultRoot, id, "console"))
-			t.Logf("%s (%s): %s; its guest's console:\n%s", name, id, p.run("inspect", "--format", "{{.State.Status}} {{.State.Pid}}", name).stdout, b)
+			t.Logf("%s (%s): %s; its guest's console:\n%s", name, id, p.run("inspect", "--format", "status {{.State.Status}}, exit code {{.State.ExitCode}}, error {{.State.Error}}, pid {{.State.Pid}}", name).stdout, b)
 		}
 	})
 	script := "httpd -addr :8080 & i=0; while true; do i=$((i+1)); echo $i; sleep 1; done"

@@ -110,7 +110,14 @@ func (o *ociRuntime) run(args ...string) run {
 // would hold the test's own reads open for as long as the VMM lives).
 func (o *ociRuntime) create(id, bundle string) *exec.Cmd {
 	o.t.Helper()
-	cmd := exec.Command(kilnBinary, "--root", o.root, "create", "--bundle", bundle, "--pid-file", o.pidFile(id), id)
+	return o.command(id, "create", "--bundle", bundle, "--pid-file", o.pidFile(id), id)
+}
+
+// command is `kiln --root ROOT args...` for container id, whose stdio
+// are id's files.
+func (o *ociRuntime) command(id string, args ...string) *exec.Cmd {
+	o.t.Helper()
+	cmd := exec.Command(kilnBinary, append([]string{"--root", o.root}, args...)...)
 	cmd.Env = append(os.Environ(), o.env...)
 	stdout, err := os.Create(filepath.Join(o.files, id+".out"))
 	require.NoError(o.t, err)

@@ -1,6 +1,7 @@
 package share
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,7 +98,7 @@ func (s *Server) saveSession() (*SessionState, error) {
 		st.Fids = append(st.Fids, FidState{Fid: fid, UID: f.uid, Aname: f.aname,
 			Path: slices.Clone(f.path), Open: f.opened, Flags: f.flags})
 	}
-	slices.SortFunc(st.Fids, func(a, b FidState) int { return int(int64(a.Fid) - int64(b.Fid)) })
+	slices.SortFunc(st.Fids, func(a, b FidState) int { return cmp.Compare(a.Fid, b.Fid) })
 	return st, nil
 }
 

@@ -105,7 +105,7 @@ func runContainer(c *contract.Container, quiet bool) {
 			// ended every vsock connection (the host's VMM ending ends
 			// the VM too, so nothing else does). Connect again, in the
 			// VM that goes on or the one restored from the checkpoint.
-			if err := ctl.redial(c.ControlPort); err != nil {
+			if err := ctl.s.redial(); err != nil {
 				fmt.Fprintf(os.Stderr, "kiln init: container: after a checkpoint: %v\n", err)
 				return
 			}

@@ -97,50 +97,33 @@ func waitConnected(fd int) error {
 	}
 }
 
-// control is the control connection to the host.
+// control is the control connection to the host: a stream made again
+// after a checkpoint's pause (stdio.go), with one writer at a time.
 type control struct {
-	f  *os.File
+	s  *hostStream
 	mu sync.Mutex // one writer at a time
 }
 
 func dialControl(port uint32) (*control, error) {
-	f, err := dialHost(port)
+	s, err := dialStream(port)
 	if err != nil {
 		return nil, err
 	}
-	return &control{f: f}, nil
+	return &control{s: s}, nil
 }
 
 // send writes one message.
 func (c *control) send(m contract.Control) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, err := c.f.Write(contract.MarshalControl(m))
+	_, err := c.s.current().Write(contract.MarshalControl(m))
 	return err
 }
 
-// redial connects again, after a checkpoint's pause reset the
-// connection.
-func (c *control) redial(port uint32) error {
-	f, err := dialHost(port)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	old := c.f
-	c.f = f
-	c.mu.Unlock()
-	old.Close()
-	return nil
-}
-
-// serve reads the host's messages and calls handle for each, until the
-// connection ends.
+// serve reads the host's messages on the connection there is now and
+// calls handle for each, until the connection ends.
 func (c *control) serve(handle func(contract.Control)) {
-	c.mu.Lock()
-	f := c.f
-	c.mu.Unlock()
-	s := bufio.NewScanner(f)
+	s := bufio.NewScanner(c.s.current())
 	for s.Scan() {
 		m, err := contract.UnmarshalControl(s.Bytes())
 		if err != nil {

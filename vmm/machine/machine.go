@@ -61,7 +61,6 @@ type Machine struct {
 
 	// Snapshots (snapshot.go, restore.go).
 	snapshotAtReady bool     // pause when init is ready for its job
-	checkpointable  bool     // Options.Checkpointable
 	saveable        bool     // a pause saves the vCPUs' state (pause.go)
 	msrIndices      []uint32 // the MSRs a snapshot saves
 	restored        bool     // built from a snapshot
@@ -170,7 +169,6 @@ func newMachine(cfg *config.Config, opt Options) *Machine {
 	m := &Machine{cfg: cfg, start: opt.Start, end: make(chan struct{}), pauseAtReady: make(chan struct{}, 1)}
 	m.pause.ready = make(chan struct{})
 	m.seccomp, m.verbose, m.stderr = opt.Seccomp, opt.Verbose, opt.Stderr
-	m.checkpointable = opt.Checkpointable
 	if m.stderr == nil {
 		m.stderr = io.Discard
 	}

@@ -24,7 +24,7 @@ func (m *Machine) seccompNeeds() seccomp.Needs {
 		Vsock:     m.cfg.Vsock != nil,
 		RNG:       !m.cfg.NoRNG,
 		Terminal:  m.cfg.Interactive,
-		Snapshot:  m.snapshotAtReady || m.checkpointable,
+		Snapshot:  m.saveable, // a pause saves it (with filters: SnapshotAtReady, Checkpointable)
 		Container: m.cfg.Container != nil,
 	}
 	for _, s := range m.cfg.Shares {

@@ -58,7 +58,6 @@ type Checkpoint struct {
 	ID       string    `json:"id"`       // the checkpointed container's
 	Pid      int       `json:"pid"`      // its process's, in the guest
 	Terminal bool      `json:"terminal"` // whether it has a terminal (process.terminal)
-	Network  bool      `json:"network"`  // whether its VM has a network device
 	Taken    time.Time `json:"taken"`
 }
 
@@ -127,7 +126,7 @@ func (v *VMM) save(dir string) error {
 	if _, err := v.vm.SaveSnapshot(dir, build); err != nil {
 		return fmt.Errorf("save the VM: %w", err)
 	}
-	rec := Checkpoint{ID: filepath.Base(v.Dir), Pid: int(v.guestPid.Load()), Terminal: v.terminal, Network: v.tap != nil, Taken: time.Now().UTC()}
+	rec := Checkpoint{ID: filepath.Base(v.Dir), Pid: int(v.guestPid.Load()), Terminal: v.terminal, Taken: time.Now().UTC()}
 	b, _ := json.MarshalIndent(rec, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, CheckpointFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write the checkpoint's record: %w", err)
@@ -153,7 +152,7 @@ func (v *VMM) afterPause(restored bool) error {
 // a restored VM gets the container's interfaces, the wall clock and
 // fresh entropy first.
 func (v *VMM) sendResume(restored bool) error {
-	resume := contract.Control{Op: contract.ControlResume, Time: time.Now().UnixNano()}
+	resume := contract.Control{Op: contract.ControlResume}
 	if restored {
 		if len(v.restoredNet) > 0 {
 			if err := v.link.Send(contract.Control{Op: contract.ControlNetwork, Net: v.restoredNet}); err != nil {
@@ -164,8 +163,8 @@ func (v *VMM) sendResume(restored bool) error {
 		if _, err := unix.Getrandom(resume.Entropy, 0); err != nil {
 			return fmt.Errorf("entropy for the guest: %w", err)
 		}
-		resume.Time = time.Now().UnixNano()
 	}
+	resume.Time = time.Now().UnixNano()
 	return v.link.Send(resume)
 }
 

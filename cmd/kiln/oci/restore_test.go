@@ -53,7 +53,7 @@ func TestCheckpointRecord(t *testing.T) {
 	dir := t.TempDir()
 	_, err := ReadCheckpoint(dir)
 	require.ErrorContains(t, err, "holds no kiln checkpoint (no kiln-checkpoint.json)")
-	rec := `{"id":"c1","pid":7,"terminal":true,"network":false,"taken":"2026-12-04T20:00:00Z"}`
+	rec := `{"id":"c1","pid":7,"terminal":true,"taken":"2026-12-04T20:00:00Z"}`
 	require.NoError(t, os.WriteFile(filepath.Join(dir, CheckpointFile), []byte(rec), 0o600))
 	c, err := ReadCheckpoint(dir)
 	require.NoError(t, err)

@@ -296,24 +296,15 @@ func (v *VMM) setUp() (err error) {
 	if timeout == 0 {
 		timeout = readyTimeout
 	}
+	var ready contract.Control
 	if v.Restored {
 		// The process runs; the guest's init connects again and waits
 		// for its interfaces and clock (resumeRestored).
 		v.restoredNet = cfg.Job().Net
-		m, err := v.link.Restored(v.ended, timeout)
-		if err != nil {
-			vm.Stop()
-			<-v.ended
-			if v.isAborted() {
-				return ErrCreateGone
-			}
-			return err
-		}
-		v.guestPid.Store(int64(m.Pid))
-		v.marks.Mark(StepReady, nil)
-		return nil
+		ready, err = v.link.Restored(v.ended, timeout)
+	} else {
+		ready, err = v.link.Ready(v.ended, vm.CommandStarted(), timeout)
 	}
-	ready, err := v.link.Ready(v.ended, vm.CommandStarted(), timeout)
 	if err != nil {
 		vm.Stop()
 		<-v.ended
@@ -321,6 +312,9 @@ func (v *VMM) setUp() (err error) {
 			return ErrCreateGone
 		}
 		return err
+	}
+	if ready.Pid != 0 {
+		v.guestPid.Store(int64(ready.Pid)) // a restored process's
 	}
 	v.marks.Mark(StepReady, ready.Took)
 	return nil
