@@ -46,6 +46,9 @@ func (r *Runtime) Checkpoint(o CheckpointOptions) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	if err := replaceable(dir); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	c, err := r.Store.Open(o.ID, true)
 	if err != nil {
 		return err
@@ -79,6 +82,24 @@ func (r *Runtime) Checkpoint(o CheckpointOptions) error {
 			return fmt.Errorf("checkpoint %s: saved to %s, but its VMM (pid %d) did not exit within %v", o.ID, dir, c.Pid, checkpointWait)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// replaceable checks that the image path may be replaced by the
+// checkpoint (the snapshot is written beside it and renamed into its
+// place): it does not exist, is empty (an engine made it), or holds an
+// earlier kiln checkpoint. Anything else would be lost.
+func replaceable(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist), err == nil && len(entries) == 0:
+		return nil
+	case err != nil:
+		return fmt.Errorf("the image path: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, CheckpointFile)); err != nil {
+		return fmt.Errorf("the image path %s is not empty and holds no kiln checkpoint: its files would be replaced; give an empty or new directory", dir)
 	}
 	return nil
 }

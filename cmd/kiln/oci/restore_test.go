@@ -68,3 +68,21 @@ func TestCheckpointRecord(t *testing.T) {
 	err = r.Checkpoint(CheckpointOptions{ID: "none", ImagePath: dir})
 	require.Error(t, err, "no such container")
 }
+
+// TestCheckpointKeepsOtherFiles: a checkpoint replaces its image path, so
+// one that holds other files is refused before any container is looked
+// at; an empty one, a new one and an earlier checkpoint's are taken.
+func TestCheckpointKeepsOtherFiles(t *testing.T) {
+	busy := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(busy, "precious"), []byte("x"), 0o644))
+	r := &Runtime{Store: Store{Root: t.TempDir()}}
+	err := r.Checkpoint(CheckpointOptions{ID: "none", ImagePath: busy})
+	require.ErrorContains(t, err, "is not empty and holds no kiln checkpoint")
+	require.FileExists(t, filepath.Join(busy, "precious"))
+
+	earlier := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(earlier, CheckpointFile), []byte("{}"), 0o600))
+	for _, dir := range []string{t.TempDir(), filepath.Join(t.TempDir(), "new"), earlier} {
+		require.NoError(t, replaceable(dir), dir)
+	}
+}
