@@ -82,8 +82,8 @@ func applyNetwork(ifcs []contract.Interface) {
 //  5. add the routes.
 //
 // Every request is a system call into a guest kernel whose every
-// instruction is emulated on kvm-pvm: 100-270 ms each, measured, more
-// than the work it asks for. So the requests go through one socket (h),
+// instruction is emulated on kvm-pvm: a large part of a second each,
+// more than the work it asks for. So the requests go through one socket (h),
 // and a step that would change nothing is left out: taking down an
 // interface that is down, setting the MAC address or MTU it has.
 //
