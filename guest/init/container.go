@@ -449,24 +449,13 @@ func reap(pid int) int {
 // reach the host before the VM ends.
 func (ct *container) finish(outs []*copier) {
 	if ct.c.Terminal {
-		select {
-		case <-outs[0].done:
-		case <-time.After(drainTimeout):
-		}
-		f := ct.term.current()
-		unix.Shutdown(int(f.Fd()), unix.SHUT_WR)
-		drain(f, drainTimeout)
+		finishStreams(true, ct.std, ct.term.current(), outs[0].done)
 		return
 	}
 	for _, o := range outs {
-		o.drain()
+		o.drain() // the pipes to their end: then the streams end
 	}
-	for _, s := range ct.streams[1:] {
-		unix.Shutdown(int(s.current().Fd()), unix.SHUT_WR)
-	}
-	for _, s := range ct.streams[1:] {
-		drain(s.current(), drainTimeout)
-	}
+	finishStreams(false, [3]*os.File{ct.pipes[0], ct.streams[1].current(), ct.streams[2].current()}, nil, nil)
 }
 
 // finishStreams ends a process's stdio streams (std, or with a terminal
